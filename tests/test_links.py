@@ -1,0 +1,42 @@
+"""tc command construction for both link mechanisms."""
+
+from twin.links import Shaping, htb_burst_bytes, shaping_commands
+
+
+def flat(cmds):
+    return [" ".join(c) for c in cmds]
+
+
+def test_delayline_mechanism_shapes_rate_with_byte_fifo_and_no_netem():
+    cmds = flat(shaping_commands("tw1-eth3", Shaping(rate_bps=400e6, delay_s=0.01,
+                                                     queue_bytes=980_000), "delayline"))
+    assert cmds[0] == "tc qdisc del dev tw1-eth3 root"
+    assert any("htb rate 400000000bit ceil 400000000bit" in c for c in cmds)
+    assert cmds[-1].endswith("bfifo limit 980000")
+    assert not any("netem" in c for c in cmds)
+
+
+def test_netem_mechanism_puts_netem_under_htb_with_queue_in_packets():
+    cmds = flat(shaping_commands("tw1-eth3", Shaping(rate_bps=1e8, delay_s=0.0098, jitter_s=1e-4,
+                                                     loss=1e-6, queue_bytes=3_000_000), "netem"))
+    leaf = cmds[-1]
+    assert "parent 1:10 handle 10: netem delay 9800us 100us distribution normal" in leaf
+    assert "loss 0.0001%" in leaf
+    assert leaf.endswith("limit 1982")  # 3 MB / 1514-byte frames, never netem's default 1000
+
+
+def test_netem_without_rate_is_root_qdisc():
+    cmds = flat(shaping_commands("x", Shaping(delay_s=0.005), "netem"))
+    assert cmds[-1].startswith("tc qdisc add dev x root handle 10: netem delay 5000us")
+
+
+def test_burst_grows_with_rate():
+    assert htb_burst_bytes(1e6) == 4 * 1514
+    assert htb_burst_bytes(1e9) == 125_000
+
+
+def test_interface_names_are_arguments_not_shell():
+    # a hostile name stays one argv element; nothing is interpreted by a shell
+    cmds = shaping_commands("x; rm -rf /", Shaping(rate_bps=1e6), "delayline")
+    assert all("x; rm -rf /" in c for c in cmds)
+    assert all(c.count("x; rm -rf /") == 1 for c in cmds)

@@ -1,0 +1,35 @@
+"""Probe metrics: one-way delay percentiles, PDV, loss, reordering (RFC 5481 / 4737 style)."""
+
+import pytest
+
+from traffic.probe import percentile, summarize
+
+
+def test_percentile_nearest_rank():
+    vals = list(range(1, 101))
+    assert percentile(vals, 50) == 50
+    assert percentile(vals, 99) == 99
+    assert percentile(vals, 100) == 100
+    assert percentile([7.0], 99.9) == 7.0
+
+
+def test_summary_in_order_no_loss():
+    recs = [(i, 0, 10_000_000 + i * 1000) for i in range(1000)]  # 10 ms + i us
+    s = summarize(recs, sent=1000)
+    assert s["loss"] == 0 and s["reordered"] == 0 and s["duplicates"] == 0
+    assert s["owd_min_ms"] == pytest.approx(10.0)
+    assert s["owd_max_ms"] == pytest.approx(10.999)
+    assert s["pdv_ms"] == pytest.approx(0.998)
+
+
+def test_summary_counts_loss_reordering_and_duplicates():
+    seqs = [0, 1, 3, 2, 4, 4, 6]  # 5 lost, 2 arrives after 3, 4 duplicated
+    recs = [(q, 0, 1_000_000) for q in seqs]
+    s = summarize(recs, sent=7)
+    assert s["reordered"] == 1
+    assert s["duplicates"] == 1
+    assert s["loss"] == pytest.approx(1 / 7)
+
+
+def test_summary_of_nothing():
+    assert summarize([], sent=10)["loss"] == 1.0

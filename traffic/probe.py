@@ -1,0 +1,155 @@
+"""Timestamped UDP probe: one-way delay percentiles, PDV, loss and reordering.
+
+Runs inside worker containers (stdlib only: the worker image has python3 and nothing else).
+All containers of a twin share the host's clock, so one-way delay is exact: the sender writes
+``time.time_ns()`` into each packet and the receiver subtracts it from its own clock.
+
+Metrics follow the RFCs network engineers know: one-way delay percentiles, PDV as p99.9 minus
+minimum (RFC 5481), IPDV between consecutive packets (RFC 3393), loss, and reordered packets
+counted as arrivals with a sequence number lower than one already seen (RFC 4737).
+
+  python3 -m traffic.probe recv --port 7000 --duration 5
+  python3 -m traffic.probe send --dst 10.2.0.1 --port 7000 --pps 1000 --count 5000 --dscp 46
+  python3 -m traffic.probe selftest
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import socket
+import struct
+import sys
+import threading
+import time
+
+HEADER = struct.Struct("!QQI")  # sequence, send time (ns), magic
+MAGIC = 0x54574E31  # 'TWN1'
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile of a non-empty list (q in [0, 100])."""
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, math.ceil(q / 100 * len(s) - 1e-9) - 1))
+    return s[k]
+
+
+def summarize(records: list[tuple[int, int, int]], sent: int | None = None) -> dict:
+    """records: (seq, send_ns, recv_ns) in arrival order -> metrics in milliseconds."""
+    if not records:
+        return {"received": 0, "sent": sent, "loss": 1.0 if sent else None}
+    delays = [(r - s) / 1e6 for _, s, r in records]
+    seqs = [q for q, _, _ in records]
+    reordered, highest = 0, -1
+    for q in seqs:
+        if q < highest:
+            reordered += 1
+        highest = max(highest, q)
+    unique = len(set(seqs))
+    expected = sent if sent is not None else (max(seqs) + 1)
+    ipdv = [abs(b - a) for a, b in zip(delays, delays[1:])]
+    return {
+        "sent": expected,
+        "received": len(records),
+        "duplicates": len(records) - unique,
+        "loss": max(0.0, (expected - unique) / expected) if expected else 0.0,
+        "reordered": reordered,
+        "owd_min_ms": min(delays),
+        "owd_p50_ms": percentile(delays, 50),
+        "owd_p99_ms": percentile(delays, 99),
+        "owd_p999_ms": percentile(delays, 99.9),
+        "owd_max_ms": max(delays),
+        "pdv_ms": percentile(delays, 99.9) - min(delays),
+        "ipdv_p99_ms": percentile(ipdv, 99) if ipdv else 0.0,
+    }
+
+
+def receive(port: int, duration: float, bind: str = "0.0.0.0", idle: float = 2.0,
+            ready: threading.Event | None = None) -> list[tuple[int, int, int]]:
+    """Collect probe packets until ``duration`` passes, or ``idle`` s pass with none after the first."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    sock.bind((bind, port))
+    if ready:
+        ready.set()
+    records = []
+    deadline = time.monotonic() + duration
+    last = None
+    while True:
+        now = time.monotonic()
+        if now >= deadline or (last is not None and now - last > idle):
+            break
+        sock.settimeout(min(0.2, deadline - now))
+        try:
+            data = sock.recv(65535)
+        except socket.timeout:
+            continue
+        t = time.time_ns()
+        if len(data) < HEADER.size:
+            continue
+        seq, sent_ns, magic = HEADER.unpack_from(data)
+        if magic != MAGIC:
+            continue
+        records.append((seq, sent_ns, t))
+        last = time.monotonic()
+    sock.close()
+    return records
+
+
+def send(dst: str, port: int, pps: float, count: int, size: int = 200, dscp: int = 0) -> int:
+    """Send ``count`` probes at ``pps`` packets/s (paced against the clock, not sleeps)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if dscp:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, dscp << 2)
+    pad = b"\0" * max(0, size - HEADER.size)
+    start = time.monotonic()
+    for seq in range(count):
+        due = start + seq / pps
+        while (wait := due - time.monotonic()) > 0:
+            time.sleep(min(wait, 0.001) if wait > 0.0002 else 0)
+        sock.sendto(HEADER.pack(seq, time.time_ns(), MAGIC) + pad, (dst, port))
+    sock.close()
+    return count
+
+
+def selftest() -> dict:
+    """Probe over the container's loopback: proves the worker-side code runs in the image."""
+    ready = threading.Event()
+    box: dict = {}
+    t = threading.Thread(target=lambda: box.setdefault(
+        "records", receive(7999, 10.0, "127.0.0.1", idle=0.5, ready=ready)))
+    t.start()
+    ready.wait(5)
+    sent = send("127.0.0.1", 7999, pps=2000, count=500)
+    t.join()
+    return summarize(box["records"], sent)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="traffic.probe", description="timestamped UDP probe")
+    sub = ap.add_subparsers(dest="mode", required=True)
+    r = sub.add_parser("recv")
+    r.add_argument("--port", type=int, default=7000)
+    r.add_argument("--duration", type=float, default=10.0)
+    r.add_argument("--expect", type=int, default=None, help="packets the sender will send")
+    s = sub.add_parser("send")
+    s.add_argument("--dst", required=True)
+    s.add_argument("--port", type=int, default=7000)
+    s.add_argument("--pps", type=float, default=1000.0)
+    s.add_argument("--count", type=int, default=1000)
+    s.add_argument("--size", type=int, default=200)
+    s.add_argument("--dscp", type=int, default=0)
+    sub.add_parser("selftest")
+    a = ap.parse_args(argv)
+    if a.mode == "recv":
+        print(json.dumps(summarize(receive(a.port, a.duration), a.expect)))
+    elif a.mode == "send":
+        print(json.dumps({"sent": send(a.dst, a.port, a.pps, a.count, a.size, a.dscp)}))
+    else:
+        print(json.dumps(selftest()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Long-haul AI fabric twin."""

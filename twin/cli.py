@@ -1,0 +1,280 @@
+"""The ``twin`` command: doctor, setup, validate, up/down/clean, exec, inspect, link, calibrate, graph.
+
+Every user-facing failure is one line on stderr and a non-zero exit; tracebacks are bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from twin import __doc__ as _pkg_doc  # noqa: F401
+from twin.errors import InputError, TwinError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _progress(msg: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {msg}")
+
+
+# ---- commands ----------------------------------------------------------------
+
+def cmd_doctor(args) -> int:
+    from twin.capabilities import check_all
+    caps = check_all()
+    table = Table(title="twin doctor: what this machine offers")
+    for col in ("capability", "status", "detail", "mechanism the twin uses"):
+        table.add_column(col)
+    for c in caps:
+        table.add_row(c.name, "[green]ok[/]" if c.ok else "[red]missing[/]", c.detail, c.mechanism)
+    console.print(table)
+    problems = [c for c in caps if not c.ok]
+    for c in problems:
+        err_console.print(f"problem: {c.name}: {c.detail}; fix: {c.fix}")
+    return 1 if problems else 0
+
+
+def cmd_setup(args) -> int:
+    """Start daemons and build the worker image (packages and venv come from scripts/setup.sh)."""
+    from twin import services
+    from twin.images import build_worker
+    from twin.nodes import docker_client
+    _progress(f"docker engine: {services.ensure_docker()}")
+    _progress(f"open vswitch: {services.ensure_ovs()}")
+    _progress(f"worker image: {build_worker(docker_client(), log=_progress)}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from twin.topology import load_topology
+    bad = 0
+    for f in args.files:
+        try:
+            topo = load_topology(f)
+            console.print(f"{f}: ok ({len(topo.sites)} sites, "
+                          f"{sum(s.workers for s in topo.sites)} workers, {len(topo.links)} links, "
+                          f"span {topo.span_km():.0f} km)")
+        except InputError as exc:
+            bad += 1
+            for line in exc.problems:
+                err_console.print(line, markup=False, highlight=False)
+    return 1 if bad else 0
+
+
+def cmd_schema(args) -> int:
+    from twin.topology import json_schema
+    print(json_schema())
+    return 0
+
+
+def cmd_up(args) -> int:
+    from twin import runtime
+    from twin.topology import load_topology, single_site
+    topo = load_topology(args.topology)
+    if args.single_site:
+        topo = single_site(topo)
+    t0 = time.monotonic()
+    net, state = runtime.up(topo, str(args.topology), args.controller, _progress)
+    console.print(f"twin [bold]{topo.name}[/] up in {time.monotonic() - t0:.1f} s: "
+                  f"{len(state.workers)} workers, {len(state.switches)} switches, "
+                  f"{len(state.wan)} WAN links; links: {state.mechanism}, OVS datapath: "
+                  f"{state.datapath}; scale: {state.scale}")
+    if args.calibrate:
+        _run_calibration(topo, state, args.results)
+    if args.detach:
+        console.print("detached; 'twin inspect', 'twin exec NODE -- CMD', 'twin down'")
+        return 0
+    from mininet.cli import CLI
+    try:
+        CLI(net)
+    finally:
+        _progress("stopping")
+        report = runtime.down()
+        _progress(report.summary())
+    return 0
+
+
+def cmd_down(args) -> int:
+    from twin import runtime
+    state = runtime.load_state()
+    report = runtime.down()
+    name = state.topology if state else "no recorded twin"
+    console.print(f"down ({name}): {report.summary()}")
+    return 0
+
+
+def cmd_clean(args) -> int:
+    from twin.cleanup import clean
+    console.print(clean().summary())
+    return 0
+
+
+def cmd_exec(args) -> int:
+    from twin import runtime
+    argv = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
+    if not argv:
+        raise TwinError("exec: give a command after '--', e.g. twin exec beijing1 -- ip addr")
+    full = runtime.exec_argv(args.node, argv, interactive=sys.stdin.isatty())
+    os.execvp(full[0], full)
+    return 0  # not reached
+
+
+def cmd_inspect(args) -> int:
+    from twin import runtime
+    from twin.units import format_rate, format_time
+    s = runtime.require_state()
+    console.print(f"run {s.run_id}: topology {s.topology} ({s.topology_file}); controller "
+                  f"{s.controller}; links {s.mechanism}; OVS {s.datapath} datapath; scale {s.scale}")
+    nodes = Table(title="workers")
+    for col in ("node", "site", "ip", "mac", "switch:port", "container"):
+        nodes.add_column(col)
+    for w in s.workers:
+        nodes.add_row(w.name, w.site, w.ip, w.mac, f"{w.switch}:{w.port}", w.container[:12])
+    console.print(nodes)
+    links = Table(title="long-haul links")
+    for col in ("link", "ports", "km", "one-way delay", "jitter", "loss", "rate (real)",
+                "rate (emulated)", "queue", "mechanism"):
+        links.add_column(col)
+    for w in s.wan:
+        alive = ""
+        if w.delayline:
+            alive = "delay line pid %d%s" % (w.delayline["pid"], "" if Path(
+                f"/proc/{w.delayline['pid']}").exists() else " [red]DEAD[/]")
+        links.add_row(f"{w.a}-{w.b}", f"{w.intf_a} / {w.intf_b}", f"{w.km:.0f}",
+                      format_time(w.delay_s), format_time(w.jitter_s) if w.jitter_s else "-",
+                      f"{w.loss:.3%}" if w.loss else "-", format_rate(w.rate_bps),
+                      format_rate(w.emulated_bps), f"{w.queue_bytes / 1e3:.0f} KB",
+                      alive or "netem")
+    console.print(links)
+    return 0
+
+
+def cmd_link(args) -> int:
+    from twin import runtime
+    from twin.units import format_rate, format_time, parse_fraction, parse_rate, parse_time
+    if args.action == "set":
+        w = runtime.set_link(
+            args.a, args.b,
+            delay_s=parse_time(args.delay) if args.delay else None,
+            rate_bps=parse_rate(args.rate) if args.rate else None,
+            loss=parse_fraction(args.loss) if args.loss else None,
+            jitter_s=parse_time(args.jitter) if args.jitter else None)
+        console.print(f"{w.a}-{w.b}: delay {format_time(w.delay_s)}, rate {format_rate(w.rate_bps)} "
+                      f"(emulated {format_rate(w.emulated_bps)}), loss {w.loss:.4%}")
+    else:
+        w = runtime.set_link_state(args.a, args.b, args.action == "up")
+        console.print(f"{w.a}-{w.b}: {args.action}")
+    return 0
+
+
+def _run_calibration(topo, state, results: str) -> None:
+    from twin.calibrate import calibrate, fabric_of, summary, write_csv
+    rows = calibrate(state, fabric_of(topo), progress=_progress)
+    out = Path(results) / f"calibration-{topo.name}-{state.run_id}.csv"
+    write_csv(rows, out)
+    table = Table(title=f"calibration of {topo.name} ({state.mechanism}; {state.scale})")
+    for col in ("path", "RTT cfg ms", "RTT median ms", "err ms", "PDV ms", "rate Mbit/s",
+                "goodput Mbit/s", "wire ratio", "ok"):
+        table.add_column(col)
+    for r in rows:
+        ok = r.rtt_ok and r.pdv_ok and r.throughput_ok
+        table.add_row(f"{r.src}->{r.dst}", f"{r.configured_rtt_ms:.2f}",
+                      f"{r.measured_rtt_median_ms:.2f}", f"{r.rtt_error_ms:+.2f}",
+                      f"{r.pdv_ms:.2f}", f"{r.emulated_rate_mbps:g}", f"{r.goodput_mbps:.1f}",
+                      f"{r.wire_ratio:.3f}", "[green]yes[/]" if ok else "[red]no[/]")
+    console.print(table)
+    console.print(f"{summary(rows)}; CSV: {out}")
+
+
+def cmd_calibrate(args) -> int:
+    from twin import runtime
+    from twin.topology import load_topology, single_site
+    state = runtime.require_state()
+    topo = load_topology(state.topology_file)
+    if state.topology.endswith("-single"):
+        topo = single_site(topo)
+    _run_calibration(topo, state, args.results)
+    return 0
+
+
+def cmd_graph(args) -> int:
+    from twin.graph import draw
+    from twin.topology import load_topology
+    out = draw(load_topology(args.topology), Path(args.output))
+    console.print(f"wrote {out}")
+    return 0
+
+
+# ---- parser ------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="twin", description="Long-haul AI fabric twin")
+    sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("doctor", help="check what this machine offers").set_defaults(fn=cmd_doctor)
+    sub.add_parser("setup", help="start dockerd/OVS and build the worker image").set_defaults(fn=cmd_setup)
+    p = sub.add_parser("validate", help="validate topology files")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(fn=cmd_validate)
+    sub.add_parser("schema", help="print the topology JSON schema").set_defaults(fn=cmd_schema)
+    p = sub.add_parser("up", help="bring a topology up")
+    p.add_argument("topology")
+    p.add_argument("--controller", default="none", choices=["none"],
+                   help="forwarding: none = static shortest-delay flows installed by the twin")
+    p.add_argument("--detach", action="store_true", help="return once the twin is ready")
+    p.add_argument("--calibrate", action="store_true", help="measure every link after bring-up")
+    p.add_argument("--single-site", action="store_true",
+                   help="bring up the equal-compute single-site twin of the topology")
+    p.add_argument("--results", default="results/calibration")
+    p.set_defaults(fn=cmd_up)
+    sub.add_parser("down", help="stop the running twin").set_defaults(fn=cmd_down)
+    sub.add_parser("clean", help="remove everything any twin run left").set_defaults(fn=cmd_clean)
+    p = sub.add_parser("exec", help="run a command inside a worker container")
+    p.add_argument("node")
+    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    p.set_defaults(fn=cmd_exec)
+    sub.add_parser("inspect", help="show the running twin").set_defaults(fn=cmd_inspect)
+    p = sub.add_parser("link", help="change, cut or restore a live WAN link")
+    p.add_argument("action", choices=["set", "down", "up"])
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--delay")
+    p.add_argument("--rate", help="real units; the topology's scale applies")
+    p.add_argument("--loss")
+    p.add_argument("--jitter")
+    p.set_defaults(fn=cmd_link)
+    p = sub.add_parser("calibrate", help="measure the running twin's links")
+    p.add_argument("--results", default="results/calibration")
+    p.set_defaults(fn=cmd_calibrate)
+    p = sub.add_parser("graph", help="draw a topology (PNG or SVG)")
+    p.add_argument("topology")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(fn=cmd_graph)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except InputError as exc:
+        for line in exc.problems:
+            err_console.print(line, markup=False, highlight=False)
+        return 2
+    except TwinError as exc:
+        err_console.print(f"twin: {exc}", markup=False, highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        err_console.print("twin: interrupted; everything started was removed")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Link shaping: rate, queue, delay, jitter and loss on every kernel.
+
+Two mechanisms, chosen per machine (see ``twin.capabilities``):
+
+* ``netem``: HTB class for the rate with a netem child for delay/jitter/loss, on the egress of
+  both ends, like Mininet's TCLink. Used where the kernel has ``sch_netem``.
+* ``delayline``: the link is two veth pairs joined by a userspace delay line process
+  (``twin.delayline``) in the root namespace; HTB with a byte-limited FIFO shapes the rate on the
+  egress of both ends. Used where netem is missing, and for jitter that must not reorder.
+
+Queues are sized in bytes from the bandwidth-delay product unless given, because netem's and
+pfifo's default of 1000 packets starves long fat links. Every port gets its segmentation and
+checksum offloads switched off: OVS's userspace datapath stalls TCP otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from mininet.link import Link, TCIntf
+
+from twin import paths
+
+MTU_FRAME = 1514
+OFFLOADS = ["tx", "off", "tso", "off", "gso", "off", "gro", "off", "rx", "off"]
+
+
+@dataclass
+class Shaping:
+    """What one direction of a link does to packets, in emulated units."""
+
+    rate_bps: Optional[float] = None
+    delay_s: float = 0.0
+    jitter_s: float = 0.0
+    loss: float = 0.0
+    queue_bytes: Optional[int] = None
+
+    def has_impairment(self) -> bool:
+        return self.delay_s > 0 or self.jitter_s > 0 or self.loss > 0
+
+
+def ns_prefix(pid: Optional[int]) -> list[str]:
+    """argv prefix that runs a host tool inside a process's network namespace."""
+    return [] if pid is None else ["nsenter", "--target", str(pid), "--net"]
+
+
+def htb_burst_bytes(rate_bps: float) -> int:
+    """HTB bucket: ~1 ms of traffic, at least a few frames, so high rates are not starved by timers."""
+    return max(int(rate_bps / 8 * 1e-3), 4 * MTU_FRAME)
+
+
+def shaping_commands(dev: str, shaping: Shaping, mechanism: str) -> list[list[str]]:
+    """tc argv lists that give ``dev`` its egress shaping (root replaced, so re-applying is safe)."""
+    cmds: list[list[str]] = [["tc", "qdisc", "del", "dev", dev, "root"]]
+    netem = mechanism == "netem" and shaping.has_impairment()
+    parent = "root"
+    if shaping.rate_bps:
+        rate = f"{int(shaping.rate_bps)}bit"
+        burst = str(htb_burst_bytes(shaping.rate_bps))
+        quantum = str(min(max(MTU_FRAME, int(shaping.rate_bps / 8 / 1000)), 200000))
+        cmds += [
+            ["tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
+            ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb",
+             "rate", rate, "ceil", rate, "burst", burst, "cburst", burst],
+            ["tc", "class", "add", "dev", dev, "parent", "1:1", "classid", "1:10", "htb",
+             "rate", rate, "ceil", rate, "burst", burst, "cburst", burst, "quantum", quantum],
+        ]
+        parent = "parent 1:10"
+    leaf = ["tc", "qdisc", "add", "dev", dev] + parent.split() + ["handle", "10:"]
+    if netem:
+        limit = max(1000, (shaping.queue_bytes or 0) // MTU_FRAME + 1)
+        args = ["netem", "delay", f"{shaping.delay_s * 1e6:.0f}us"]
+        if shaping.jitter_s:
+            args += [f"{shaping.jitter_s * 1e6:.0f}us", "distribution", "normal"]
+        if shaping.loss:
+            args += ["loss", f"{shaping.loss * 100:.6g}%"]
+        cmds.append(leaf + args + ["limit", str(limit)])
+    elif shaping.rate_bps:
+        queue = shaping.queue_bytes or 64 * MTU_FRAME
+        cmds.append(leaf + ["bfifo", "limit", str(queue)])
+    return cmds
+
+
+def run_argv(argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+def prepare_port(dev: str, pid: Optional[int]) -> None:
+    """Offloads off (OVS userspace needs it) and no IPv6 chatter on a twin interface."""
+    pre = ns_prefix(pid)
+    run_argv(pre + ["ethtool", "-K", dev] + OFFLOADS, check=False)
+    run_argv(pre + ["sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1"], check=False)
+
+
+def apply_shaping(dev: str, pid: Optional[int], shaping: Shaping, mechanism: str) -> None:
+    pre = ns_prefix(pid)
+    cmds = shaping_commands(dev, shaping, mechanism)
+    run_argv(pre + cmds[0], check=False)  # deleting a root qdisc that is not there is fine
+    for argv in cmds[1:]:
+        run_argv(pre + argv)
+
+
+class ShapedIntf(TCIntf):
+    """A Mininet interface whose egress is shaped by HTB (+ netem where chosen).
+
+    Mininet's ``bw`` (Mbit/s), ``delay`` ('10ms'), ``jitter``, ``loss`` (percent) and
+    ``max_queue_size`` (packets) keep their meaning so Mininet and Containernet scripts port.
+    """
+
+    def config(self, bw=None, delay=None, jitter=None, loss=None, max_queue_size=None,
+               queue_bytes=None, mechanism="netem", shape_delay=True, **params):
+        result = super(TCIntf, self).config(**params)
+        from twin.units import parse_time
+        shaping = Shaping(
+            rate_bps=float(bw) * 1e6 if bw else None,
+            delay_s=parse_time(delay) if (delay and shape_delay) else 0.0,
+            jitter_s=parse_time(jitter) if (jitter and shape_delay) else 0.0,
+            loss=float(loss) / 100 if (loss and shape_delay) else 0.0,
+            queue_bytes=queue_bytes or (max_queue_size * MTU_FRAME if max_queue_size else None),
+        )
+        pid = self.node.pid if self.node.inNamespace else None
+        prepare_port(self.name, pid)
+        if shaping.rate_bps or (mechanism == "netem" and shaping.has_impairment()):
+            apply_shaping(self.name, pid, shaping, mechanism)
+        self.shaping = shaping
+        return result
+
+
+# ---- the userspace delay line as a Mininet link ------------------------------
+
+_delayline_ids = itertools.count(1)
+
+
+@dataclass
+class DelayLineSpec:
+    """Everything needed to find, change or stop one delay-line process."""
+
+    name: str
+    end_a: str
+    end_b: str
+    params_file: str
+    pid: int = 0
+    params: dict = field(default_factory=dict)
+
+
+def delayline_params(shaping: Shaping, down: bool = False) -> dict:
+    return {"delay_s": shaping.delay_s, "jitter_s": shaping.jitter_s, "loss": shaping.loss,
+            "down": down}
+
+
+def start_delayline(name: str, end_a: str, end_b: str, params: dict) -> DelayLineSpec:
+    """Spawn a delay line in its own session so it outlives the process that started it."""
+    run_dir = paths.run_dir()
+    params_file = run_dir / "links" / f"{name}.json"
+    params_file.parent.mkdir(parents=True, exist_ok=True)
+    params_file.write_text(json.dumps(params))
+    log = open(paths.log_dir() / f"delayline-{name}.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "twin.delayline", "--a", end_a, "--b", end_b,
+         "--params", str(params_file)],
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+        cwd=str(paths.project_root()))
+    log.close()
+    return DelayLineSpec(name, end_a, end_b, str(params_file), proc.pid, params)
+
+
+def update_delayline(spec: DelayLineSpec, params: dict) -> None:
+    """Write new parameters and tell the process to re-read them (no frame in flight is lost)."""
+    tmp = Path(spec.params_file + ".tmp")
+    tmp.write_text(json.dumps(params))
+    os.replace(tmp, spec.params_file)
+    spec.params = params
+    os.kill(spec.pid, signal.SIGHUP)
+
+
+def stop_delayline(spec: DelayLineSpec) -> None:
+    try:
+        os.kill(spec.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+class LongHaulLink(Link):
+    """A long-haul link: direct veth + netem, or veth - delay line - veth where netem is missing.
+
+    Takes Mininet's TCLink keywords (bw in Mbit/s, delay, jitter, loss in percent,
+    max_queue_size in packets) plus ``queue_bytes`` and ``mechanism``.
+    """
+
+    def __init__(self, node1, node2, mechanism: str = "netem", **params):
+        self.mechanism = mechanism
+        delay, jitter, loss = params.get("delay"), params.get("jitter"), params.get("loss")
+        self.use_delayline = mechanism == "delayline" and bool(delay or jitter or loss)
+        self.delayline: Optional[DelayLineSpec] = None
+        if self.use_delayline:
+            from twin.units import parse_time
+            self._dl_shaping = Shaping(delay_s=parse_time(delay) if delay else 0.0,
+                                       jitter_s=parse_time(jitter) if jitter else 0.0,
+                                       loss=float(loss) / 100 if loss else 0.0)
+        if not (isinstance(params.get("intf"), type) and issubclass(params["intf"], ShapedIntf)):
+            params["intf"] = ShapedIntf
+        params["mechanism"] = mechanism
+        params["shape_delay"] = not self.use_delayline
+        super().__init__(node1, node2, **params)
+
+    def makeIntfPair(self, intfname1, intfname2, addr1=None, addr2=None,
+                     node1=None, node2=None, deleteIntfs=True):
+        if not self.use_delayline:
+            return Link.makeIntfPair(intfname1, intfname2, addr1, addr2, node1, node2,
+                                     deleteIntfs=deleteIntfs)
+        n = next(_delayline_ids)
+        name = f"{paths.prefix()}d{n}"
+        end_a, end_b = f"{name}a", f"{name}b"
+        for intf, end, node, addr in ((intfname1, end_a, node1, addr1),
+                                      (intfname2, end_b, node2, addr2)):
+            argv = ["ip", "link", "add", "name", end, "type", "veth", "peer", "name", intf]
+            if addr:
+                argv += ["address", addr]
+            if node is not None and node.inNamespace:
+                argv += ["netns", str(node.pid)]
+            run_argv(argv)
+            run_argv(["ip", "link", "set", end, "up"])
+            prepare_port(end, None)
+        self.delayline = start_delayline(name, end_a, end_b, delayline_params(self._dl_shaping))
+        return None
+
+    def set_impairments(self, delay_s: float, jitter_s: float, loss: float) -> None:
+        """Change delay/jitter/loss on the live link."""
+        shaping = Shaping(delay_s=delay_s, jitter_s=jitter_s, loss=loss)
+        if self.delayline:
+            update_delayline(self.delayline, delayline_params(shaping))
+            return
+        for intf in (self.intf1, self.intf2):
+            rate = intf.shaping.rate_bps
+            new = Shaping(rate_bps=rate, delay_s=delay_s, jitter_s=jitter_s, loss=loss,
+                          queue_bytes=intf.shaping.queue_bytes)
+            apply_shaping(intf.name, intf.node.pid if intf.node.inNamespace else None,
+                          new, self.mechanism)
+            intf.shaping = new
+
+    def delete(self):
+        if self.delayline:
+            stop_delayline(self.delayline)
+            for end in (self.delayline.end_a, self.delayline.end_b):
+                run_argv(["ip", "link", "del", end], check=False)
+        super().delete()
+
+
+def describe_shaping(s: Shaping) -> dict:
+    return asdict(s)

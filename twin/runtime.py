@@ -1,0 +1,164 @@
+"""Life cycle of one running twin: up (foreground or detached), state, live link changes, down.
+
+Only one twin runs on a machine at a time; the state file says which. Any failure or interrupt
+during bring-up removes everything already started before the error is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+from twin import cleanup, paths, services
+from twin.build import TwinState, WanInfo, build_twin
+from twin.errors import TwinError
+from twin.links import DelayLineSpec, Shaping, delayline_params, htb_burst_bytes, update_delayline
+from twin.topology import Topology
+
+
+def load_state() -> Optional[TwinState]:
+    f = paths.state_file()
+    if not f.exists():
+        return None
+    try:
+        return TwinState.from_dict(json.loads(f.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise TwinError(f"{f}: unreadable state ({exc}); run 'twin clean'") from None
+
+
+def save_state(state: TwinState) -> None:
+    f = paths.state_file()
+    tmp = f.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state.to_dict(), indent=1))
+    os.replace(tmp, f)
+
+
+def require_state() -> TwinState:
+    state = load_state()
+    if state is None:
+        raise TwinError("no twin is running; start one with 'twin up TOPOLOGY --detach'")
+    return state
+
+
+def refuse_if_running() -> None:
+    state = load_state()
+    if state is not None:
+        raise TwinError(f"a twin is already running (run {state.run_id}, topology "
+                        f"{state.topology}); stop it with 'twin down' (or 'twin clean')")
+    leftovers = cleanup.twin_containers() or cleanup.twin_bridges()
+    if leftovers:
+        raise TwinError("a previous twin run left containers or bridges behind; "
+                        "run 'twin clean' first")
+
+
+def ensure_services() -> None:
+    services.ensure_docker()
+    services.ensure_ovs()
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM/SIGHUP like Ctrl-C so the same cleanup path runs."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def up(topo: Topology, topology_file: str, controller: str = "none", progress=print):
+    """Bring a topology up and record it; returns (net, state). Cleans up on any failure."""
+    ensure_services()
+    refuse_if_running()
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    try:
+        with terminate_as_interrupt():
+            net, state = build_twin(topo, topology_file, run_id, controller, progress)
+            state.owner_pid = os.getpid()
+            save_state(state)
+    except BaseException:
+        progress("bring-up failed or interrupted: removing what was started")
+        cleanup.clean()
+        raise
+    return net, state
+
+
+def down() -> cleanup.CleanReport:
+    return cleanup.clean()
+
+
+def find_wan(state: TwinState, a: str, b: str) -> WanInfo:
+    for w in state.wan:
+        if {w.a, w.b} == {a, b}:
+            return w
+    raise TwinError(f"no WAN link between {a!r} and {b!r}; links are: "
+                    + ", ".join(f"{w.a}-{w.b}" for w in state.wan))
+
+
+def set_link(a: str, b: str, delay_s: Optional[float] = None, rate_bps: Optional[float] = None,
+             loss: Optional[float] = None, jitter_s: Optional[float] = None,
+             scale: Optional[float] = None) -> WanInfo:
+    """Change a live WAN link. ``rate_bps`` is in real units; the topology's scale applies."""
+    state = require_state()
+    w = find_wan(state, a, b)
+    if delay_s is not None:
+        w.delay_s = delay_s
+    if jitter_s is not None:
+        w.jitter_s = jitter_s
+    if loss is not None:
+        w.loss = loss
+    if rate_bps is not None:
+        w.rate_bps = rate_bps
+        w.emulated_bps = rate_bps * (scale if scale is not None else w.emulated_bps / w.rate_bps)
+        burst = str(htb_burst_bytes(w.emulated_bps))
+        for intf in (w.intf_a, w.intf_b):
+            for classid, parent in (("1:1", "1:"), ("1:10", "1:1")):
+                _tc(["tc", "class", "change", "dev", intf, "parent", parent, "classid", classid,
+                     "htb", "rate", f"{int(w.emulated_bps)}bit", "ceil",
+                     f"{int(w.emulated_bps)}bit", "burst", burst, "cburst", burst])
+    shaping = Shaping(delay_s=w.delay_s, jitter_s=w.jitter_s, loss=w.loss)
+    if w.delayline:
+        spec = DelayLineSpec(**w.delayline)
+        update_delayline(spec, delayline_params(shaping))
+        w.delayline = spec.__dict__
+    elif any(v is not None for v in (delay_s, jitter_s, loss)):
+        for intf in (w.intf_a, w.intf_b):
+            args = ["tc", "qdisc", "change", "dev", intf, "parent", "1:10", "handle", "10:",
+                    "netem", "delay", f"{w.delay_s * 1e6:.0f}us"]
+            if w.jitter_s:
+                args += [f"{w.jitter_s * 1e6:.0f}us", "distribution", "normal"]
+            args += ["loss", f"{w.loss * 100:.6g}%"]
+            _tc(args)
+    save_state(state)
+    return w
+
+
+def set_link_state(a: str, b: str, up_: bool) -> WanInfo:
+    """Cut or restore a WAN link by taking both switch ports down (OVS sees the port go down)."""
+    state = require_state()
+    w = find_wan(state, a, b)
+    for intf in (w.intf_a, w.intf_b):
+        _tc(["ip", "link", "set", "dev", intf, "up" if up_ else "down"])
+    return w
+
+
+def _tc(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise TwinError(f"{' '.join(argv)}: {proc.stderr.strip()}")
+
+
+def exec_argv(node: str, argv: list[str], interactive: bool = False) -> list[str]:
+    """docker exec argv running ``argv`` inside a worker's container."""
+    state = require_state()
+    w = state.worker(node)
+    return ["docker", "exec"] + (["-it"] if interactive else ["-i"]) + [w.container] + argv

@@ -1,0 +1,91 @@
+"""Start the daemons the twin needs (Docker engine, Open vSwitch), idempotently.
+
+Machines differ: a Vagrant VM has systemd, CI containers and these dev machines do not. Either
+way the result is the same: both daemons answer, or one line says which one did not and where
+its log is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from twin.errors import TwinError
+
+OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
+DOCKERD_LOG = Path("/var/log/twin-dockerd.log")
+
+
+def _ok(argv: list[str], timeout: float = 10) -> bool:
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=timeout).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def has_systemd() -> bool:
+    return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
+
+
+def docker_answers() -> bool:
+    return _ok(["docker", "version", "--format", "{{.Server.Version}}"], timeout=15)
+
+
+def ovs_answers() -> bool:
+    return _ok(["ovs-vsctl", "--timeout=5", "show"]) and _ok(
+        ["ovs-appctl", "--timeout=5", "version"])
+
+
+def _wait(check, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.5)
+    return check()
+
+
+def ensure_docker() -> str:
+    """Return how the engine was found ('running', 'started'); raise TwinError if it won't come up."""
+    if docker_answers():
+        return "running"
+    if not shutil.which("dockerd"):
+        raise TwinError("dockerd is not installed; run 'make setup' (apt-get install docker.io)")
+    if has_systemd():
+        subprocess.run(["systemctl", "start", "docker"], capture_output=True)
+    else:
+        # A stale pid file from a killed daemon stops dockerd from starting.
+        pidfile = Path("/var/run/docker.pid")
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text().strip() or 0), 0)
+            except (ValueError, ProcessLookupError, PermissionError):
+                pidfile.unlink(missing_ok=True)
+        log = open(DOCKERD_LOG, "ab")
+        subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+        log.close()
+    if not _wait(docker_answers, 60):
+        raise TwinError(f"dockerd did not come up within 60 s; see {DOCKERD_LOG} "
+                        "(or 'journalctl -u docker')")
+    return "started"
+
+
+def ensure_ovs() -> str:
+    """Return 'running' or 'started'; raise TwinError if ovsdb-server/ovs-vswitchd won't answer."""
+    if ovs_answers():
+        return "running"
+    if has_systemd():
+        subprocess.run(["systemctl", "start", "openvswitch-switch"], capture_output=True)
+    elif Path(OVS_CTL).exists():
+        subprocess.run([OVS_CTL, "start", "--system-id=random"], capture_output=True)
+    else:
+        raise TwinError("Open vSwitch is not installed; run 'make setup' "
+                        "(apt-get install openvswitch-switch)")
+    if not _wait(ovs_answers, 30):
+        raise TwinError("Open vSwitch did not come up within 30 s; see "
+                        "/var/log/openvswitch/ovs-vswitchd.log")
+    return "started"
