@@ -13,7 +13,8 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 command -v apt-get >/dev/null || die "apt-get not found: the twin supports Debian 12 and Ubuntu 22.04/24.04"
 
 PKGS=(docker.io openvswitch-switch mininet iperf3 iproute2 ethtool debootstrap tcpdump
-      iputils-ping net-tools util-linux procps python3 python3-venv python3-dev gcc make)
+      iputils-ping net-tools util-linux procps python3 python3-venv python3-dev gcc make
+      busybox-static)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

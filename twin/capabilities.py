@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -199,6 +200,10 @@ def probe_resources() -> Capability:
                       fix="" if ok else "the twin needs at least 1 GiB of free memory")
 
 
+def probe_kernel() -> Capability:
+    return Capability("kernel", True, platform.release())
+
+
 def probe_root() -> Capability:
     ok = os.geteuid() == 0
     return Capability("root", ok, "yes" if ok else "no", fix="" if ok else "run as root (sudo)")
@@ -206,6 +211,7 @@ def probe_root() -> Capability:
 
 PROBES: list[Callable[[], Capability]] = [
     probe_root,
+    probe_kernel,
     probe_docker,
     probe_ovs,
     probe_htb,

@@ -17,8 +17,12 @@ from rich.table import Table
 from twin import __doc__ as _pkg_doc  # noqa: F401
 from twin.errors import InputError, TwinError
 
-console = Console()
-err_console = Console(stderr=True)
+# Tables get room when output goes to a file or CI log; errors are plain lines, never wrapped.
+console = Console(width=None if sys.stdout.isatty() else 200)
+
+
+def error_line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def _progress(msg: str) -> None:
@@ -38,7 +42,7 @@ def cmd_doctor(args) -> int:
     console.print(table)
     problems = [c for c in caps if not c.ok]
     for c in problems:
-        err_console.print(f"problem: {c.name}: {c.detail}; fix: {c.fix}")
+        error_line(f"problem: {c.name}: {c.detail}; fix: {c.fix}")
     return 1 if problems else 0
 
 
@@ -65,7 +69,7 @@ def cmd_validate(args) -> int:
         except InputError as exc:
             bad += 1
             for line in exc.problems:
-                err_console.print(line, markup=False, highlight=False)
+                error_line(line)
     return 1 if bad else 0
 
 
@@ -266,13 +270,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except InputError as exc:
         for line in exc.problems:
-            err_console.print(line, markup=False, highlight=False)
+            error_line(line)
         return 2
     except TwinError as exc:
-        err_console.print(f"twin: {exc}", markup=False, highlight=False)
+        error_line(f"twin: {exc}")
         return 1
     except KeyboardInterrupt:
-        err_console.print("twin: interrupted; everything started was removed")
+        error_line("twin: interrupted; everything started was removed")
         return 130
 
 

@@ -1,0 +1,69 @@
+"""Bad input starts nothing; interrupted or killed bring-ups leave nothing after cleanup."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT, TOPOS, leftovers
+from twin import cleanup
+
+TWIN = str(ROOT / ".venv" / "bin" / "twin")
+
+
+def test_bad_topology_is_one_line_and_starts_nothing(clean_machine, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((TOPOS / "ci-2site.yaml").read_text().replace("b: wuhan", "b: paris"))
+    proc = subprocess.run([TWIN, "up", str(bad), "--detach"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"{bad}: links[0:beijing-paris].b: unknown site 'paris'"]
+    assert not any(leftovers().values())
+
+
+def test_missing_image_is_reported_before_anything_starts(clean_machine, tmp_path):
+    topo = tmp_path / "img.yaml"
+    topo.write_text((TOPOS / "ci-2site.yaml").read_text().replace(
+        "    workers: 2\n    fabric: {rate: 400Gbit}\n  - name: wuhan",
+        "    workers: 2\n    image: nosuch/image:1\n    fabric: {rate: 400Gbit}\n  - name: wuhan"))
+    proc = subprocess.run([TWIN, "up", str(topo), "--detach"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "sites[0:beijing].image" in proc.stderr and "nosuch/image:1" in proc.stderr
+    assert not any(leftovers().values())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_bring_up_removes_itself(clean_machine, sig):
+    proc = subprocess.Popen([TWIN, "up", str(TOPOS / "fntf-4site.yaml"), "--detach"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.2)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    # Either it was interrupted mid-way (and cleaned up) or it had already finished.
+    if proc.returncode == 0:
+        subprocess.run([TWIN, "down"], check=True, capture_output=True)
+    else:
+        assert "interrupted" in err
+    assert not any(leftovers().values())
+
+
+def test_kill_minus_nine_then_clean_leaves_nothing_and_next_up_works(clean_machine):
+    rng = random.Random(os.getpid())
+    proc = subprocess.Popen([TWIN, "up", str(TOPOS / "fntf-4site.yaml"), "--detach"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(rng.uniform(0.5, 2.0))
+    proc.kill()
+    proc.wait()
+    out = subprocess.run([TWIN, "clean"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("removed")
+    assert not any(leftovers().values()), leftovers()
+    up = subprocess.run([TWIN, "up", str(TOPOS / "ci-2site.yaml"), "--detach"],
+                        capture_output=True, text=True, timeout=300)
+    assert up.returncode == 0, up.stderr
+    down = subprocess.run([TWIN, "down"], capture_output=True, text=True)
+    assert down.returncode == 0
