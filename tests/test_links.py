@@ -1,6 +1,8 @@
 """tc command construction for both link mechanisms."""
 
-from twin.links import Shaping, htb_burst_bytes, shaping_commands
+import pytest
+
+from twin.links import Shaping, apply_shaping, htb_burst_bytes, shaping_commands
 
 
 def flat(cmds):
@@ -10,7 +12,7 @@ def flat(cmds):
 def test_delayline_mechanism_shapes_rate_with_byte_fifo_and_no_netem():
     cmds = flat(shaping_commands("tw1-eth3", Shaping(rate_bps=400e6, delay_s=0.01,
                                                      queue_bytes=980_000), "delayline"))
-    assert cmds[0] == "tc qdisc del dev tw1-eth3 root"
+    assert cmds[0] == "tc qdisc replace dev tw1-eth3 root handle 1: htb default 10"
     assert any("htb rate 400000000bit ceil 400000000bit" in c for c in cmds)
     assert cmds[-1].endswith("bfifo limit 980000")
     assert not any("netem" in c for c in cmds)
@@ -27,7 +29,7 @@ def test_netem_mechanism_puts_netem_under_htb_with_queue_in_packets():
 
 def test_netem_without_rate_is_root_qdisc():
     cmds = flat(shaping_commands("x", Shaping(delay_s=0.005), "netem"))
-    assert cmds[-1].startswith("tc qdisc add dev x root handle 10: netem delay 5000us")
+    assert cmds[-1].startswith("tc qdisc replace dev x root handle 10: netem delay 5000us")
 
 
 def test_burst_grows_with_rate():
@@ -38,5 +40,10 @@ def test_burst_grows_with_rate():
 def test_interface_names_are_arguments_not_shell():
     # a hostile name stays one argv element; nothing is interpreted by a shell
     cmds = shaping_commands("x; rm -rf /", Shaping(rate_bps=1e6), "delayline")
-    assert all("x; rm -rf /" in c for c in cmds)
     assert all(c.count("x; rm -rf /") == 1 for c in cmds)
+
+
+@pytest.mark.parametrize("name", ["x\nqdisc del dev eth0 root", "a b", "", "sixteen-chars-xx"])
+def test_names_that_could_inject_tc_batch_lines_are_refused(name):
+    with pytest.raises(ValueError, match="not an interface name"):
+        apply_shaping(name, None, Shaping(rate_bps=1e6), "delayline")

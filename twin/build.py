@@ -188,9 +188,14 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
     return net, state
 
 
+def _parallel(fn, items) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(fn, items))
+
+
 def install_static_arp(state: TwinState) -> None:
     """Permanent neighbour entries in every worker: no ARP broadcast ever crosses the WAN."""
-    for w in state.workers:
+    def one(w: WorkerInfo) -> None:
         batch = "".join(
             f"neigh replace {o.ip} lladdr {o.mac} dev {w.name}-eth0 nud permanent\n"
             for o in state.workers if o.name != w.name)
@@ -199,6 +204,7 @@ def install_static_arp(state: TwinState) -> None:
                                   capture_output=True, text=True)
             if proc.returncode != 0:
                 raise TwinError(f"static ARP in {w.name} failed: {proc.stderr.strip()}")
+    _parallel(one, state.workers)
 
 
 def next_hop_ports(topo: Topology, state: TwinState) -> dict[str, dict[str, int]]:
@@ -230,8 +236,10 @@ def static_flows(topo: Topology, state: TwinState) -> dict[str, list[str]]:
 
 
 def install_static_flows(topo: Topology, state: TwinState) -> None:
-    for sw, lines in static_flows(topo, state).items():
+    def one(item: tuple[str, list[str]]) -> None:
+        sw, lines = item
         proc = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "add-flows", sw, "-"],
                               input="\n".join(lines) + "\n", capture_output=True, text=True)
         if proc.returncode != 0:
             raise TwinError(f"installing flows on {sw} failed: {proc.stderr.strip()}")
+    _parallel(one, static_flows(topo, state).items())

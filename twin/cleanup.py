@@ -128,12 +128,15 @@ def clean(remove_state: bool = True) -> CleanReport:
             list(pool.map(lambda c: subprocess.run(["docker", "rm", "-f", c],
                                                    capture_output=True), report.containers))
     report.bridges = twin_bridges()
-    for br in report.bridges:
-        subprocess.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", br],
-                       capture_output=True)
+    if report.bridges:  # one ovsdb transaction for all bridges
+        argv = ["ovs-vsctl", "--timeout=30"]
+        for br in report.bridges:
+            argv += ["--", "--if-exists", "del-br", br]
+        subprocess.run(argv, capture_output=True)
     report.interfaces = twin_interfaces()
-    for intf in report.interfaces:
-        subprocess.run(["ip", "link", "del", intf], capture_output=True)
+    if report.interfaces:  # one process; names come from the kernel and match our pattern
+        batch = "".join(f"link del {i}\n" for i in report.interfaces)
+        subprocess.run(["ip", "-force", "-batch", "-"], input=batch, capture_output=True, text=True)
     report.namespaces = twin_namespaces()
     for ns in report.namespaces:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)

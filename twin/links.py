@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,11 +26,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from mininet.link import Link, TCIntf
+from mininet.link import Intf, Link
 
 from twin import paths
 
 MTU_FRAME = 1514
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 OFFLOADS = ["tx", "off", "tso", "off", "gso", "off", "gro", "off", "rx", "off"]
 
 
@@ -58,8 +60,8 @@ def htb_burst_bytes(rate_bps: float) -> int:
 
 
 def shaping_commands(dev: str, shaping: Shaping, mechanism: str) -> list[list[str]]:
-    """tc argv lists that give ``dev`` its egress shaping (root replaced, so re-applying is safe)."""
-    cmds: list[list[str]] = [["tc", "qdisc", "del", "dev", dev, "root"]]
+    """tc argv lists that give ``dev`` its egress shaping ('replace' throughout: re-applying is safe)."""
+    cmds: list[list[str]] = []
     netem = mechanism == "netem" and shaping.has_impairment()
     parent = "root"
     if shaping.rate_bps:
@@ -67,14 +69,14 @@ def shaping_commands(dev: str, shaping: Shaping, mechanism: str) -> list[list[st
         burst = str(htb_burst_bytes(shaping.rate_bps))
         quantum = str(min(max(MTU_FRAME, int(shaping.rate_bps / 8 / 1000)), 200000))
         cmds += [
-            ["tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
-            ["tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb",
+            ["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
+            ["tc", "class", "replace", "dev", dev, "parent", "1:", "classid", "1:1", "htb",
              "rate", rate, "ceil", rate, "burst", burst, "cburst", burst],
-            ["tc", "class", "add", "dev", dev, "parent", "1:1", "classid", "1:10", "htb",
+            ["tc", "class", "replace", "dev", dev, "parent", "1:1", "classid", "1:10", "htb",
              "rate", rate, "ceil", rate, "burst", burst, "cburst", burst, "quantum", quantum],
         ]
         parent = "parent 1:10"
-    leaf = ["tc", "qdisc", "add", "dev", dev] + parent.split() + ["handle", "10:"]
+    leaf = ["tc", "qdisc", "replace", "dev", dev] + parent.split() + ["handle", "10:"]
     if netem:
         limit = max(1000, (shaping.queue_bytes or 0) // MTU_FRAME + 1)
         args = ["netem", "delay", f"{shaping.delay_s * 1e6:.0f}us"]
@@ -89,29 +91,37 @@ def shaping_commands(dev: str, shaping: Shaping, mechanism: str) -> list[list[st
     return cmds
 
 
-def run_argv(argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, capture_output=True, text=True)
+def run_argv(argv: list[str], check: bool = True, stdin: Optional[str] = None
+             ) -> subprocess.CompletedProcess:
+    proc = subprocess.run(argv, capture_output=True, text=True, input=stdin)
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc
 
 
 def prepare_port(dev: str, pid: Optional[int]) -> None:
-    """Offloads off (OVS userspace needs it) and no IPv6 chatter on a twin interface."""
-    pre = ns_prefix(pid)
-    run_argv(pre + ["ethtool", "-K", dev] + OFFLOADS, check=False)
-    run_argv(pre + ["sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1"], check=False)
+    """Offloads off (OVS userspace needs it) and no IPv6 chatter on a twin interface.
+
+    Inside worker namespaces IPv6 is already off (the container's default sysctl), so only
+    root-namespace ports need their own switch, written directly rather than via a process.
+    """
+    run_argv(ns_prefix(pid) + ["ethtool", "-K", dev] + OFFLOADS, check=False)
+    if pid is None:
+        try:
+            Path(f"/proc/sys/net/ipv6/conf/{dev}/disable_ipv6").write_text("1")
+        except OSError:
+            pass
 
 
 def apply_shaping(dev: str, pid: Optional[int], shaping: Shaping, mechanism: str) -> None:
-    pre = ns_prefix(pid)
-    cmds = shaping_commands(dev, shaping, mechanism)
-    run_argv(pre + cmds[0], check=False)  # deleting a root qdisc that is not there is fine
-    for argv in cmds[1:]:
-        run_argv(pre + argv)
+    """All of an interface's tc commands in one ``tc -batch`` process (bring-up is I/O bound)."""
+    if not IFNAME_RE.match(dev):
+        raise ValueError(f"{dev!r} is not an interface name")  # a batch line must stay one line
+    batch = "".join(" ".join(argv[1:]) + "\n" for argv in shaping_commands(dev, shaping, mechanism))
+    run_argv(ns_prefix(pid) + ["tc", "-batch", "-"], stdin=batch)
 
 
-class ShapedIntf(TCIntf):
+class ShapedIntf(Intf):
     """A Mininet interface whose egress is shaped by HTB (+ netem where chosen).
 
     Mininet's ``bw`` (Mbit/s), ``delay`` ('10ms'), ``jitter``, ``loss`` (percent) and
@@ -120,7 +130,7 @@ class ShapedIntf(TCIntf):
 
     def config(self, bw=None, delay=None, jitter=None, loss=None, max_queue_size=None,
                queue_bytes=None, mechanism="netem", shape_delay=True, **params):
-        result = super(TCIntf, self).config(**params)
+        result = super().config(**params)
         from twin.units import parse_time
         shaping = Shaping(
             rate_bps=float(bw) * 1e6 if bw else None,

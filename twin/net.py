@@ -17,26 +17,21 @@ from mininet.net import Mininet
 from mininet.node import OVSSwitch
 
 from twin import capabilities, paths
-from twin.links import LongHaulLink, ShapedIntf, prepare_port
+from twin.links import LongHaulLink, ShapedIntf
 from twin.nodes import DockerHost
 
 
 class TwinSwitch(OVSSwitch):
-    """An OVS bridge marked with the run id; its ports get offloads off (userspace needs it)."""
+    """An OVS bridge marked with the run id (its ports are prepared by ShapedIntf)."""
 
     def __init__(self, name, run_id: str = "api", **params):
         self.run_id = run_id
         params.setdefault("protocols", "OpenFlow13")
+        params.setdefault("batch", True)  # one ovs-vsctl call for all bridges
         super().__init__(name, **params)
 
     def bridgeOpts(self):
         return super().bridgeOpts() + f" external-ids:{paths.LABEL}={self.run_id}"
-
-    def start(self, controllers):
-        super().start(controllers)
-        for intf in self.intfList():
-            if intf.name != "lo":
-                prepare_port(intf.name, None)
 
 
 class Twin(Mininet):

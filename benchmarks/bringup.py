@@ -1,0 +1,119 @@
+"""Bring-up and tear-down: the twin vs plain Mininet (namespace hosts) on the same graph.
+
+Both bring up one OVS userspace switch per site, one endpoint per worker and one link per
+WAN edge, in the same run on the same machine. Plain Mininet's hosts are bare namespaces and its
+links get HTB rate only (this kernel has no netem, so plain Mininet cannot emulate delay here);
+the twin's endpoints are Docker containers and its WAN links carry delay lines. Prints a table and
+writes results/benchmarks/bringup.csv.
+
+  .venv/bin/python benchmarks/bringup.py [--topologies ci-2site fntf-4site fntf-40city] [--repeats 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mininet.link import TCLink  # noqa: E402
+from mininet.log import setLogLevel  # noqa: E402
+from mininet.net import Mininet  # noqa: E402
+from mininet.node import OVSSwitch  # noqa: E402
+
+from twin import cleanup, runtime  # noqa: E402
+from twin.capabilities import link_mechanism, ovs_datapath  # noqa: E402
+from twin.topology import load_topology  # noqa: E402
+
+
+def mem_available() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def plain_mininet(topo) -> tuple[float, float, int]:
+    net = Mininet(controller=None, switch=OVSSwitch, link=TCLink, build=False)
+    t0 = time.monotonic()
+    idx = {s.name: i for i, s in enumerate(topo.sites, 1)}
+    sw = {s.name: net.addSwitch(f"s{idx[s.name]}", datapath="user", failMode="secure",
+                                batch=True) for s in topo.sites}
+    n = 0
+    for s in topo.sites:
+        for k in range(1, s.workers + 1):
+            n += 1
+            h = net.addHost(f"h{n}", ip=f"10.{idx[s.name]}.0.{k}/8")
+            net.addLink(h, sw[s.name], bw=topo.emulated_rate(s.fabric.rate) / 1e6)
+    for link in topo.links:
+        net.addLink(sw[link.a], sw[link.b], bw=topo.emulated_rate(link.rate) / 1e6)
+    before = mem_available()
+    net.start()
+    up = time.monotonic() - t0
+    used = before - mem_available()
+    t1 = time.monotonic()
+    net.stop()
+    return up, time.monotonic() - t1, used
+
+
+def twin(topo, path: str) -> tuple[float, float, int]:
+    before = mem_available()
+    t0 = time.monotonic()
+    runtime.up(topo, path, "none", progress=lambda s: None)
+    up = time.monotonic() - t0
+    used = before - mem_available()
+    t1 = time.monotonic()
+    runtime.down()
+    return up, time.monotonic() - t1, used
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--topologies", nargs="+", default=["ci-2site", "fntf-4site", "fntf-40city"])
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "bringup.csv"))
+    args = ap.parse_args()
+    setLogLevel("error")
+    runtime.ensure_services()
+    cleanup.clean()
+    rows = []
+    for name in args.topologies:
+        path = str(ROOT / "topologies" / f"{name}.yaml")
+        topo = load_topology(path)
+        workers = sum(s.workers for s in topo.sites)
+        res = {"twin": [], "mininet": []}
+        for _ in range(args.repeats):
+            res["mininet"].append(plain_mininet(topo))
+            res["twin"].append(twin(topo, path))
+        med = {k: [statistics.median(x[i] for x in v) for i in range(3)] for k, v in res.items()}
+        rows.append({
+            "topology": name, "sites": len(topo.sites), "workers": workers, "wan_links": len(topo.links),
+            "repeats": args.repeats,
+            "twin_up_s": round(med["twin"][0], 2), "twin_down_s": round(med["twin"][1], 2),
+            "mininet_up_s": round(med["mininet"][0], 2), "mininet_down_s": round(med["mininet"][1], 2),
+            "up_ratio": round(med["twin"][0] / med["mininet"][0], 2),
+            "down_ratio": round(med["twin"][1] / med["mininet"][1], 2),
+            "twin_s_per_worker": round(med["twin"][0] / workers, 3),
+            "twin_mem_mb": round(med["twin"][2] / 2**20), "mininet_mem_mb": round(med["mininet"][2] / 2**20),
+            "twin_links": link_mechanism(), "ovs_datapath": ovs_datapath(),
+            "kernel": platform.release(), "cores": __import__("os").cpu_count(),
+        })
+        print(" ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
