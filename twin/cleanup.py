@@ -39,7 +39,7 @@ class CleanReport:
         return "removed " + ", ".join(parts)
 
 
-def _cmdline(pid: int) -> list[str]:
+def cmdline(pid: int) -> list[str]:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -55,7 +55,7 @@ def twin_processes() -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
-        args = _cmdline(int(entry.name))
+        args = cmdline(int(entry.name))
         if not args:
             continue
         joined = " ".join(args)

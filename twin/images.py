@@ -21,7 +21,7 @@ from twin import paths
 from twin.errors import TwinError
 
 SUITE = "bookworm"
-BASE_PACKAGES = ["python3", "iperf3", "iproute2", "iputils-ping", "ethtool"]
+BASE_PACKAGES = ["python3", "python3-numpy", "iperf3", "iproute2", "iputils-ping", "ethtool"]
 BASE_REPO = "twin-base"
 WORKER_REPO = "twin-worker"
 DOCKERFILE = f"""\

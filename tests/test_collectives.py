@@ -1,0 +1,94 @@
+"""Every collective schedule, run by real ranks over loopback TCP, checked element by element."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import numpy as np
+import pytest
+
+from traffic import bench
+from traffic.comm import CollectiveError, Comm, RankInfo
+
+_ports = itertools.count(20000, 10)  # below the ephemeral range
+
+
+def run_ranks(p: int, op: str, algo: str, count: int, sites: int = 1, conns: int = 1,
+              timeout: float = 20.0):
+    base = next(_ports)
+    ranks = [RankInfo(r, "127.0.0.1", f"s{r * sites // p}", base + r) for r in range(p)]
+    results, errors = {}, []
+
+    def rank(r):
+        comm = None
+        try:
+            comm = Comm(r, ranks, conns=conns, timeout=timeout)
+            buf = np.empty(count, dtype=bench.DTYPE)
+            out = np.empty(count, dtype=bench.DTYPE) if op == "alltoall" else buf
+            bench.fill(op, buf, r, p)
+            res = bench.run_op(comm, op, algo, buf, out, check=True)
+            part, want = bench.expected(op, count, r, p)
+            results[r] = int(np.count_nonzero(res[part] != want))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            if comm:
+                comm.close()
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(p)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.mark.parametrize("algo", ["ring", "hd", "tree"])
+@pytest.mark.parametrize("p", [1, 2, 3, 4, 5, 8])
+@pytest.mark.parametrize("count", [1, 7, 1001, 300_000])
+def test_allreduce_flat_algorithms_are_exact(algo, p, count):
+    assert run_ranks(p, "allreduce", algo, count) == {r: 0 for r in range(p)}
+
+
+@pytest.mark.parametrize("p,sites", [(4, 2), (6, 3), (6, 2), (3, 3), (2, 1)])
+@pytest.mark.parametrize("count", [5, 1003, 262_147])
+def test_hierarchical_allreduce_is_exact(p, sites, count):
+    assert run_ranks(p, "allreduce", "hier", count, sites=sites) == {r: 0 for r in range(p)}
+
+
+def test_hierarchical_needs_equal_sites():
+    with pytest.raises(ValueError, match="same number of workers"):
+        run_ranks(3, "allreduce", "hier", 10, sites=2)
+
+
+@pytest.mark.parametrize("op", ["reducescatter", "allgather", "broadcast", "alltoall"])
+@pytest.mark.parametrize("p", [1, 2, 3, 5])
+@pytest.mark.parametrize("count", [1, 13, 100_003])
+def test_other_collectives_are_exact(op, p, count):
+    assert run_ranks(p, op, "ring", count) == {r: 0 for r in range(p)}
+
+
+def test_striping_over_several_connections():
+    assert run_ranks(4, "allreduce", "ring", 500_000, conns=3) == {r: 0 for r in range(4)}
+
+
+def test_dead_rank_ends_the_run_with_rank_and_phase_named():
+    """Rank 2 never shows up: the others fail within the deadline, naming who and where."""
+    base = next(_ports)
+    ranks = [RankInfo(r, "127.0.0.1", "s", base + r) for r in range(3)]
+    errors = []
+
+    def rank(r):
+        try:
+            Comm(r, ranks, timeout=1.5)
+        except CollectiveError as exc:
+            errors.append(str(exc))
+    threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert len(errors) == 2
+    assert any("rank 2" in e and "setup" in e for e in errors)

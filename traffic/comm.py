@@ -1,0 +1,221 @@
+"""Point-to-point transport between ranks: a TCP full mesh with several connections per peer.
+
+One TCP flow cannot fill a long fat link when loss or window limits bite, so each peer pair
+gets ``conns`` connections and every message is striped across them. Every blocking operation
+has a deadline; a dead peer or a cut link ends the run with an error that names the rank, the
+peer and the phase instead of hanging.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+
+HELLO = struct.Struct("!II")  # sender rank, connection index
+
+
+class CollectiveError(RuntimeError):
+    """A collective could not finish; the message names rank, peer and phase."""
+
+
+@dataclass
+class RankInfo:
+    rank: int
+    ip: str
+    site: str
+    port: int | None = None  # only when ranks share an address (tests on loopback)
+
+
+def _split(n: int, parts: int) -> list[tuple[int, int]]:
+    """[start, end) of ``parts`` nearly equal pieces of n (the first n % parts get one more)."""
+    base, extra = divmod(n, parts)
+    out, start = [], 0
+    for i in range(parts):
+        end = start + base + (1 if i < extra else 0)
+        out.append((start, end))
+        start = end
+    return out
+
+
+class Comm:
+    """Sockets to every other rank; send/recv of byte buffers (memoryviews) striped over conns."""
+
+    def __init__(self, rank: int, ranks: list[RankInfo], port: int = 29500, conns: int = 1,
+                 timeout: float = 30.0):
+        self.rank = rank
+        self.ranks = ranks
+        self.size = len(ranks)
+        self.port = port
+        self.conns = conns
+        self.timeout = timeout
+        self.phase = "setup"
+        self.peers: dict[int, list[socket.socket]] = {}
+        if self.size > 1:
+            self._connect_mesh()
+
+    # ---- setup ---------------------------------------------------------------
+    def _port(self, rank: int) -> int:
+        return self.ranks[rank].port or self.port
+
+    def _tune(self, s: socket.socket) -> None:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.settimeout(self.timeout)
+
+    def _connect_mesh(self) -> None:
+        """Rank i connects to every j > i; accepts from every j < i."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind(("0.0.0.0", self._port(self.rank)))
+        except OSError as exc:
+            listener.close()
+            raise CollectiveError(f"rank {self.rank}: setup: cannot listen on port "
+                                  f"{self._port(self.rank)}: {exc.strerror}") from None
+        listener.listen(1024)
+        expected = self.rank * self.conns
+        accepted: dict[int, list] = {j: [None] * self.conns for j in range(self.rank)}
+        errors: list[str] = []
+
+        def accept_all() -> None:
+            listener.settimeout(self.timeout)
+            try:
+                for _ in range(expected):
+                    s, _ = listener.accept()
+                    self._tune(s)
+                    peer, idx = HELLO.unpack(self._recv_exact(s, HELLO.size, -1))
+                    accepted[peer][idx] = s
+            except OSError as exc:
+                missing = [j for j, l in accepted.items() if None in l]
+                errors.append(f"no connection from rank(s) {missing} ({exc})")
+
+        t = threading.Thread(target=accept_all, daemon=True)
+        t.start()
+        deadline = time.monotonic() + self.timeout
+        for j in range(self.rank + 1, self.size):
+            socks = []
+            for idx in range(self.conns):
+                while True:
+                    try:
+                        s = socket.create_connection((self.ranks[j].ip, self._port(j)), timeout=2.0)
+                        break
+                    except OSError as exc:
+                        if time.monotonic() > deadline:
+                            raise CollectiveError(
+                                f"rank {self.rank}: setup: cannot connect to rank {j} "
+                                f"({self.ranks[j].ip}:{self._port(j)}): {exc}") from None
+                        time.sleep(0.05)
+                self._tune(s)
+                s.sendall(HELLO.pack(self.rank, idx))
+                socks.append(s)
+            self.peers[j] = socks
+        t.join(self.timeout + 1)
+        listener.close()
+        if errors or t.is_alive():
+            raise CollectiveError(f"rank {self.rank}: setup: " + (errors[0] if errors else "accept timed out"))
+        for j, socks in accepted.items():
+            self.peers[j] = socks
+
+    # ---- byte transport --------------------------------------------------------
+    def _recv_exact(self, s: socket.socket, n: int, peer: int) -> bytes:
+        buf = bytearray(n)
+        self._recv_into(s, memoryview(buf), peer)
+        return bytes(buf)
+
+    def _fail(self, peer: int, what: str, exc: Exception) -> CollectiveError:
+        kind = "timed out" if isinstance(exc, socket.timeout) else str(exc) or type(exc).__name__
+        return CollectiveError(f"rank {self.rank}: {self.phase}: {what} rank {peer} failed: {kind}")
+
+    def _recv_into(self, s: socket.socket, mv: memoryview, peer: int) -> None:
+        got = 0
+        n = len(mv)
+        while got < n:
+            try:
+                k = s.recv_into(mv[got:], n - got)
+            except OSError as exc:
+                raise self._fail(peer, "receive from", exc) from None
+            if k == 0:
+                raise self._fail(peer, "receive from", ConnectionError("peer closed the connection"))
+            got += k
+
+    def _send(self, s: socket.socket, mv: memoryview, peer: int) -> None:
+        try:
+            s.sendall(mv)
+        except OSError as exc:
+            raise self._fail(peer, "send to", exc) from None
+
+    def _striped(self, peer: int, mv: memoryview, fn) -> None:
+        socks = self.peers[peer]
+        if len(socks) == 1 or len(mv) < 65536:
+            fn(socks[0], mv, peer)
+            return
+        errors: list[Exception] = []
+
+        def work(s, part):
+            try:
+                fn(s, part, peer)
+            except CollectiveError as exc:
+                errors.append(exc)
+        threads = [threading.Thread(target=work, args=(s, mv[a:b]))
+                   for s, (a, b) in zip(socks, _split(len(mv), len(socks)))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    def send(self, peer: int, mv: memoryview) -> None:
+        self._striped(peer, mv.cast("B") if mv.format != "B" else mv, self._send)
+
+    def recv(self, peer: int, mv: memoryview) -> None:
+        self._striped(peer, mv.cast("B") if mv.format != "B" else mv, self._recv_into)
+
+    def sendrecv(self, dst: int, send_mv: memoryview, src: int, recv_mv: memoryview) -> None:
+        """Send to dst while receiving from src (a ring step); both complete or an error names who."""
+        errors: list[Exception] = []
+
+        def do_send():
+            try:
+                self.send(dst, send_mv)
+            except CollectiveError as exc:
+                errors.append(exc)
+        t = threading.Thread(target=do_send)
+        t.start()
+        try:
+            self.recv(src, recv_mv)
+        finally:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    def barrier(self) -> None:
+        """Gather a byte at rank 0, then release everyone (2 one-way latencies across the fabric)."""
+        if self.size == 1:
+            return
+        phase, self.phase = self.phase, "barrier"
+        token = memoryview(bytearray(1))
+        if self.rank == 0:
+            for j in range(1, self.size):
+                self.recv(j, token)
+            for j in range(1, self.size):
+                self.send(j, token)
+        else:
+            self.send(0, token)
+            self.recv(0, token)
+        self.phase = phase
+
+    def close(self) -> None:
+        for socks in self.peers.values():
+            for s in socks:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+def ranks_from_json(text: str) -> list[RankInfo]:
+    return [RankInfo(int(r["rank"]), r["ip"], r["site"], r.get("port")) for r in json.loads(text)]
