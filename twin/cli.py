@@ -15,7 +15,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from twin import __doc__ as _pkg_doc  # noqa: F401
 from twin.errors import InputError, TwinError
 
 # Tables get room when output goes to a file or CI log; errors are plain lines, never wrapped.
@@ -248,6 +247,51 @@ def cmd_collective(args) -> int:
     return 1 if any(r.wrong > 0 for r in rows) else 0
 
 
+def cmd_model(args) -> int:
+    """Full-scale predictions: iteration time and efficiency vs the single data centre."""
+    import csv as _csv
+    from twin.model import Fabric, Iteration, buckets, efficiency_vs_single_site
+    from twin.units import parse_rate
+    params = float(args.params.upper().replace("B", "e9").replace("M", "e6"))
+    grad = params * {"bf16": 2, "fp16": 2, "fp32": 4}[args.dtype] / args.model_parallel
+    compute = args.compute
+    it_base = dict(forward=compute / 3, backward=compute * 2 / 3 - args.optimizer,
+                   optimizer=args.optimizer, buckets=buckets(grad, args.bucket_mb * 2**20))
+    rows = []
+    table = Table(title=f"model: {args.params} params {args.dtype}, gradient {grad / 1e9:.1f} GB per "
+                        f"replica, {args.per_site} ranks/site, LAN {args.lan_rate}, compute {compute:g} s")
+    for col in ("sites", "km", "WAN", "algo", "overlap", "iteration s", "exposed s",
+                "efficiency vs 1 DC"):
+        table.add_column(col)
+    for m in args.sites:
+        for km in args.distance:
+            for wan in args.wan_rate:
+                f = Fabric(m, args.per_site, parse_rate(args.lan_rate), parse_rate(wan),
+                           args.alpha_lan, km * 4.9e-6 + args.alpha_lan)
+                for algo in args.algo:
+                    for overlap in (True, False):
+                        it = Iteration(overlap=overlap, **it_base)
+                        eff, spread, single = efficiency_vs_single_site(algo, f, it)
+                        rows.append({"params": params, "dtype": args.dtype, "sites": m,
+                                     "per_site": args.per_site, "distance_km": km, "wan_rate": wan,
+                                     "lan_rate": args.lan_rate, "algo": algo, "overlap": overlap,
+                                     "iteration_s": round(spread.iteration, 4),
+                                     "exposed_s": round(spread.exposed, 4),
+                                     "single_site_s": round(single.iteration, 4),
+                                     "efficiency": round(eff, 4)})
+                        table.add_row(str(m), f"{km:g}", wan, algo, "yes" if overlap else "no",
+                                      f"{spread.iteration:.2f}", f"{spread.exposed:.2f}", f"{eff:.1%}")
+    console.print(table)
+    if args.csv:
+        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.csv, "w", newline="") as fh:
+            w = _csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        console.print(f"CSV: {args.csv}")
+    return 0
+
+
 def cmd_graph(args) -> int:
     from twin.graph import draw
     from twin.topology import load_topology
@@ -313,6 +357,23 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-check", action="store_true", help="move bytes only, no reduce/verify")
         p.add_argument("--csv", help="write the rows to this CSV")
         p.set_defaults(fn=cmd_collective)
+    p = sub.add_parser("model", help="analytic predictions at full scale")
+    p.add_argument("--params", default="175B", help="model parameters, e.g. 175B")
+    p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
+    p.add_argument("--model-parallel", type=int, default=64,
+                   help="tensor x pipeline ways: divides the gradient each data-parallel rank all-reduces")
+    p.add_argument("--sites", type=int, nargs="+", default=[2, 4, 40])
+    p.add_argument("--per-site", type=int, default=8, help="data-parallel ranks per site")
+    p.add_argument("--distance", type=float, nargs="+", default=[100, 1000, 2000, 3000], help="km of fiber")
+    p.add_argument("--wan-rate", nargs="+", default=["100Gbit", "400Gbit", "1.2Tbit", "3.2Tbit"])
+    p.add_argument("--lan-rate", default="400Gbit")
+    p.add_argument("--algo", nargs="+", default=["ring", "hier"], choices=["ring", "hd", "tree", "hier"])
+    p.add_argument("--compute", type=float, default=16.0, help="compute seconds per iteration")
+    p.add_argument("--optimizer", type=float, default=0.5)
+    p.add_argument("--bucket-mb", type=float, default=25.0)
+    p.add_argument("--alpha-lan", type=float, default=10e-6, help="per-step LAN latency (s)")
+    p.add_argument("--csv")
+    p.set_defaults(fn=cmd_model)
     p = sub.add_parser("graph", help="draw a topology (PNG or SVG)")
     p.add_argument("topology")
     p.add_argument("-o", "--output", required=True)

@@ -58,3 +58,17 @@ def clean_machine(daemons):
 def ns_run(pid: int, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(["nsenter", "--target", str(pid), "--net"] + argv,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def ci2site(daemons):
+    """ci-2site up for a whole test module; its teardown must leave nothing behind."""
+    from twin import runtime
+    from twin.topology import load_topology
+    cleanup.clean()
+    topo = load_topology(TOPOS / "ci-2site.yaml")
+    _, state = runtime.up(topo, str(TOPOS / "ci-2site.yaml"), "none", progress=lambda s: None)
+    yield topo, state
+    runtime.down()
+    left = leftovers()
+    assert not any(left.values()), f"twin down left: {left}"

@@ -10,22 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TOPOS, leftovers
-from twin import cleanup, runtime
 from twin.cleanup import cmdline
 from twin.collective import busbw_factor, nccl_table, run_collective
 from twin.errors import TwinError
-from twin.topology import load_topology
-
-
-@pytest.fixture(scope="module")
-def ci2site(daemons):
-    cleanup.clean()
-    topo = load_topology(TOPOS / "ci-2site.yaml")
-    _, state = runtime.up(topo, str(TOPOS / "ci-2site.yaml"), "none", progress=lambda s: None)
-    yield topo, state
-    runtime.down()
-    assert not any(leftovers().values())
 
 
 @pytest.mark.parametrize("algo", ["ring", "hd", "tree", "hier"])

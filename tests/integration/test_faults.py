@@ -11,7 +11,6 @@ import time
 import pytest
 
 from conftest import ROOT, TOPOS, leftovers
-from twin import cleanup
 
 TWIN = str(ROOT / ".venv" / "bin" / "twin")
 

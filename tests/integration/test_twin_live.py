@@ -10,24 +10,12 @@ import time
 
 import pytest
 
-from conftest import ROOT, TOPOS, leftovers, ns_run
-from twin import cleanup, runtime
+from conftest import ROOT, ns_run
+from twin import runtime
 from twin.calibrate import iperf, parse_ping_rtts
 from twin.errors import TwinError
-from twin.topology import load_topology
 
 TWIN = str(ROOT / ".venv" / "bin" / "twin")
-
-
-@pytest.fixture(scope="module")
-def ci2site(daemons):
-    cleanup.clean()
-    topo = load_topology(TOPOS / "ci-2site.yaml")
-    net, state = runtime.up(topo, str(TOPOS / "ci-2site.yaml"), "none", progress=lambda s: None)
-    yield topo, state
-    runtime.down()
-    left = leftovers()
-    assert not any(left.values()), f"twin down left: {left}"
 
 
 def worker(state, name):

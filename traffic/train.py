@@ -1,0 +1,120 @@
+"""Replay training iterations on one rank: compute stood in by timed waits, gradients all-reduced
+in buckets during the backward pass over real TCP, like DDP.
+
+Schedule (JSON): {"forward_s", "backward_s", "optimizer_s", "buckets": [bytes...], "overlap": bool,
+"algo": "ring|hd|tree|hier", "iterations": n, "check": bool}. Buckets are all-reduced in the order
+the backward pass produces them (uniform production rate); with overlap a communication thread
+starts each as soon as it is ready, without overlap all start after the backward pass.
+
+Prints one JSON line per iteration: compute_s, comm_s (sum of all-reduce durations), iteration_s,
+exposed_s (iteration - compute) and wrong (elements that did not reduce correctly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+import threading
+import time
+
+import numpy as np
+
+from traffic import collectives as C
+from traffic.bench import DTYPE, expected, fill
+from traffic.comm import Comm, CollectiveError, ranks_from_json
+
+
+def _sleep_until(t: float) -> None:
+    while (d := t - time.perf_counter()) > 0:
+        time.sleep(min(d, 0.01) if d > 0.002 else 0)
+
+
+def run_iteration(comm: Comm, sched: dict, bufs: list[np.ndarray]) -> dict:
+    algo, check, overlap = sched["algo"], sched.get("check", False), sched.get("overlap", True)
+    total = sum(len(b) for b in bufs) or 1
+    if check:
+        for b in bufs:
+            fill("allreduce", b, comm.rank, comm.size)
+    comm.barrier()
+    t0 = time.perf_counter()
+    ready: queue.Queue = queue.Queue()
+    durations: list[float] = []
+    errors: list[BaseException] = []
+
+    def communicate():
+        while True:
+            i = ready.get()
+            if i is None:
+                return
+            s = time.perf_counter()
+            try:
+                C.allreduce(comm, bufs[i], algo, reduce=check)
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                errors.append(exc)
+                return
+            durations.append(time.perf_counter() - s)
+
+    worker = threading.Thread(target=communicate)
+    worker.start()
+    _sleep_until(t0 + sched["forward_s"])
+    bwd_start = time.perf_counter()
+    produced = 0
+    fractions = sched.get("ready")  # explicit ready points (from a trace), else uniform production
+    for i, b in enumerate(bufs):
+        produced += len(b)
+        frac = fractions[i] if fractions else produced / total
+        _sleep_until(bwd_start + sched["backward_s"] * frac)
+        if overlap:
+            ready.put(i)
+    if not overlap:
+        for i in range(len(bufs)):
+            ready.put(i)
+    ready.put(None)
+    worker.join()
+    if errors:
+        raise errors[0]
+    after_comm = time.perf_counter()
+    _sleep_until(max(after_comm, bwd_start + sched["backward_s"]) + sched["optimizer_s"])
+    t1 = time.perf_counter()
+    wrong = 0
+    if check:
+        for b in bufs:
+            _, want = expected("allreduce", len(b), comm.rank, comm.size)
+            wrong += int(np.count_nonzero(b != want))
+    compute = sched["forward_s"] + sched["backward_s"] + sched["optimizer_s"]
+    return {"iteration_s": t1 - t0, "compute_s": compute, "comm_s": sum(durations),
+            "exposed_s": (t1 - t0) - compute, "wrong": wrong if check else -1}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="traffic.train")
+    ap.add_argument("--rank", type=int, required=True)
+    ap.add_argument("--ranks", required=True)
+    ap.add_argument("--schedule", required=True, help="JSON schedule (see module doc)")
+    ap.add_argument("--conns", type=int, default=1)
+    ap.add_argument("--port", type=int, default=29600)
+    ap.add_argument("--timeout", type=float, default=60.0)
+    a = ap.parse_args(argv)
+    sched = json.loads(a.schedule)
+    comm = None
+    try:
+        comm = Comm(a.rank, ranks_from_json(a.ranks), a.port, a.conns, a.timeout)
+        bufs = [np.zeros(max(1, int(b) // 4), dtype=DTYPE) for b in sched["buckets"]]
+        for it in range(sched.get("warmup", 1) + sched["iterations"]):
+            res = run_iteration(comm, sched, bufs)
+            res["iteration"] = it - sched.get("warmup", 1)
+            if res["iteration"] >= 0:
+                print(json.dumps(res), flush=True)
+    except (CollectiveError, ValueError, KeyError) as exc:
+        print(json.dumps({"error": str(exc)}), flush=True)
+        return 1
+    finally:
+        if comm:
+            comm.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

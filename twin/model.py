@@ -1,0 +1,243 @@
+"""The analytic model: alpha-beta costs of every collective the twin replays, on a two-tier
+fabric (site LAN / WAN), and the overlap of bucketed gradient all-reduce with backward compute.
+
+It predicts both the full-scale case (hundreds of GPUs, Tbit/s, thousands of km) and the scaled
+case the twin emulates, so every measured row has a prediction and an error.
+
+Fabric: M sites with k ranks each (p = M*k), ranks numbered site by site. A rank's NIC gives
+B_L; each site's WAN capacity is B_W per direction, shared equally by the flows that cross it
+at the same time; one WAN step costs alpha_W (one-way propagation + software), one LAN step
+alpha_L. In a single-tier fabric (M = 1, or B_W = B_L and alpha_W = alpha_L) the formulas
+reduce to the textbook ones in ../shared/REFERENCE.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+ALGOS = ("ring", "hd", "tree", "hier")
+
+
+@dataclass(frozen=True)
+class Fabric:
+    sites: int  # M
+    per_site: int  # k ranks per site
+    lan_bps: float  # B_L: a rank's NIC, bit/s
+    wan_bps: float  # B_W: a site's WAN capacity per direction, bit/s
+    alpha_lan: float  # s per LAN step (software + switching)
+    alpha_wan: float  # s per WAN step (one-way propagation + software)
+
+    @property
+    def ranks(self) -> int:
+        return self.sites * self.per_site
+
+    def single_site(self) -> "Fabric":
+        """The same ranks and grouping in one data centre: the 'WAN' becomes the DC fabric
+        (full bisection: every rank keeps its NIC rate, LAN latency). The reference of every
+        efficiency claim."""
+        return replace(self, wan_bps=self.lan_bps * self.per_site, alpha_wan=self.alpha_lan)
+
+
+def _step(alpha: float, nbytes: float, bps: float) -> float:
+    return alpha + nbytes * 8 / bps
+
+
+def ring_time(f: Fabric, size: float) -> float:
+    """2(p-1) steps of S/p; a step lasts as long as its slowest hop (a WAN hop if M > 1).
+
+    In a site-ordered ring each site's WAN link carries one ring flow per direction.
+    """
+    p = f.ranks
+    if p == 1:
+        return 0.0
+    chunk = size / p
+    step = _step(f.alpha_lan, chunk, f.lan_bps)
+    if f.sites > 1:
+        step = max(step, _step(f.alpha_wan, chunk, min(f.wan_bps, f.lan_bps)))
+    return 2 * (p - 1) * step
+
+
+def hd_time(f: Fabric, size: float) -> float:
+    """Rabenseifner: log2(p) halving steps then log2(p) doubling steps.
+
+    A step at partner distance d >= k crosses the WAN; all k ranks of a site then exchange with
+    one other site at once and share its WAN capacity. Non-power-of-two p adds a fold-in and a
+    fold-out of the whole buffer.
+    """
+    p = f.ranks
+    if p == 1:
+        return 0.0
+    pof2 = 1 << (p.bit_length() - 1)
+    total = 0.0
+    if pof2 != p:  # fold extra ranks in and out (neighbours in rank order: LAN unless k == 1)
+        alpha, bps = (f.alpha_lan, f.lan_bps) if f.per_site > 1 else (f.alpha_wan, min(f.wan_bps, f.lan_bps))
+        total += 2 * _step(alpha, size, bps)
+    d, data = pof2 // 2, size / 2
+    while d >= 1:
+        if d >= f.per_site and f.sites > 1:
+            sharing = min(f.per_site, pof2)
+            t = _step(f.alpha_wan, data, min(f.wan_bps / sharing, f.lan_bps))
+        else:
+            t = _step(f.alpha_lan, data, f.lan_bps)
+        total += 2 * t  # the halving step and its mirror doubling step
+        d //= 2
+        data /= 2
+    return total
+
+
+def tree_time(f: Fabric, size: float, piece: float = 1 << 20) -> float:
+    """Our pipelined binary tree: reduce all pieces up, then broadcast them down.
+
+    Each phase is bounded by its busiest link: a parent's NIC carries both children (2S), and a
+    site's WAN link carries every tree edge that crosses it. Pipeline fill costs depth steps.
+    """
+    p = f.ranks
+    if p == 1:
+        return 0.0
+    site = [r // f.per_site for r in range(p)]
+    wan_edges: dict[tuple[int, int], int] = {}
+    for child in range(1, p):
+        parent = (child - 1) // 2
+        if site[child] != site[parent]:
+            key = tuple(sorted((site[child], site[parent])))
+            wan_edges[key] = wan_edges.get(key, 0) + 1
+    children = 2 if p > 2 else 1
+    bottleneck = size * children * 8 / f.lan_bps
+    alpha = f.alpha_lan
+    if wan_edges:
+        bottleneck = max(bottleneck, size * max(wan_edges.values()) * 8 / f.wan_bps)
+        alpha = f.alpha_wan
+    depth = int(math.floor(math.log2(p)))
+    fill = depth * _step(alpha, min(piece, size), f.lan_bps)
+    return 2 * (bottleneck + fill)
+
+
+def hier_time(f: Fabric, size: float) -> float:
+    """Reduce-scatter in the site, all-reduce the S/k shard across sites, all-gather in the site.
+
+    k inter-site rings run at once (one per local index) and share each site's WAN capacity.
+    """
+    k, m = f.per_site, f.sites
+    local = 2 * (k - 1) * _step(f.alpha_lan, size / k, f.lan_bps) if k > 1 else 0.0
+    if m == 1:
+        return local
+    share = min(f.wan_bps / k, f.lan_bps)
+    inter = 2 * (m - 1) * _step(f.alpha_wan, size / k / m, share)
+    return local + inter
+
+
+def allreduce_time(algo: str, f: Fabric, size: float) -> float:
+    if algo == "ring":
+        return ring_time(f, size)
+    if algo == "hd":
+        return hd_time(f, size)
+    if algo == "tree":
+        return tree_time(f, size)
+    if algo == "hier":
+        return hier_time(f, size)
+    raise ValueError(f"unknown algorithm {algo!r} (use {', '.join(ALGOS)})")
+
+
+def busbw(size: float, seconds: float, p: int) -> float:
+    """NCCL-tests bus bandwidth of an all-reduce (bit/s)."""
+    return size * 8 / seconds * 2 * (p - 1) / p if seconds > 0 else float("inf")
+
+
+# ---- one training iteration --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Iteration:
+    forward: float  # s
+    backward: float  # s
+    optimizer: float  # s
+    buckets: tuple[float, ...]  # gradient bucket sizes in bytes, in the order backward produces them
+    overlap: bool = True
+
+    @property
+    def compute(self) -> float:
+        return self.forward + self.backward + self.optimizer
+
+
+@dataclass(frozen=True)
+class IterationPrediction:
+    iteration: float
+    compute: float
+    communication: float  # sum of all-reduce times
+    exposed: float  # communication not hidden behind backward compute
+
+    @property
+    def efficiency(self) -> float:
+        """eta = T_compute / (T_compute + T_exposed)."""
+        return self.compute / (self.compute + self.exposed)
+
+
+def iteration_time(it: Iteration, comm_time) -> IterationPrediction:
+    """Schedule the buckets: bucket j is ready when backward has produced it (uniform rate) and
+    all-reduces run one after another; without overlap they all start after backward."""
+    n = len(it.buckets)
+    total = sum(it.buckets) or 1.0
+    end_bwd = it.forward + it.backward
+    t = end_bwd if not it.overlap else 0.0
+    produced = 0.0
+    comm = 0.0
+    for b in it.buckets:
+        produced += b
+        ready = it.forward + it.backward * produced / total if it.overlap else end_bwd
+        d = comm_time(b)
+        t = max(t, ready) + d
+        comm += d
+    finish = max(end_bwd, t) if n else end_bwd
+    iteration = finish + it.optimizer
+    return IterationPrediction(iteration, it.compute, comm, iteration - it.compute)
+
+
+def buckets(total_bytes: float, bucket_bytes: float) -> tuple[float, ...]:
+    """Split a gradient into DDP-style buckets (last one partial)."""
+    if total_bytes <= 0:
+        return ()
+    n = max(1, math.ceil(total_bytes / bucket_bytes))
+    full = [bucket_bytes] * (n - 1)
+    return tuple(full + [total_bytes - bucket_bytes * (n - 1)])
+
+
+def predict(algo: str, f: Fabric, it: Iteration) -> IterationPrediction:
+    return iteration_time(it, lambda b: allreduce_time(algo, f, b))
+
+
+def best_single_site(f: Fabric, it: Iteration) -> tuple[str, IterationPrediction]:
+    """The single data centre runs its best algorithm: that is what a claim is measured against."""
+    one = f.single_site()
+    return min(((a, predict(a, one, it)) for a in ALGOS), key=lambda x: x[1].iteration)
+
+
+def efficiency_vs_single_site(algo: str, f: Fabric, it: Iteration
+                              ) -> tuple[float, IterationPrediction, IterationPrediction]:
+    """(single-site iteration / spread iteration, spread prediction, single-site prediction)."""
+    spread = predict(algo, f, it)
+    _, single = best_single_site(f, it)
+    return single.iteration / spread.iteration, spread, single
+
+
+# ---- from a topology: the scaled fabric the twin emulates ----------------------------
+
+TCP_PAYLOAD = 1448 / 1514  # what TCP can carry of an Ethernet line rate (MSS with timestamps)
+
+
+def fabric_from_topology(topo, alpha_lan: float = 2e-4) -> Fabric:
+    """The emulated (scaled) fabric of a topology, as the model sees it.
+
+    Rates are the emulated ones times TCP's payload share; alpha_wan is the largest one-way
+    delay between sites along the shortest paths plus the LAN software/switching cost.
+    """
+    import networkx as nx
+    per_site = {s.workers for s in topo.sites}
+    k = max(per_site)
+    lan = min(topo.emulated_rate(s.fabric.rate) for s in topo.sites) * TCP_PAYLOAD
+    if len(topo.sites) == 1:
+        return Fabric(1, k, lan, lan * k, alpha_lan, alpha_lan)
+    g = topo.graph()
+    delays = dict(nx.all_pairs_dijkstra_path_length(g, weight="delay"))
+    worst = max(delays[a][b] for a in delays for b in delays[a])
+    wan = min(topo.emulated_rate(l.rate) for l in topo.links) * TCP_PAYLOAD
+    return Fabric(len(topo.sites), k, lan, wan, alpha_lan, worst + alpha_lan)
