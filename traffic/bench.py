@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from traffic import collectives as C
-from traffic.comm import Comm, CollectiveError, _split, ranks_from_json
+from traffic.comm import Comm, _split, run_rank
 
 DTYPE = np.float32
 
@@ -118,20 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=30.0, help="per-operation deadline (s)")
     ap.add_argument("--no-check", action="store_true", help="move bytes only (no fill/reduce/verify)")
     a = ap.parse_args(argv)
-    comm = None
-    try:
-        comm = Comm(a.rank, ranks_from_json(a.ranks), a.port, a.conns, a.timeout)
+
+    def body(comm: Comm) -> None:
         for size in (int(s) for s in a.sizes.split(",")):
             res = bench_size(comm, a.op, a.algo, size, a.iters, a.warmup, not a.no_check)
             print(json.dumps(res), flush=True)
-    except (CollectiveError, ValueError) as exc:
-        print(json.dumps({"error": str(exc)}), flush=True)
-        return 1
-    finally:
-        if comm:
-            comm.close()
-    return 0
-
+    return run_rank(a.rank, a.ranks, a.port, a.conns, a.timeout, body)
 
 if __name__ == "__main__":
     sys.exit(main())

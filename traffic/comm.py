@@ -219,3 +219,18 @@ class Comm:
 
 def ranks_from_json(text: str) -> list[RankInfo]:
     return [RankInfo(int(r["rank"]), r["ip"], r["site"], r.get("port")) for r in json.loads(text)]
+
+
+def run_rank(rank: int, ranks_json: str, port: int, conns: int, timeout: float, body) -> int:
+    """Connect this rank, run ``body(comm)``, and turn any failure into one JSON error line."""
+    comm = None
+    try:
+        comm = Comm(rank, ranks_from_json(ranks_json), port, conns, timeout)
+        body(comm)
+    except (CollectiveError, ValueError, KeyError) as exc:
+        print(json.dumps({"error": str(exc)}), flush=True)
+        return 1
+    finally:
+        if comm:
+            comm.close()
+    return 0

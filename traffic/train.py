@@ -23,7 +23,7 @@ import numpy as np
 
 from traffic import collectives as C
 from traffic.bench import DTYPE, expected, fill
-from traffic.comm import Comm, CollectiveError, ranks_from_json
+from traffic.comm import Comm, run_rank
 
 
 def _sleep_until(t: float) -> None:
@@ -98,23 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=60.0)
     a = ap.parse_args(argv)
     sched = json.loads(a.schedule)
-    comm = None
-    try:
-        comm = Comm(a.rank, ranks_from_json(a.ranks), a.port, a.conns, a.timeout)
-        bufs = [np.zeros(max(1, int(b) // 4), dtype=DTYPE) for b in sched["buckets"]]
-        for it in range(sched.get("warmup", 1) + sched["iterations"]):
-            res = run_iteration(comm, sched, bufs)
-            res["iteration"] = it - sched.get("warmup", 1)
-            if res["iteration"] >= 0:
-                print(json.dumps(res), flush=True)
-    except (CollectiveError, ValueError, KeyError) as exc:
-        print(json.dumps({"error": str(exc)}), flush=True)
-        return 1
-    finally:
-        if comm:
-            comm.close()
-    return 0
 
+    def body(comm: Comm) -> None:
+        bufs = [np.zeros(max(1, int(b) // 4), dtype=DTYPE) for b in sched["buckets"]]
+        warmup = sched.get("warmup", 1)
+        for it in range(warmup + sched["iterations"]):
+            res = run_iteration(comm, sched, bufs)
+            if it >= warmup:
+                res["iteration"] = it - warmup
+                print(json.dumps(res), flush=True)
+    return run_rank(a.rank, a.ranks, a.port, a.conns, a.timeout, body)
 
 if __name__ == "__main__":
     sys.exit(main())

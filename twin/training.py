@@ -13,7 +13,6 @@ import json
 import math
 import statistics
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional

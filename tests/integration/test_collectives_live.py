@@ -70,3 +70,16 @@ def test_killed_rank_ends_the_run_with_a_named_error_and_the_twin_stays_usable(c
     # the twin still works afterwards
     rows = run_collective(state, "allreduce", "ring", [1024**2], iters=1, warmup=0)
     assert rows[0].wrong == 0
+
+
+@pytest.mark.parametrize("algo", ["ring", "hier"])
+def test_training_replay_across_sites(ci2site, algo):
+    from twin.training import Schedule, run_training
+    _, state = ci2site
+    sched = Schedule(forward=0.05, backward=0.1, optimizer=0.01, buckets=[400_000] * 4)
+    res = run_training(state, sched, algo, iterations=2, check=True)
+    assert len(res) == 2 and all(r.wrong == 0 for r in res)
+    for r in res:
+        assert r.iteration_s >= r.compute_s
+        assert r.exposed_s == pytest.approx(r.iteration_s - r.compute_s, abs=0.05)
+        assert r.comm_s > 0.0134  # at least one WAN round trip of 13.4 ms per all-reduce
