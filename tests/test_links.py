@@ -47,3 +47,17 @@ def test_interface_names_are_arguments_not_shell():
 def test_names_that_could_inject_tc_batch_lines_are_refused(name):
     with pytest.raises(ValueError, match="not an interface name"):
         apply_shaping(name, None, Shaping(rate_bps=1e6), "delayline")
+
+
+def test_deterministic_classes_give_probes_and_the_job_their_own_queues():
+    from twin.links import class_commands
+    cmds = flat(class_commands("tw1-eth3", 400e6, 200e6, 670_000, dscp=34, rtt_s=0.0134,
+                               probe_dscp=46))
+    classes = {c.split("classid ")[1].split()[0]: c for c in cmds if " class " in c}
+    assert "prio 0" in classes["1:30"] and "prio 1" in classes["1:20"] and "prio 2" in classes["1:10"]
+    assert "rate 196000000bit" in classes["1:20"]  # reservation minus the probe class's 2%
+    assert all("ceil 400000000bit" in c for c in classes.values())
+    filters = [c for c in cmds if " filter " in c]
+    assert any("dsfield 0x88 0xfc flowid 1:20" in f for f in filters)  # AF41 -> job
+    assert any("dsfield 0xb8 0xfc flowid 1:30" in f for f in filters)  # EF -> probes
+    assert any(c.endswith("handle 20: bfifo limit 335000") for c in cmds)  # one BDP of 200 Mbit

@@ -28,7 +28,13 @@ def test_summary_counts_loss_reordering_and_duplicates():
     s = summarize(recs, sent=7)
     assert s["reordered"] == 1
     assert s["duplicates"] == 1
+    assert s["max_gap_packets"] == 1
     assert s["loss"] == pytest.approx(1 / 7)
+
+
+def test_a_loss_that_lasts_to_the_end_is_a_gap():
+    recs = [(q, 0, 1_000_000) for q in range(40)]
+    assert summarize(recs, sent=100)["max_gap_packets"] == 60
 
 
 def test_summary_of_nothing():

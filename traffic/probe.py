@@ -49,6 +49,9 @@ def summarize(records: list[tuple[int, int, int]], sent: int | None = None) -> d
     unique = len(set(seqs))
     expected = sent if sent is not None else (max(seqs) + 1)
     ipdv = [abs(b - a) for a, b in zip(delays, delays[1:])]
+    # longest run of lost sequence numbers, including a run that lasts to the end of the test
+    ordered = [-1] + sorted(set(seqs)) + [expected]
+    gap = max((b - a - 1 for a, b in zip(ordered, ordered[1:])), default=0)
     return {
         "sent": expected,
         "received": len(records),
@@ -62,6 +65,8 @@ def summarize(records: list[tuple[int, int, int]], sent: int | None = None) -> d
         "owd_max_ms": max(delays),
         "pdv_ms": percentile(delays, 99.9) - min(delays),
         "ipdv_p99_ms": percentile(ipdv, 99) if ipdv else 0.0,
+        "max_gap_packets": gap,  # longest run of consecutive lost sequence numbers
+        "delays_ms": delays if len(delays) <= 20000 else delays[:: len(delays) // 20000 + 1],
     }
 
 

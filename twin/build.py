@@ -17,7 +17,10 @@ import networkx as nx
 from twin import paths
 from twin.errors import TwinError
 from twin.images import build_worker, image_exists
-from twin.links import ns_prefix
+from mininet.node import RemoteController
+
+from twin import controller as ctl
+from twin.links import apply_classes, ns_prefix
 from twin.net import Twin
 from twin.nodes import create_container, docker_client
 from twin.topology import Topology, worker_name
@@ -56,6 +59,7 @@ class WanInfo:
     emulated_bps: float
     queue_bytes: int
     delayline: Optional[dict] = None
+    reserved_bps: float = 0.0
 
 
 @dataclass
@@ -71,6 +75,7 @@ class TwinState:
     scale: str
     owner_pid: int
     started: float
+    controller_pid: int = 0
     switches: dict[str, str] = field(default_factory=dict)  # switch name -> site
     workers: list[WorkerInfo] = field(default_factory=list)
     wan: list[WanInfo] = field(default_factory=list)
@@ -116,6 +121,12 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
     state = TwinState(run_id=run_id, topology=topo.name, topology_file=topology_file,
                       mechanism=link_mechanism(), datapath=ovs_datapath(), controller=controller,
                       scale=topo.scale.describe(), owner_pid=0, started=time.time())
+    reservations = []
+    if controller != "none":
+        if controller not in ctl.APPS:
+            raise TwinError(f"unknown controller {controller!r} (use none, {', '.join(ctl.APPS)})")
+        if controller == "detpath":
+            reservations = ctl.admit_reservations(topo)  # refuse before anything starts
     client = docker_client()
     default_image = topo.image or build_worker(client, log=progress)
     for i, s in enumerate(topo.sites):
@@ -178,13 +189,34 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
             delay_s=delay, jitter_s=link.jitter, loss=link.loss, rate_bps=link.rate,
             emulated_bps=rate, queue_bytes=queue, delayline=asdict(dl) if dl else None))
 
+    proc = None
+    if controller != "none":
+        model_file = ctl.write_model(state, reservations)
+        progress(f"starting controller {controller} (os-ken) on 127.0.0.1:{ctl.CONTROLLER_PORT}")
+        proc = ctl.start(controller, model_file)
+        state.controller_pid = proc.pid
+        net.addController(RemoteController("c0", ip="127.0.0.1", port=ctl.CONTROLLER_PORT))
     progress("starting switches")
     net.start()
     net.wait_ports_up()
+    if reservations:
+        progress(f"isolating {len(reservations)} reservation(s) in HTB classes on WAN egress ports")
+        load = ctl.reserved_per_link(reservations)
+        for w in state.wan:
+            reserved = load.get(frozenset((w.a, w.b)), 0.0)
+            for intf in (w.intf_a, w.intf_b):
+                apply_classes(intf, w.emulated_bps, reserved, w.queue_bytes,
+                              dscp=reservations[0].dscp, rtt_s=2 * w.delay_s,
+                              probe_dscp=reservations[0].probe_dscp)
+            w.reserved_bps = reserved
     install_static_arp(state)
     if controller == "none":
         progress("installing static shortest-delay forwarding")
         install_static_flows(topo, state)
+    else:
+        info = ctl.wait_ready(model_file, proc.pid)
+        progress(f"controller {controller}: {info.get('switches')} switches programmed"
+                 + (f", {info['flows']} flows" if "flows" in info else ""))
     return net, state
 
 

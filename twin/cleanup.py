@@ -20,7 +20,7 @@ from pathlib import Path
 
 from twin import paths
 
-PROCESS_MARKERS = ("twin.delayline", "twin.controller", "twin-controller")
+PROCESS_MARKERS = ("twin.delayline", "controllers.run")
 
 
 @dataclass

@@ -292,6 +292,43 @@ def cmd_model(args) -> int:
     return 0
 
 
+def _with_scale(topo, scale: str | None):
+    if not scale:
+        return topo
+    from twin.topology import Scale
+    try:
+        return topo.model_copy(update={"scale": Scale(bandwidth=scale)})
+    except ValueError as exc:
+        raise TwinError(f"--scale {scale!r}: {exc}") from None
+
+
+def cmd_experiment(args) -> int:
+    from twin import determinism, plots
+    from twin.collective import write_rows
+    from twin.topology import load_topology
+    topo = _with_scale(load_topology(args.topology), args.scale)
+    out = Path(args.results)
+    rows, delays = determinism.run(topo, args.topology, seconds=args.seconds, progress=_progress)
+    write_rows(rows, out / f"determinism-{topo.name}.csv")
+    plots.delay_cdf(delays, out / f"determinism-{topo.name}-owd-cdf.png",
+                    f"probe one-way delay, {topo.name} ({topo.scale.describe()})")
+    table = Table(title=f"determinism A/B on {topo.name} ({topo.scale.describe()})")
+    for col in ("controller", "phase", "what", "offered Mbit/s", "goodput Mbit/s", "share",
+                "OWD p50 ms", "p99 ms", "PDV ms", "loss", "gap ms"):
+        table.add_column(col)
+    for r in rows:
+        probe = r.metric.startswith("probe") or r.phase == "failover"
+        table.add_row(r.controller, r.phase, r.metric, f"{r.offered_mbps:.1f}" if not probe else "",
+                      f"{r.goodput_mbps:.1f}" if not probe else "",
+                      f"{r.share_of_offered:.1%}" if not probe else "",
+                      f"{r.owd_p50_ms:.2f}" if probe else "", f"{r.owd_p99_ms:.2f}" if probe else "",
+                      f"{r.pdv_ms:.2f}" if probe else "", f"{r.loss:.2%}" if probe else "",
+                      f"{r.gap_ms:.1f}" if r.phase == "failover" else "")
+    console.print(table)
+    console.print(f"CSV and plot: {out}/determinism-{topo.name}*")
+    return 0
+
+
 def cmd_graph(args) -> int:
     from twin.graph import draw
     from twin.topology import load_topology
@@ -313,8 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the topology JSON schema").set_defaults(fn=cmd_schema)
     p = sub.add_parser("up", help="bring a topology up")
     p.add_argument("topology")
-    p.add_argument("--controller", default="none", choices=["none"],
-                   help="forwarding: none = static shortest-delay flows installed by the twin")
+    p.add_argument("--controller", default="none", choices=["none", "detpath", "baseline"],
+                   help="none = static shortest-delay flows installed by the twin; detpath = "
+                        "deterministic reserved paths (os-ken); baseline = best-effort L2 learning")
     p.add_argument("--detach", action="store_true", help="return once the twin is ready")
     p.add_argument("--calibrate", action="store_true", help="measure every link after bring-up")
     p.add_argument("--single-site", action="store_true",
@@ -357,6 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-check", action="store_true", help="move bytes only, no reduce/verify")
         p.add_argument("--csv", help="write the rows to this CSV")
         p.set_defaults(fn=cmd_collective)
+    p = sub.add_parser("experiment", help="run a packaged experiment")
+    p.add_argument("name", choices=["determinism"])
+    p.add_argument("topology")
+    p.add_argument("--scale", help="override the topology's bandwidth scale, e.g. 1/4000")
+    p.add_argument("--seconds", type=float, default=8.0, help="duration of each traffic phase")
+    p.add_argument("--results", default="results/experiments")
+    p.set_defaults(fn=cmd_experiment)
     p = sub.add_parser("model", help="analytic predictions at full scale")
     p.add_argument("--params", default="175B", help="model parameters, e.g. 175B")
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])

@@ -29,6 +29,7 @@ from typing import Optional
 from mininet.link import Intf, Link
 
 from twin import paths
+from twin.errors import TwinError
 
 MTU_FRAME = 1514
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
@@ -91,11 +92,64 @@ def shaping_commands(dev: str, shaping: Shaping, mechanism: str) -> list[list[st
     return cmds
 
 
+def class_commands(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: int,
+                   dscp: int = 34, rtt_s: float = 0.0, probe_dscp: int = 46) -> list[list[str]]:
+    """Deterministic-service isolation on a WAN egress, three HTB classes under the line rate:
+
+    1:30 probes (probe_dscp, EF): strict priority, small rate, a queue of a few packets;
+    1:20 the reserved job (dscp): its guaranteed rate, next priority, one BDP of queue;
+    1:10 best effort: the rest. Every class may borrow up to the line rate when others are idle.
+    The switch marks DSCP in OpenFlow, tc classifies: works on any OVS datapath.
+    """
+    rate = int(rate_bps)
+    probe = int(max(1e6, 0.02 * reserved_bps))
+    res = int(max(8000, min(reserved_bps, rate_bps) - probe))
+    be = max(int(rate_bps - reserved_bps), 8000)
+    burst = str(htb_burst_bytes(rate_bps))
+    reserved_queue = max(64 * MTU_FRAME, int(reserved_bps / 8 * max(rtt_s, 0.002)))
+
+    def cls(classid: str, r: int, prio: str) -> list[str]:
+        return ["tc", "class", "replace", "dev", dev, "parent", "1:1", "classid", classid, "htb",
+                "rate", f"{r}bit", "ceil", f"{rate}bit", "prio", prio, "burst", burst,
+                "cburst", burst]
+
+    def leaf(classid: str, handle: str, limit: int) -> list[str]:
+        return ["tc", "qdisc", "replace", "dev", dev, "parent", classid, "handle", handle, "bfifo",
+                "limit", str(limit)]
+
+    def match(d: int, flowid: str, pref: str) -> list[str]:
+        return ["tc", "filter", "replace", "dev", dev, "parent", "1:", "protocol", "ip", "prio",
+                pref, "u32", "match", "ip", "dsfield", hex(d << 2), "0xfc", "flowid", flowid]
+
+    return [
+        ["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
+        ["tc", "class", "replace", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate",
+         f"{rate}bit", "ceil", f"{rate}bit", "burst", burst, "cburst", burst],
+        cls("1:30", probe, "0"), cls("1:20", res, "1"), cls("1:10", be, "2"),
+        leaf("1:30", "30:", 32 * MTU_FRAME), leaf("1:20", "20:", reserved_queue),
+        leaf("1:10", "10:", queue_bytes),
+        match(probe_dscp, "1:30", "1"), match(dscp, "1:20", "2"),
+    ]
+
+
+def apply_classes(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: int,
+                  dscp: int = 34, rtt_s: float = 0.0, probe_dscp: int = 46) -> None:
+    """Root-namespace switch port: replace its shaping with reserved + best-effort classes."""
+    if not IFNAME_RE.match(dev):
+        raise ValueError(f"{dev!r} is not an interface name")
+    batch = f"qdisc del dev {dev} root\n" + "".join(
+        " ".join(a[1:]) + "\n"
+        for a in class_commands(dev, rate_bps, reserved_bps, queue_bytes, dscp, rtt_s, probe_dscp))
+    run_argv(["tc", "-force", "-batch", "-"], stdin=batch, check=False)
+    if "1:20" not in run_argv(["tc", "class", "show", "dev", dev]).stdout:
+        raise TwinError(f"tc on {dev}: reserved class was not installed")
+
+
 def run_argv(argv: list[str], check: bool = True, stdin: Optional[str] = None
              ) -> subprocess.CompletedProcess:
     proc = subprocess.run(argv, capture_output=True, text=True, input=stdin)
     if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {proc.stderr.strip() or proc.stdout.strip()}")
+        raise TwinError(f"{' '.join(argv)}: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc
 
 
@@ -117,8 +171,16 @@ def apply_shaping(dev: str, pid: Optional[int], shaping: Shaping, mechanism: str
     """All of an interface's tc commands in one ``tc -batch`` process (bring-up is I/O bound)."""
     if not IFNAME_RE.match(dev):
         raise ValueError(f"{dev!r} is not an interface name")  # a batch line must stay one line
-    batch = "".join(" ".join(argv[1:]) + "\n" for argv in shaping_commands(dev, shaping, mechanism))
-    run_argv(ns_prefix(pid) + ["tc", "-batch", "-"], stdin=batch)
+    # start from an empty root: HTB cannot be 'changed' in place (-force: go on if none exists)
+    batch = f"qdisc del dev {dev} root\n" + "".join(
+        " ".join(argv[1:]) + "\n" for argv in shaping_commands(dev, shaping, mechanism))
+    proc = run_argv(ns_prefix(pid) + ["tc", "-force", "-batch", "-"], stdin=batch, check=False)
+    errors = [l for l in proc.stderr.splitlines()
+              if l.strip() and not l.startswith("Warning")
+              and "Cannot delete qdisc with handle of zero" not in l
+              and "Command failed" not in l and "No such file" not in l]
+    if proc.returncode != 0 and errors:
+        raise TwinError(f"tc on {dev}: {errors[0]}")
 
 
 class ShapedIntf(Intf):
@@ -141,10 +203,17 @@ class ShapedIntf(Intf):
         )
         pid = self.node.pid if self.node.inNamespace else None
         prepare_port(self.name, pid)
-        if shaping.rate_bps or (mechanism == "netem" and shaping.has_impairment()):
-            apply_shaping(self.name, pid, shaping, mechanism)
-        self.shaping = shaping
+        self.shaping, self.mechanism = shaping, mechanism
+        reapply(self)
         return result
+
+
+def reapply(intf) -> None:
+    """(Re)install an interface's recorded shaping."""
+    s = intf.shaping
+    if s.rate_bps or (intf.mechanism == "netem" and s.has_impairment()):
+        pid = intf.node.pid if intf.node.inNamespace else None
+        apply_shaping(intf.name, pid, s, intf.mechanism)
 
 
 # ---- the userspace delay line as a Mininet link ------------------------------

@@ -17,7 +17,7 @@ from mininet.net import Mininet
 from mininet.node import OVSSwitch
 
 from twin import capabilities, paths
-from twin.links import LongHaulLink, ShapedIntf
+from twin.links import LongHaulLink, ShapedIntf, reapply, run_argv
 from twin.nodes import DockerHost
 
 
@@ -63,6 +63,24 @@ class Twin(Mininet):
         node.terminate()
         self.hosts.remove(node)
         del self.nameToNode[name]
+
+    def start(self) -> None:
+        """Start, then keep OVS's hands off the ports' qdiscs and put the shaping back.
+
+        OVS replaces a port's root qdisc when it adds the port (QoS type 'linux-default'), which
+        silently removes the link's HTB and queue. Giving every port QoS type 'linux-noop' tells
+        OVS never to touch tc again; the shaping done at link creation is then re-applied.
+        """
+        super().start()
+        ports = [i for sw in self.switches for i in sw.intfList() if i.name != "lo"]
+        if ports:
+            argv = ["ovs-vsctl", "--timeout=30", "--", "--id=@noop", "create", "qos", "type=linux-noop"]
+            for intf in ports:
+                argv += ["--", "set", "port", intf.name, "qos=@noop"]
+            run_argv(argv)
+        for intf in ports:
+            if getattr(intf, "shaping", None) is not None:
+                reapply(intf)
 
     def wait_ports_up(self, timeout: float = 10.0) -> None:
         """Userspace OVS picks up new ports asynchronously; wait until each is carrier-up."""

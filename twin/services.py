@@ -74,10 +74,49 @@ def ensure_docker() -> str:
     return "started"
 
 
+# OVS's userspace datapath transmits on every port through one shared AF_PACKET socket, whose
+# send buffer also counts the bytes waiting in the ports' tc queues. With the default 208 KB
+# it runs out as soon as one shaped link backs up, and OVS then drops packets for *every* port,
+# silently and before tc can classify them: isolation and shaping both fail. The buffer is sized
+# when ovs-vswitchd opens the socket, so this must be set before it starts.
+SOCKET_SYSCTLS = {"net.core.wmem_default": 33554432, "net.core.wmem_max": 33554432,
+                  "net.core.rmem_max": 67108864}
+
+
+def tune_socket_buffers() -> bool:
+    """Raise the socket buffer defaults; True if anything had to change."""
+    changed = False
+    for key, want in SOCKET_SYSCTLS.items():
+        path = Path("/proc/sys") / key.replace(".", "/")
+        try:
+            if int(path.read_text().split()[0]) < want:
+                path.write_text(str(want))
+                changed = True
+        except (OSError, ValueError):
+            pass
+    return changed
+
+
+def twin_bridges_exist() -> bool:
+    proc = subprocess.run(["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True, text=True)
+    return bool(proc.stdout.strip())
+
+
 def ensure_ovs() -> str:
-    """Return 'running' or 'started'; raise TwinError if ovsdb-server/ovs-vswitchd won't answer."""
+    """Return 'running', 'restarted' or 'started'; raise TwinError if OVS won't answer."""
+    changed = tune_socket_buffers()
     if ovs_answers():
-        return "running"
+        if not changed or twin_bridges_exist():
+            return "running"
+        # restart so ovs-vswitchd's shared transmit socket gets the bigger buffer
+        if has_systemd():
+            subprocess.run(["systemctl", "restart", "openvswitch-switch"], capture_output=True)
+        else:
+            subprocess.run([OVS_CTL, "restart", "--system-id=random"], capture_output=True)
+        if not _wait(ovs_answers, 30):
+            raise TwinError("Open vSwitch did not come back after a restart; see "
+                            "/var/log/openvswitch/ovs-vswitchd.log")
+        return "restarted (socket buffers raised)"
     if has_systemd():
         subprocess.run(["systemctl", "start", "openvswitch-switch"], capture_output=True)
     elif Path(OVS_CTL).exists():

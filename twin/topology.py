@@ -145,6 +145,29 @@ class WanLink(_Strict):
         return size
 
 
+class ReservationSpec(_Strict):
+    """A deterministic-service reservation for the detpath controller (real units)."""
+
+    name: str
+    a: str
+    b: str
+    rate: float
+    dscp: int = Field(34, ge=0, le=63, description="the job's bulk traffic (AF41)")
+    probe_dscp: int = Field(46, ge=0, le=63, description="probes (EF): a strict, short queue")
+    tcp_ports: list[int] = Field(default_factory=lambda: [29500, 29600],
+                                 description="the job's collective traffic (traffic.bench/train)")
+    udp_ports: list[int] = Field(default_factory=lambda: [7100], description="probes")
+
+    _r = field_validator("rate", mode="before")(classmethod(lambda cls, v: _rate(v)))
+
+    @field_validator("tcp_ports", "udp_ports")
+    @classmethod
+    def _ports(cls, v: list[int]) -> list[int]:
+        if any(not 0 < p < 65536 for p in v):
+            raise ValueError("ports must be in 1..65535")
+        return v
+
+
 class Topology(_Strict):
     name: str
     description: str = ""
@@ -153,6 +176,7 @@ class Topology(_Strict):
     scale: Scale = Scale()
     sites: list[Site] = Field(min_length=1)
     links: list[WanLink] = Field(default_factory=list)
+    reservations: list[ReservationSpec] = Field(default_factory=list)
 
     # ---- derived quantities -------------------------------------------------
     def site(self, name: str) -> Site:
@@ -271,6 +295,10 @@ def _semantic_problems(topo: Topology) -> list[str]:
         pairs.add(pair)
         if {link.a, link.b} <= seen and link.jitter > topo.link_delay(link):
             problems.append(f"{where}.jitter: larger than the link's delay; packets cannot arrive before they leave")
+    for i, r in enumerate(topo.reservations):
+        for end in ("a", "b"):
+            if getattr(r, end) not in seen:
+                problems.append(f"reservations[{i}:{r.name}].{end}: unknown site {getattr(r, end)!r}")
     if problems:
         return problems
     g = topo.graph()
@@ -326,6 +354,7 @@ def single_site(topo: Topology) -> Topology:
     first = topo.sites[0]
     site = first.model_copy(update={"name": "single", "city": "single site", "workers": total})
     return topo.model_copy(update={"name": f"{topo.name}-single", "sites": [site], "links": [],
+                                   "reservations": [],
                                    "description": f"equal-compute single site of {topo.name}"})
 
 

@@ -1,0 +1,121 @@
+"""Explicit paths with reserved bandwidth: the deterministic network's control logic, pure.
+
+The controller gets the fabric from the twin's model (sites, WAN links with delay and emulated
+rate, switch ports), never from discovery. Reservations are admitted on delay-shortest paths
+with enough unreserved capacity on every link; a request that would oversubscribe a link is
+refused with a message, never silently degraded. Each switch also gets a backup next hop from
+an edge-disjoint path, for fast-failover groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import networkx as nx
+
+RESERVABLE = 0.9  # share of a link that reservations may take; the rest stays for best effort
+
+
+class AdmissionError(ValueError):
+    """A reservation cannot be placed without oversubscribing a link."""
+
+
+@dataclass
+class Reservation:
+    name: str
+    src: str  # site
+    dst: str  # site
+    rate_bps: float
+    dscp: int = 34
+    probe_dscp: int = 46
+    tcp_ports: list[int] = field(default_factory=list)
+    udp_ports: list[int] = field(default_factory=list)
+    path: list[str] = field(default_factory=list)
+    backup: list[str] = field(default_factory=list)
+
+
+def fabric_graph(wan: list[dict]) -> nx.Graph:
+    """Sites as nodes; edges carry delay (s), capacity (emulated bit/s) and the switch ports."""
+    g = nx.Graph()
+    for w in wan:
+        g.add_edge(w["a"], w["b"], delay=w["delay_s"], capacity=w["emulated_bps"], reserved=0.0,
+                   ports={w["a"]: (w["switch_a"], w["port_a"]), w["b"]: (w["switch_b"], w["port_b"])})
+    return g
+
+
+def _path_ok(g: nx.Graph, path: list[str], rate: float) -> Optional[tuple[str, str, float]]:
+    """None if every link on the path can take ``rate`` more; else the first link that cannot."""
+    for u, v in zip(path, path[1:]):
+        e = g[u][v]
+        left = e["capacity"] * RESERVABLE - e["reserved"]
+        if left + 1e-6 < rate:
+            return u, v, left
+    return None
+
+
+def admit(g: nx.Graph, res: Reservation) -> Reservation:
+    """Place a reservation on the delay-shortest path that has room; book it on both directions'
+    links (a training job's collective traffic is symmetric) and find an edge-disjoint backup."""
+    if res.src not in g or res.dst not in g:
+        raise AdmissionError(f"reservation {res.name!r}: unknown site {res.src if res.src not in g else res.dst!r}")
+    if res.rate_bps <= 0:
+        raise AdmissionError(f"reservation {res.name!r}: rate must be positive")
+    blocked = None
+    for path in nx.shortest_simple_paths(g, res.src, res.dst, weight="delay"):
+        problem = _path_ok(g, path, res.rate_bps)
+        if problem is None:
+            for u, v in zip(path, path[1:]):
+                g[u][v]["reserved"] += res.rate_bps
+            res.path = path
+            res.backup = disjoint_backup(g, path)
+            return res
+        blocked = blocked or problem
+    u, v, left = blocked
+    raise AdmissionError(
+        f"reservation {res.name!r} ({res.rate_bps / 1e6:g} Mbit/s {res.src}->{res.dst}) refused: "
+        f"link {u}-{v} has {max(0.0, left) / 1e6:g} Mbit/s reservable left "
+        f"({RESERVABLE:.0%} of {g[u][v]['capacity'] / 1e6:g} Mbit/s minus existing reservations)")
+
+
+def disjoint_backup(g: nx.Graph, path: list[str]) -> list[str]:
+    h = g.copy()
+    h.remove_edges_from(zip(path, path[1:]))
+    try:
+        return nx.shortest_path(h, path[0], path[-1], weight="delay")
+    except nx.NetworkXNoPath:
+        return []
+
+
+def next_hops(g: nx.Graph) -> dict[str, dict[str, tuple[Optional[str], Optional[str]]]]:
+    """site -> destination site -> (primary next site, backup next site or None).
+
+    The backup is the first hop of the shortest path that avoids the primary link.
+    """
+    table: dict[str, dict[str, tuple[Optional[str], Optional[str]]]] = {}
+    paths = dict(nx.all_pairs_dijkstra_path(g, weight="delay"))
+    for src in g.nodes:
+        table[src] = {}
+        for dst in g.nodes:
+            if src == dst:
+                continue
+            primary = paths[src][dst][1]
+            h = g.copy()
+            h.remove_edge(src, primary)
+            try:
+                backup = nx.shortest_path(h, src, dst, weight="delay")[1]
+            except nx.NetworkXNoPath:
+                backup = None
+            table[src][dst] = (primary, backup)
+    return table
+
+
+def spanning_tree_ports(g: nx.Graph) -> dict[str, set[int]]:
+    """switch -> WAN ports on a minimum-delay spanning tree: where the baseline may flood."""
+    tree = nx.minimum_spanning_tree(g, weight="delay")
+    ports: dict[str, set[int]] = {}
+    for u, v, data in tree.edges(data=True):
+        for site in (u, v):
+            sw, port = data["ports"][site]
+            ports.setdefault(sw, set()).add(port)
+    return ports

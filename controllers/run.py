@@ -1,0 +1,36 @@
+"""Launch a controller app on os-ken, listening on loopback only.
+
+  python -m controllers.run detpath|baseline MODEL.json [--port 6653]
+
+os-ken has no ``osken-manager`` any more; this is its replacement for one app plus the
+OpenFlow handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+APPS = ("detpath", "baseline")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="controllers.run")
+    ap.add_argument("app", choices=APPS)
+    ap.add_argument("model", help="fabric model JSON written by the twin")
+    ap.add_argument("--port", type=int, default=6653)
+    args = ap.parse_args(argv)
+    os.environ["TWIN_CONTROLLER_MODEL"] = args.model
+    from os_ken.lib import hub
+    hub.patch(thread=False)
+    from os_ken import cfg
+    from os_ken.base.app_manager import AppManager
+    cfg.CONF(args=["--ofp-listen-host", "127.0.0.1", "--ofp-tcp-listen-port", str(args.port)],
+             project="os_ken")
+    AppManager.run_apps([f"controllers.{args.app}", "os_ken.controller.ofp_handler"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

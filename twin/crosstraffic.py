@@ -1,0 +1,94 @@
+"""Cross traffic and probes between workers, started and stopped by the twin, results kept.
+
+iperf3 (the host's binary, run inside the workers' network namespaces) for TCP/UDP channels
+and interference; ``traffic.probe`` inside the containers for one-way delay.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from twin.build import WorkerInfo
+from twin.calibrate import parse_iperf3
+from twin.links import ns_prefix
+
+
+@dataclass
+class Flow:
+    """One iperf3 client/server pair; ``result()`` waits and returns (bit/s received, retransmits)."""
+
+    src: WorkerInfo
+    dst: WorkerInfo
+    port: int
+    rate_bps: float
+    proto: str
+    seconds: float
+    server: subprocess.Popen = field(repr=False, default=None)
+    client: subprocess.Popen = field(repr=False, default=None)
+
+    def result(self) -> tuple[float, int]:
+        try:
+            out, err = self.client.communicate(timeout=self.seconds + 30)
+        finally:
+            self.stop()
+        try:
+            return parse_iperf3(out)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise RuntimeError(f"iperf3 {self.src.name}->{self.dst.name}:{self.port}: {exc}") from None
+
+    def stop(self) -> None:
+        for p in (self.client, self.server):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def start_flow(src: WorkerInfo, dst: WorkerInfo, port: int, rate_bps: float = 0,
+               proto: str = "tcp", seconds: float = 5.0, delay_start: float = 0.0) -> Flow:
+    server = subprocess.Popen(ns_prefix(dst.pid) + ["iperf3", "-s", "-1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.2)
+    argv = ["iperf3", "-c", dst.ip, "-p", str(port), "-t", str(seconds), "-J"]
+    if proto == "udp":
+        argv += ["-u", "-l", "1400"]
+    if rate_bps:
+        argv += ["-b", str(int(rate_bps))]
+    if delay_start:
+        time.sleep(delay_start)
+    client = subprocess.Popen(ns_prefix(src.pid) + argv, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    return Flow(src, dst, port, rate_bps, proto, seconds, server, client)
+
+
+@dataclass
+class Probe:
+    receiver: subprocess.Popen
+    sender: Optional[subprocess.Popen] = None
+
+    def result(self, timeout: float = 60) -> dict:
+        if self.sender:
+            self.sender.communicate(timeout=timeout)
+        out, err = self.receiver.communicate(timeout=timeout)
+        lines = [l for l in out.splitlines() if l.startswith("{")]
+        if not lines:
+            raise RuntimeError(f"probe receiver gave no result: {err.strip()[-200:]}")
+        return json.loads(lines[-1])
+
+
+def start_probe(src: WorkerInfo, dst: WorkerInfo, port: int, pps: float, count: int,
+                dscp: int = 0) -> Probe:
+    duration = count / pps + 5
+    receiver = subprocess.Popen(
+        ["docker", "exec", dst.container, "python3", "-m", "traffic.probe", "recv", "--port",
+         str(port), "--duration", str(duration), "--expect", str(count)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.8)
+    sender = subprocess.Popen(
+        ["docker", "exec", src.container, "python3", "-m", "traffic.probe", "send", "--dst", dst.ip,
+         "--port", str(port), "--pps", str(pps), "--count", str(count), "--dscp", str(dscp)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return Probe(receiver, sender)

@@ -1,0 +1,155 @@
+"""The A/B experiment behind FNTF's claim: deterministic reserved paths vs best effort.
+
+Same topology, links and interference for both controllers (detpath, baseline):
+1. channels: a reserved channel (the job's TCP port, so detpath marks it) and a best-effort
+   channel, each offered half of the WAN link's rate, first alone, then with UDP interference
+   at 100% of the link's rate (FNTF's demo: deterministic stayed ~50 Gbit/s, best effort fell
+   below 1 Gbit/s);
+2. a probe in the reserved class: one-way delay percentiles, PDV, loss, reordering, with and
+   without interference;
+3. failover (meshed topologies): cut the first WAN link of the probe's path during the probe
+   and report the delivery gap and packets lost.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from controllers.paths import fabric_graph, spanning_tree_ports
+from twin import runtime
+from twin.build import TwinState
+from twin.crosstraffic import start_flow, start_probe
+from twin.topology import Topology
+
+RESERVED_PORT = 29500  # a port of the job's reservation (see the topology's reservations)
+PROBE_PORT = 7100
+# "half a link" in TCP goodput: two channels of 1448/1514 x half the line rate exactly fill it;
+# 90% of that leaves the probe and the acknowledgements room.
+CHANNEL_SHARE = 1448 / 1514 * 0.9
+Progress = Callable[[str], None]
+
+
+@dataclass
+class DeterminismRow:
+    topology: str
+    controller: str
+    phase: str  # alone | interference | failover
+    metric: str  # what the row measures
+    src: str
+    dst: str
+    offered_mbps: float
+    goodput_mbps: float
+    share_of_offered: float
+    owd_min_ms: float
+    owd_p50_ms: float
+    owd_p99_ms: float
+    owd_p999_ms: float
+    owd_max_ms: float
+    pdv_ms: float
+    loss: float
+    reordered: int
+    gap_ms: float
+    propagation_ms: float
+    link_mbps: float
+    scale: str
+    mechanism: str
+
+
+def _row(topo, state, controller, phase, metric, src, dst, link_bps, prop_ms, **kw) -> DeterminismRow:
+    base = dict(topology=topo.name, controller=controller, phase=phase, metric=metric, src=src,
+                dst=dst, offered_mbps=0.0, goodput_mbps=0.0, share_of_offered=0.0, owd_min_ms=0.0,
+                owd_p50_ms=0.0, owd_p99_ms=0.0, owd_p999_ms=0.0, owd_max_ms=0.0, pdv_ms=0.0,
+                loss=0.0, reordered=0, gap_ms=0.0, propagation_ms=round(prop_ms, 3),
+                link_mbps=link_bps / 1e6, scale=topo.scale.describe(), mechanism=state.mechanism)
+    base.update(kw)
+    return DeterminismRow(**base)
+
+
+def _probe_fields(p: dict) -> dict:
+    return {k: round(p[k], 4) if isinstance(p[k], float) else p[k]
+            for k in ("owd_min_ms", "owd_p50_ms", "owd_p99_ms", "owd_p999_ms", "owd_max_ms",
+                      "pdv_ms", "loss", "reordered")}
+
+
+def channels(topo: Topology, state: TwinState, controller: str, seconds: float,
+             progress: Progress) -> tuple[list[DeterminismRow], dict]:
+    """Reserved + best-effort channels, alone and under 100% interference, with a probe."""
+    a, b = topo.links[0].a, topo.links[0].b
+    wa = [w for w in state.workers if w.site == a]
+    wb = [w for w in state.workers if w.site == b]
+    wan = next(w for w in state.wan if {w.a, w.b} == {a, b})
+    link, prop = wan.emulated_bps, wan.delay_s * 1e3
+    rows, delays = [], {}
+    for phase in ("alone", "interference"):
+        progress(f"{controller}: channels {phase} ({seconds:g} s)")
+        probe = start_probe(wa[0], wb[0], PROBE_PORT, pps=500, count=int(500 * seconds))
+        half = link / 2 * CHANNEL_SHARE
+        res = start_flow(wa[0], wb[0], RESERVED_PORT, half, "tcp", seconds)
+        be = start_flow(wa[-1], wb[-1], 5301, half, "tcp", seconds)
+        # interference shares only the WAN egress with the reserved channel (not its NICs)
+        noise = start_flow(wa[-1], wb[-1], 5302, link, "udp", seconds) if phase == "interference" else None
+        for name, flow in (("reserved channel", res), ("best-effort channel", be),
+                           ("interference", noise)):
+            if flow is None:
+                continue
+            bps, _ = flow.result()
+            rows.append(_row(topo, state, controller, phase, name, flow.src.name, flow.dst.name,
+                             link, prop, offered_mbps=flow.rate_bps / 1e6,
+                             goodput_mbps=round(bps / 1e6, 2),
+                             share_of_offered=round(bps / flow.rate_bps, 4)))
+        p = probe.result()
+        delays[f"{controller}, {phase}"] = p.get("delays_ms", [])
+        rows.append(_row(topo, state, controller, phase, "probe (reserved class)", wa[0].name,
+                         wb[0].name, link, prop, **_probe_fields(p)))
+    return rows, delays
+
+
+def failover(topo: Topology, state: TwinState, controller: str, progress: Progress,
+             seconds: float = 6.0, pps: float = 1000) -> Optional[DeterminismRow]:
+    """Cut the first WAN link on the probe's current path; the probe measures the gap."""
+    g = fabric_graph([w.__dict__ for w in state.wan])
+    src_site, dst_site = topo.links[0].a, topo.links[0].b
+    if controller == "baseline":
+        tree_edges = {(sw, p) for sw, ports in spanning_tree_ports(g).items() for p in ports}
+        tree = g.edge_subgraph([(u, v) for u, v, d in g.edges(data=True)
+                                if d["ports"][u] in tree_edges])
+        import networkx as nx
+        path = nx.shortest_path(tree, src_site, dst_site)
+    else:
+        import networkx as nx
+        path = nx.shortest_path(g, src_site, dst_site, weight="delay")
+    cut = (path[0], path[1])
+    src = next(w for w in state.workers if w.site == src_site)
+    dst = next(w for w in state.workers if w.site == dst_site)
+    progress(f"{controller}: failover, cutting {cut[0]}-{cut[1]} during a {seconds:g} s probe")
+    probe = start_probe(src, dst, PROBE_PORT, pps=pps, count=int(pps * seconds))
+    time.sleep(seconds / 3)
+    runtime.set_link_state(*cut, up_=False)
+    try:
+        p = probe.result()
+    finally:
+        runtime.set_link_state(*cut, up_=True)
+    wan = next(w for w in state.wan if {w.a, w.b} == set(cut))
+    return _row(topo, state, controller, "failover", f"cut {cut[0]}-{cut[1]}", src.name, dst.name,
+                wan.emulated_bps, wan.delay_s * 1e3, gap_ms=round(p["max_gap_packets"] * 1000 / pps, 2),
+                **_probe_fields(p))
+
+
+def run(topo: Topology, path: str, seconds: float = 8.0, controllers=("detpath", "baseline"),
+        progress: Progress = lambda s: None) -> tuple[list[DeterminismRow], dict]:
+    rows, delays = [], {}
+    for controller in controllers:
+        _, state = runtime.up(topo, path, controller, progress)
+        try:
+            r, d = channels(topo, state, controller, seconds, progress)
+            rows += r
+            delays.update(d)
+            if len(topo.links) > 1:
+                row = failover(topo, state, controller, progress)
+                if row:
+                    rows.append(row)
+        finally:
+            runtime.down()
+    return rows, delays
