@@ -329,6 +329,39 @@ def cmd_experiment(args) -> int:
     return 0
 
 
+def cmd_campaign(args) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from twin import campaign as camp
+    from twin import campaign_report as rep
+    if args.action in ("plot", "report"):
+        rows = rep.read(Path(args.file))
+        out = Path(args.output or Path(args.file).with_suffix(""))
+        plots = rep.plot(rows, out)
+        md = out / "report.md"
+        md.write_text(rep.report(rows, Path(args.file), plots))
+        console.print(f"wrote {', '.join(str(p) for p in plots + [md])}")
+        return 0
+    c = camp.load_campaign(args.file)
+    csv_path = Path(args.out or f"results/campaigns/{c.name}.csv")
+    done = camp.existing_rows(csv_path)
+    todo = [p for p in c.points() if p["row_id"] not in done]
+    est = camp.estimate_seconds(c, todo) if todo else 0
+    console.print(f"campaign {c.name}: {len(c.points())} measurements planned, {len(done)} already in "
+                  f"{csv_path}, {len(todo)} to run; estimated {est / 60:.1f} min "
+                  f"(topology {c.topology.name}, scale {c.scale or c.topology.scale.describe()})")
+    if args.dry_run:
+        for p in todo:
+            console.print(f"  {p['row_id']}  {camp._describe(p)}, repeat {p['repeat']}")
+        return 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task(c.name, total=len(todo))
+        written, failed = camp.run(c, csv_path, progress=lambda m: bar.console.log(m),
+                                   on_point=lambda n, total: bar.update(task, completed=n))
+    console.print(f"{written} rows written, {failed} failed rows; CSV: {csv_path}")
+    return 0
+
+
 def cmd_graph(args) -> int:
     from twin.graph import draw
     from twin.topology import load_topology
@@ -395,6 +428,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-check", action="store_true", help="move bytes only, no reduce/verify")
         p.add_argument("--csv", help="write the rows to this CSV")
         p.set_defaults(fn=cmd_collective)
+    p = sub.add_parser("campaign", help="run a measurement campaign, or plot/report its CSV")
+    p.add_argument("action", choices=["run", "plot", "report"])
+    p.add_argument("file", help="campaign YAML (run) or campaign CSV (plot/report)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and its estimated duration")
+    p.add_argument("--out", help="CSV to append to (default results/campaigns/NAME.csv)")
+    p.add_argument("-o", "--output", help="plot/report directory (default: next to the CSV)")
+    p.set_defaults(fn=cmd_campaign)
     p = sub.add_parser("experiment", help="run a packaged experiment")
     p.add_argument("name", choices=["determinism"])
     p.add_argument("topology")
