@@ -158,6 +158,19 @@ def cmd_inspect(args) -> int:
                       format_rate(w.emulated_bps), f"{w.queue_bytes / 1e3:.0f} KB",
                       alive or "netem")
     console.print(links)
+    problems = runtime.health(s)
+    for line in problems:
+        error_line(f"problem: {line}")
+    if not problems:
+        console.print("health: all workers, delay lines"
+                      + (" and the controller" if s.controller != "none" else "") + " running")
+    return 1 if problems else 0
+
+
+def cmd_controller(args) -> int:
+    from twin import runtime
+    pid = runtime.restart_controller()
+    console.print(f"controller restarted (pid {pid}); every switch reprogrammed")
     return 0
 
 
@@ -398,7 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("node")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
     p.set_defaults(fn=cmd_exec)
-    sub.add_parser("inspect", help="show the running twin").set_defaults(fn=cmd_inspect)
+    sub.add_parser("inspect", help="show the running twin and its health").set_defaults(fn=cmd_inspect)
+    p = sub.add_parser("controller", help="restart the running twin's controller")
+    p.add_argument("action", choices=["restart"])
+    p.set_defaults(fn=cmd_controller)
     p = sub.add_parser("link", help="change, cut or restore a live WAN link")
     p.add_argument("action", choices=["set", "down", "up"])
     p.add_argument("a")

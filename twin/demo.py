@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from twin import plots, runtime
+from twin import campaign as camp
+from twin import campaign_report, plots, runtime
 from twin.calibrate import calibrate, fabric_of, summary, write_csv
 from twin.cli import _progress, console
 from twin.collective import nccl_table, run_collective, write_rows
@@ -78,6 +79,21 @@ def main() -> int:
                     f"- {r.algo}{' + overlap' if r.overlap else ''}: {r.measured_efficiency:.1%} "
                     f"measured, {r.model_efficiency:.1%} model (iteration {r.measured_iteration_s:.3f} s "
                     f"measured, {r.model_iteration_s:.3f} s model, error {r.model_error:+.1%})")
+        _progress("deterministic vs best effort under interference (campaigns/determinism.yaml)")
+        det_csv = out / "determinism.csv"
+        det_csv.unlink(missing_ok=True)
+        det = camp.load_campaign(ROOT / "campaigns" / "determinism.yaml")
+        camp.run(det, det_csv, progress=_progress)
+        rows = {(r["controller"], r["interference"]): r for r in campaign_report.read(det_csv)}
+        lines += ["", "## Deterministic network vs best effort (UDP interference at 100% of the WAN rate)", "",
+                  f"Emulated at {det.scale} of real rates; the job runs on 1 worker per site, the other "
+                  "worker of each site carries the interference.", ""]
+        for ctl in ("detpath", "baseline"):
+            calm, noisy = rows.get((ctl, "False")), rows.get((ctl, "True"))
+            if calm and noisy and calm["status"] == noisy["status"] == "ok":
+                lines.append(f"- {ctl}: iteration {float(calm['iteration_s']):.2f} s without interference, "
+                             f"{float(noisy['iteration_s']):.2f} s with it (median of "
+                             f"{noisy['iterations']}; efficiency {float(noisy['efficiency']):.1%})")
         best = max((r for r in eff if r.layout == "spread"), key=lambda r: r.measured_efficiency)
         headline = (f"efficiency at {topo.link_distance_km(topo.links[0]):,.0f} km, {best.algo}"
                     f"{' + overlap' if best.overlap else ''}: {best.measured_efficiency:.1%} measured, "

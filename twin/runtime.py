@@ -162,3 +162,41 @@ def exec_argv(node: str, argv: list[str], interactive: bool = False) -> list[str
     state = require_state()
     w = state.worker(node)
     return ["docker", "exec"] + (["-it"] if interactive else ["-i"]) + [w.container] + argv
+
+
+def restart_controller() -> int:
+    """Start the recorded controller again; it reinstalls the same state from the same model."""
+    from twin import controller as ctl
+    state = require_state()
+    if state.controller == "none":
+        raise TwinError("this twin runs without a controller (static flows)")
+    if ctl.alive(state.controller_pid):
+        os.kill(state.controller_pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while ctl.alive(state.controller_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    model_file = paths.run_dir() / "controller-model.json"
+    ready = paths.run_dir() / "controller-ready.json"
+    ready.unlink(missing_ok=True)
+    proc = ctl.start(state.controller, model_file)
+    ctl.wait_ready(model_file, proc.pid)
+    state.controller_pid = proc.pid
+    save_state(state)
+    return proc.pid
+
+
+def health(state: TwinState) -> list[str]:
+    """One line per dead part of the twin: controller, delay lines, worker containers."""
+    from twin import controller as ctl
+    problems = []
+    if state.controller != "none" and not ctl.alive(state.controller_pid):
+        problems.append(f"controller {state.controller} (pid {state.controller_pid}) is dead; "
+                        "flows stay installed (fail-secure); 'twin controller restart' reinstalls them")
+    for w in state.wan:
+        if w.delayline and not ctl.alive(w.delayline["pid"]):
+            problems.append(f"delay line of {w.a}-{w.b} (pid {w.delayline['pid']}) is dead: the link "
+                            "carries nothing; 'twin down' and 'twin up' to recover")
+    for w in state.workers:
+        if not ctl.alive(w.pid):
+            problems.append(f"worker {w.name} (container {w.container[:12]}) is not running")
+    return problems
