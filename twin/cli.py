@@ -133,6 +133,7 @@ def cmd_exec(args) -> int:
 
 def cmd_inspect(args) -> int:
     from twin import runtime
+    from twin.controller import alive as ctl_alive
     from twin.units import format_rate, format_time
     s = runtime.require_state()
     console.print(f"run {s.run_id}: topology {s.topology} ({s.topology_file}); controller "
@@ -150,8 +151,8 @@ def cmd_inspect(args) -> int:
     for w in s.wan:
         alive = ""
         if w.delayline:
-            alive = "delay line pid %d%s" % (w.delayline["pid"], "" if Path(
-                f"/proc/{w.delayline['pid']}").exists() else " [red]DEAD[/]")
+            pid = w.delayline["pid"]
+            alive = f"delay line pid {pid}" + ("" if ctl_alive(pid) else " [red]DEAD[/]")
         links.add_row(f"{w.a}-{w.b}", f"{w.intf_a} / {w.intf_b}", f"{w.km:.0f}",
                       format_time(w.delay_s), format_time(w.jitter_s) if w.jitter_s else "-",
                       f"{w.loss:.3%}" if w.loss else "-", format_rate(w.rate_bps),

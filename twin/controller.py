@@ -104,7 +104,7 @@ def wait_ready(model_file: Path, proc_pid: int, timeout: float = 60.0) -> dict:
     while time.monotonic() < deadline:
         if ready.exists():
             return json.loads(ready.read_text())
-        if not Path(f"/proc/{proc_pid}").exists():
+        if not alive(proc_pid):
             raise TwinError(f"controller died during bring-up: {tail(log_file())}")
         time.sleep(0.1)
     raise TwinError(f"switches not programmed within {timeout:.0f} s: {tail(log_file())}")
@@ -123,4 +123,9 @@ def tail(path: Path, lines: int = 3) -> str:
 
 
 def alive(pid: int) -> bool:
-    return pid > 0 and Path(f"/proc/{pid}").exists()
+    """Running, not a zombie (a killed child of this process stays in /proc until reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return pid > 0 and stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")

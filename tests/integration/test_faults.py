@@ -17,7 +17,8 @@ TWIN = str(ROOT / ".venv" / "bin" / "twin")
 
 def test_bad_topology_is_one_line_and_starts_nothing(clean_machine, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((TOPOS / "ci-2site.yaml").read_text().replace("b: wuhan", "b: paris"))
+    bad.write_text((TOPOS / "ci-2site.yaml").read_text().replace(
+        "{a: beijing, b: wuhan, rate: 400Gbit}", "{a: beijing, b: paris, rate: 400Gbit}"))
     proc = subprocess.run([TWIN, "up", str(bad), "--detach"], capture_output=True, text=True)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
