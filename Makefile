@@ -24,6 +24,17 @@ doctor: setup
 
 bench: setup
 	$(VENV)/bin/python benchmarks/bringup.py
+	$(VENV)/bin/python benchmarks/link_fidelity.py
+	$(VENV)/bin/python benchmarks/collectives.py
+
+# The full campaign: the reference sweep on ci-2site, the determinism A/B, and the 40-city fabric.
+campaign: setup
+	$(TWIN) campaign run campaigns/fntf-reference.yaml
+	$(TWIN) campaign report results/campaigns/fntf-reference.csv
+	$(TWIN) campaign run campaigns/determinism.yaml
+	$(TWIN) campaign report results/campaigns/determinism.csv
+	$(TWIN) campaign run campaigns/fntf-40city.yaml
+	$(TWIN) campaign report results/campaigns/fntf-40city.csv
 
 clean:
 	-$(TWIN) clean

@@ -12,7 +12,6 @@ writes results/benchmarks/bringup.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import platform
 import statistics
 import sys
@@ -28,6 +27,7 @@ from mininet.net import Mininet  # noqa: E402
 from mininet.node import OVSSwitch  # noqa: E402
 
 from twin import cleanup, runtime  # noqa: E402
+from twin.csvout import write_rows  # noqa: E402
 from twin.capabilities import link_mechanism, ovs_datapath  # noqa: E402
 from twin.topology import load_topology  # noqa: E402
 
@@ -105,12 +105,7 @@ def main() -> int:
             "kernel": platform.release(), "cores": __import__("os").cpu_count(),
         })
         print(" ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    out = write_rows(rows, Path(args.out))
     print(f"wrote {out}")
     return 0
 

@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from twin import cleanup, runtime  # noqa: E402
 from twin.collective import parse_sizes, run_collective  # noqa: E402
+from twin.csvout import write_rows  # noqa: E402
 from twin.model import allreduce_time, busbw, fabric_from_topology  # noqa: E402
 from twin.topology import Scale, load_topology  # noqa: E402
 
@@ -54,19 +55,8 @@ def main() -> int:
                           f"{row['model_busbw_GBps'] * 8e3:7.1f}  #wrong {r.wrong}", flush=True)
         finally:
             runtime.down()
-    out = Path(args.out)
-    write_rows_dicts(rows, out)
-    print(f"wrote {out}")
+    print(f"wrote {write_rows(rows, Path(args.out))}")
     return 0
-
-
-def write_rows_dicts(rows: list[dict], out: Path) -> None:
-    import csv
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
 
 
 if __name__ == "__main__":

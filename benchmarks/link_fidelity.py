@@ -10,7 +10,6 @@ Writes results/benchmarks/link_fidelity.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 import tempfile
@@ -21,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from traffic.probe import percentile  # noqa: E402
 from twin import cleanup, runtime  # noqa: E402
+from twin.csvout import write_rows  # noqa: E402
 from twin.calibrate import TCP_PAYLOAD_PER_FRAME, iperf, ping  # noqa: E402
 
 TOPO = """name: fidelity
@@ -69,12 +69,7 @@ def main() -> int:
                 print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     finally:
         runtime.down()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    out = write_rows(rows, Path(args.out))
     print(f"wrote {out}")
     return 0
 

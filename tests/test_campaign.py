@@ -72,3 +72,28 @@ def test_rows_are_appended_once_and_found_again(tmp_path):
         append_row(csv_path, {"row_id": p["row_id"], "status": "ok"})
     assert existing_rows(csv_path) == {p["row_id"] for p in c.points()[:3]}
     assert csv_path.read_text().count("row_id") == 1  # one header
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+scalars = st.one_of(st.none(), st.integers(-5, 10**5), st.floats(allow_nan=True), st.text(max_size=8),
+                    st.booleans(), st.lists(st.integers(-3, 3), max_size=3))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(["distance_km", "wan_rate", "loss", "algo", "overlap", "controller",
+                            "interference", "colour"]),
+       values=st.one_of(scalars, st.lists(scalars, max_size=3)),
+       top=st.sampled_from(["iterations", "repeats", "schedule", "name", "extra"]), top_value=scalars)
+def test_fuzzed_campaign_files_fail_with_lines_never_tracebacks(tmp_path, key, values, top, top_value):
+    import yaml
+    doc = yaml.safe_load(GOOD)
+    doc["sweep"][key] = values
+    doc[top] = top_value
+    f = tmp_path / "fuzz.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    try:
+        load_campaign(f)
+    except InputError as exc:
+        assert exc.problems and all(p.startswith(f"{f}: ") and "\n" not in p for p in exc.problems)

@@ -7,19 +7,19 @@ twin's own traffic code cannot hide a bug in its links.
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import statistics
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import networkx as nx
 
 from twin.build import TwinState, WorkerInfo
+from twin.csvout import write_rows
 from traffic.probe import percentile
 from twin.links import ns_prefix
 
@@ -143,12 +143,7 @@ def calibrate(state: TwinState, fabric: dict[str, tuple[float, float]], pings: i
 
 
 def write_csv(rows: list[CalibrationRow], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(CalibrationRow.__dataclass_fields__))
-        writer.writeheader()
-        for r in rows:
-            writer.writerow(asdict(r))
+    write_rows(rows, path)
 
 
 def fabric_of(topo) -> dict[str, tuple[float, float]]:

@@ -113,8 +113,9 @@ def load_campaign(path: str | Path) -> Campaign:
     lines = _lines(text)
     problems: list[str] = []
 
-    def bad(key: str, msg: str) -> None:
-        problems.append(f"{path}: line {lines.get(key, '?')}: {key}: {msg}")
+    def bad(key, msg: str) -> None:
+        label = key if str(key).replace(".", "_").isidentifier() else repr(key)  # one line, always
+        problems.append(f"{path}: line {lines.get(key, '?')}: {label}: {msg}")
 
     for k in data:
         if k not in TOP_KEYS:

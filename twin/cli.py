@@ -241,7 +241,8 @@ def twin_for(topology: str | None, controller: str = "none"):
 
 
 def cmd_collective(args) -> int:
-    from twin.collective import nccl_table, parse_sizes, run_collective, write_rows
+    from twin.collective import nccl_table, parse_sizes, run_collective
+    from twin.csvout import write_rows
     try:
         sizes = parse_sizes(args.sizes)
     except ValueError as exc:
@@ -318,7 +319,7 @@ def _with_scale(topo, scale: str | None):
 
 def cmd_experiment(args) -> int:
     from twin import determinism, plots
-    from twin.collective import write_rows
+    from twin.csvout import write_rows
     from twin.topology import load_topology
     topo = _with_scale(load_topology(args.topology), args.scale)
     out = Path(args.results)

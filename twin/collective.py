@@ -7,13 +7,11 @@ NCCL-tests' columns and bus-bandwidth factors, plus the emulation context every 
 
 from __future__ import annotations
 
-import csv
 import json
 import statistics
 import subprocess
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from twin.build import TwinState
@@ -195,14 +193,3 @@ def nccl_table(rows: list[CollectiveRow]) -> str:
                  f"{peak.busbw_vs_bottleneck:.1%} of the {peak.bottleneck_mbps:g} Mbit/s bottleneck "
                  f"(at {peak.size_bytes} B)")
     return "\n".join(lines)
-
-
-def write_rows(rows: list, path: Path, append: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists() or not append
-    with path.open("a" if append else "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(asdict(rows[0])))
-        if new:
-            w.writeheader()
-        for r in rows:
-            w.writerow(asdict(r))

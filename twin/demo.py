@@ -20,7 +20,8 @@ from twin import campaign as camp
 from twin import campaign_report, plots, runtime
 from twin.calibrate import calibrate, fabric_of, summary, write_csv
 from twin.cli import _progress, console
-from twin.collective import nccl_table, run_collective, write_rows
+from twin.collective import nccl_table, run_collective
+from twin.csvout import write_rows
 from twin.errors import TwinError
 from twin.experiments import efficiency
 from twin.topology import load_topology

@@ -257,7 +257,10 @@ def _loc(loc: tuple, data: Any) -> str:
                     label = f"[{part}:{nm}]"
             out += label
         else:
-            out += ("." if out else "") + str(part)
+            name = str(part)
+            if not name.isidentifier():
+                name = repr(name)  # keys from the file may hold newlines or spaces
+            out += ("." if out else "") + name
         try:
             node = node[part]
         except (KeyError, IndexError, TypeError):
