@@ -335,14 +335,18 @@ def run(c: Campaign, csv_path: Path, progress: Callable[[str], None] = lambda s:
                     if p["interference"]:
                         a = [w for w in state.workers if w.site == topo.links[0].a]
                         b = [w for w in state.workers if w.site == topo.links[0].b]
-                        secs = (c.iterations + 2) * (s.compute + 5)
+                        secs = 3600  # outlasts any job; stopped as soon as the job ends
                         noise = start_flow(a[-1], b[-1], 5399, topo.emulated_rate(topo.links[0].rate),
                                            "udp", secs)
                     res = run_training(state, s, p["algo"], iterations=c.iterations,
                                        workers=job_workers(state, spare))
+                    if noise and not noise.running():
+                        _, err = noise.client.communicate()
+                        raise TwinError(f"the interference flow stopped before the job ended: "
+                                        f"{(err or '').strip()[-200:] or 'no error output'}")
                     append_row(csv_path, _row(c, base, topo, p, ctx, res=res, sched=s))
                     written += 1
-                except TwinError as exc:
+                except (TwinError, RuntimeError) as exc:
                     append_row(csv_path, _row(c, base, topo, p, ctx, error=str(exc)))
                     failed += 1
                 finally:

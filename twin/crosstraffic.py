@@ -40,6 +40,9 @@ class Flow:
         except (ValueError, KeyError, RuntimeError) as exc:
             raise RuntimeError(f"iperf3 {self.src.name}->{self.dst.name}:{self.port}: {exc}") from None
 
+    def running(self) -> bool:
+        return self.client is not None and self.client.poll() is None
+
     def stop(self) -> None:
         for p in (self.client, self.server):
             if p and p.poll() is None:
@@ -51,7 +54,7 @@ def start_flow(src: WorkerInfo, dst: WorkerInfo, port: int, rate_bps: float = 0,
                proto: str = "tcp", seconds: float = 5.0, delay_start: float = 0.0) -> Flow:
     server = subprocess.Popen(ns_prefix(dst.pid) + ["iperf3", "-s", "-1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.2)
+    wait_listening(dst, port)
     argv = ["iperf3", "-c", dst.ip, "-p", str(port), "-t", str(seconds), "-J"]
     if proto == "udp":
         argv += ["-u", "-l", "1400"]
@@ -62,6 +65,19 @@ def start_flow(src: WorkerInfo, dst: WorkerInfo, port: int, rate_bps: float = 0,
     client = subprocess.Popen(ns_prefix(src.pid) + argv, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     return Flow(src, dst, port, rate_bps, proto, seconds, server, client)
+
+
+def wait_listening(dst: WorkerInfo, port: int, timeout: float = 10.0) -> None:
+    """Until a TCP listener is up on ``port`` in the worker (a loaded machine starts servers late,
+    and a client that finds no server would silently run no traffic)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(ns_prefix(dst.pid) + ["ss", "-ltnH", f"sport = :{port}"],
+                             capture_output=True, text=True).stdout
+        if out.strip():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"iperf3 server on {dst.name}:{port} did not start within {timeout:.0f} s")
 
 
 @dataclass
