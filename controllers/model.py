@@ -27,9 +27,6 @@ class FabricModel:
                 return name, sw
         return None
 
-    def site_switch(self, site: str) -> str:
-        return next(n for n, sw in self.switches.items() if sw["site"] == site)
-
     def wan_port(self, site: str, neighbour: str) -> int:
         g = fabric_graph(self.wan)
         return g[site][neighbour]["ports"][site][1]

@@ -148,9 +148,10 @@ def probe_ovs() -> Capability:
                           fix="run 'make setup' (starts ovsdb-server and ovs-vswitchd)")
     dp = ovs_datapath()
     mech = "kernel datapath" if dp == "kernel" else "userspace datapath (netdev), offloads off"
+    types = ", ".join(parse_datapath_types(out)) or "none"
     return Capability("open vswitch", True,
-                      f"{version}, kernel module {'present' if dp == 'kernel' else 'absent'}",
-                      mechanism=mech)
+                      f"{version}, datapath types {types}, kernel module "
+                      f"{'present' if dp == 'kernel' else 'absent'}", mechanism=mech)
 
 
 def probe_netem() -> Capability:

@@ -22,7 +22,7 @@ import re
 import signal
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -334,7 +334,3 @@ class LongHaulLink(Link):
             for end in (self.delayline.end_a, self.delayline.end_b):
                 run_argv(["ip", "link", "del", end], check=False)
         super().delete()
-
-
-def describe_shaping(s: Shaping) -> dict:
-    return asdict(s)

@@ -41,7 +41,3 @@ def cache_dir() -> Path:
     d = Path(os.environ.get("TWIN_CACHE_DIR", "/var/cache/twin"))
     d.mkdir(parents=True, exist_ok=True)
     return d
-
-
-def results_dir() -> Path:
-    return project_root() / "results"
