@@ -82,17 +82,12 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
                    workers: Optional[list[str]] = None,
                    on_start: Callable[[list[subprocess.Popen]], None] = lambda procs: None
                    ) -> list[CollectiveRow]:
-    members = [state.worker(n) for n in workers] if workers else list(state.workers)
-    ranks = [{"rank": i, "ip": w.ip, "site": w.site} for i, w in enumerate(members)]
-    argv_tail = ["--ranks", json.dumps(ranks), "--op", op, "--algo", algo,
+    argv_tail = ["--op", op, "--algo", algo,
                  "--sizes", ",".join(str(s) for s in sizes), "--iters", str(iters),
                  "--warmup", str(warmup), "--conns", str(conns), "--timeout", str(timeout)]
     if not check:
         argv_tail.append("--no-check")
-    procs = [subprocess.Popen(["docker", "exec", w.container, "python3", "-m", "traffic.bench",
-                               "--rank", str(i)] + argv_tail,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i, w in enumerate(members)]
+    members, procs = launch_ranks(state, "traffic.bench", argv_tail, workers)
     on_start(procs)
     end = time.monotonic() + deadline
     first_error: Optional[str] = None
@@ -155,6 +150,19 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
             scale=state.scale, mechanism=state.mechanism,
             time_us_min_rank=round(min(means), 1), time_us_max_rank=round(t, 1)))
     return rows
+
+
+def launch_ranks(state: TwinState, module: str, argv_tail: list[str],
+                 workers: Optional[list[str]] = None) -> tuple[list, list[subprocess.Popen]]:
+    """Start one rank of a worker-side module in every member's container, with the rendezvous
+    (rank list with addresses and sites) the twin arranges. Returns (members, processes)."""
+    members = [state.worker(n) for n in workers] if workers else list(state.workers)
+    ranks = json.dumps([{"rank": i, "ip": w.ip, "site": w.site} for i, w in enumerate(members)])
+    procs = [subprocess.Popen(["docker", "exec", w.container, "python3", "-m", module,
+                               "--rank", str(i), "--ranks", ranks] + argv_tail,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i, w in enumerate(members)]
+    return members, procs
 
 
 def _error_of(out: str, err: str, rank: int, name: str, rc: int) -> str:

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import networkx as nx
+
 from controllers.paths import fabric_graph, spanning_tree_ports
 from twin import runtime
 from twin.build import TwinState
@@ -115,10 +117,8 @@ def failover(topo: Topology, state: TwinState, controller: str, progress: Progre
         tree_edges = {(sw, p) for sw, ports in spanning_tree_ports(g).items() for p in ports}
         tree = g.edge_subgraph([(u, v) for u, v, d in g.edges(data=True)
                                 if d["ports"][u] in tree_edges])
-        import networkx as nx
         path = nx.shortest_path(tree, src_site, dst_site)
     else:
-        import networkx as nx
         path = nx.shortest_path(g, src_site, dst_site, weight="delay")
     cut = (path[0], path[1])
     src = next(w for w in state.workers if w.site == src_site)

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from twin.build import TwinState
+from twin.collective import launch_ranks
 from twin.errors import InputError, TwinError
 from twin.units import parse_size, parse_time
 
@@ -157,17 +158,13 @@ def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int =
                  warmup: int = 1, conns: int = 1, check: bool = False, timeout: float = 60.0,
                  workers: Optional[list[str]] = None) -> list[IterationResult]:
     """Run the (already scaled) schedule on every worker; per iteration the slowest rank counts."""
-    members = [state.worker(n) for n in workers] if workers else list(state.workers)
-    ranks = [{"rank": i, "ip": w.ip, "site": w.site} for i, w in enumerate(members)]
     payload = {"forward_s": sched.forward, "backward_s": sched.backward,
                "optimizer_s": sched.optimizer, "buckets": sched.buckets, "ready": sched.ready,
                "overlap": sched.overlap, "algo": algo, "iterations": iterations,
                "warmup": warmup, "check": check}
-    procs = [subprocess.Popen(["docker", "exec", w.container, "python3", "-m", "traffic.train",
-                               "--rank", str(i), "--ranks", json.dumps(ranks), "--schedule",
-                               json.dumps(payload), "--conns", str(conns), "--timeout", str(timeout)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i, w in enumerate(members)]
+    members, procs = launch_ranks(state, "traffic.train",
+                                  ["--schedule", json.dumps(payload), "--conns", str(conns),
+                                   "--timeout", str(timeout)], workers)
     budget = (warmup + iterations) * (sched.compute + 10 * timeout) + 60
     outs = []
     try:
