@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 HELLO = struct.Struct("!II")  # sender rank, connection index
+STRIPE = 256 * 1024  # bytes per block when a peer's stream is spread over several connections
 
 
 class CollectiveError(RuntimeError):
@@ -54,6 +55,8 @@ class Comm:
         self.timeout = timeout
         self.phase = "setup"
         self.peers: dict[int, list[socket.socket]] = {}
+        self.sent = {j: 0 for j in range(self.size)}  # bytes of each peer stream so far
+        self.received = {j: 0 for j in range(self.size)}
         if self.size > 1:
             self._connect_mesh()
 
@@ -147,32 +150,56 @@ class Comm:
         except OSError as exc:
             raise self._fail(peer, "send to", exc) from None
 
-    def _striped(self, peer: int, mv: memoryview, fn) -> None:
+    def _stripes(self, peer: int, n: int, sent: bool) -> list[list[tuple[int, int]]]:
+        """[start, end) pieces of the next n bytes of this peer's stream, per connection.
+
+        Block k (STRIPE bytes) of the byte stream between two ranks always travels on connection
+        k % conns, counted from the start of the stream, not of the call: a sender may hand over
+        a whole chunk while the receiver takes it in pipeline pieces and both still agree.
+        """
+        offsets = self.sent if sent else self.received
+        base = offsets[peer]
+        offsets[peer] = base + n
+        parts: list[list[tuple[int, int]]] = [[] for _ in range(self.conns)]
+        pos = 0
+        while pos < n:
+            at = base + pos
+            end = min(n, pos + STRIPE - at % STRIPE)
+            parts[(at // STRIPE) % self.conns].append((pos, end))
+            pos = end
+        return parts
+
+    def _striped(self, peer: int, mv: memoryview, fn, sent: bool) -> None:
         socks = self.peers[peer]
-        if len(socks) == 1 or len(mv) < 65536:
+        if len(socks) == 1:
             fn(socks[0], mv, peer)
             return
+        work = [(s, pieces) for s, pieces in zip(socks, self._stripes(peer, len(mv), sent))
+                if pieces]
         errors: list[Exception] = []
 
-        def work(s, part):
+        def run(s, pieces):
             try:
-                fn(s, part, peer)
+                for a, b in pieces:
+                    fn(s, mv[a:b], peer)
             except CollectiveError as exc:
                 errors.append(exc)
-        threads = [threading.Thread(target=work, args=(s, mv[a:b]))
-                   for s, (a, b) in zip(socks, _split(len(mv), len(socks)))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        if len(work) == 1:
+            run(*work[0])
+        else:
+            threads = [threading.Thread(target=run, args=w) for w in work]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
         if errors:
             raise errors[0]
 
     def send(self, peer: int, mv: memoryview) -> None:
-        self._striped(peer, mv.cast("B") if mv.format != "B" else mv, self._send)
+        self._striped(peer, mv.cast("B") if mv.format != "B" else mv, self._send, sent=True)
 
     def recv(self, peer: int, mv: memoryview) -> None:
-        self._striped(peer, mv.cast("B") if mv.format != "B" else mv, self._recv_into)
+        self._striped(peer, mv.cast("B") if mv.format != "B" else mv, self._recv_into, sent=False)
 
     def sendrecv(self, dst: int, send_mv: memoryview, src: int, recv_mv: memoryview) -> None:
         """Send to dst while receiving from src (a ring step); both complete or an error names who."""

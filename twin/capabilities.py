@@ -161,6 +161,20 @@ def probe_netem() -> Capability:
                       mechanism="userspace delay line per WAN link")
 
 
+def probe_delayline() -> Capability:
+    """The compiled delay line is needed wherever netem is missing."""
+    from twin.delayline import binary_path
+    try:
+        path = binary_path()
+    except OSError as exc:
+        return Capability("delay line", False, str(exc), fix="run 'make setup'")
+    if path.exists():
+        return Capability("delay line", True, str(path))
+    needed = not has_netem()
+    return Capability("delay line", not needed, f"{path.name} not built",
+                      fix="run 'make setup' (compiles twin/delayline.c with gcc)" if needed else "")
+
+
 def probe_htb() -> Capability:
     if has_htb():
         return Capability("tc htb", True, "sch_htb present", mechanism="HTB rate + byte FIFO queue")
@@ -217,6 +231,7 @@ PROBES: list[Callable[[], Capability]] = [
     probe_ovs,
     probe_htb,
     probe_netem,
+    probe_delayline,
     lambda: probe_tool("mnexec", "run 'make setup' (apt-get install mininet)"),
     lambda: probe_tool("iperf3", "run 'make setup' (apt-get install iperf3)"),
     lambda: probe_tool("ethtool", "run 'make setup' (apt-get install ethtool)"),

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from twin import paths
 
-PROCESS_MARKERS = ("twin.delayline", "controllers.run")
+# "twin.delayline": the Python delay line of earlier versions, which a crashed run may have left
+PROCESS_MARKERS = ("twin-delayline", "twin.delayline", "controllers.run")
 
 
 @dataclass

@@ -49,10 +49,12 @@ def cmd_doctor(args) -> int:
 def cmd_setup(args) -> int:
     """Start daemons and build the worker image (packages and venv come from scripts/setup.sh)."""
     from twin import services
+    from twin.delayline import ensure_built
     from twin.images import build_worker
     from twin.nodes import docker_client
     _progress(f"docker engine: {services.ensure_docker()}")
     _progress(f"open vswitch: {services.ensure_ovs()}")
+    _progress(f"delay line: {ensure_built()}")
     _progress(f"worker image: {build_worker(docker_client(), log=_progress)}")
     return 0
 

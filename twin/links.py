@@ -5,7 +5,7 @@ Two mechanisms, chosen per machine (see ``twin.capabilities``):
 * ``netem``: HTB class for the rate with a netem child for delay/jitter/loss, on the egress of
   both ends, like Mininet's TCLink. Used where the kernel has ``sch_netem``.
 * ``delayline``: the link is two veth pairs joined by a userspace delay line process
-  (``twin.delayline``) in the root namespace; HTB with a byte-limited FIFO shapes the rate on the
+  (``twin/delayline.c``) in the root namespace; HTB with a byte-limited FIFO shapes the rate on the
   egress of both ends. Used where netem is missing, and for jitter that must not reorder.
 
 Queues are sized in bytes from the bandwidth-delay product unless given, because netem's and
@@ -21,14 +21,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from mininet.link import Intf, Link
 
-from twin import paths
+from twin import delayline, paths
 from twin.errors import TwinError
 
 MTU_FRAME = 1514
@@ -244,12 +243,11 @@ def start_delayline(name: str, end_a: str, end_b: str, params: dict) -> DelayLin
     params_file = run_dir / "links" / f"{name}.json"
     params_file.parent.mkdir(parents=True, exist_ok=True)
     params_file.write_text(json.dumps(params))
+    program = delayline.ensure_built()
     log = open(paths.log_dir() / f"delayline-{name}.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "twin.delayline", "--a", end_a, "--b", end_b,
-         "--params", str(params_file)],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-        cwd=str(paths.project_root()))
+        [str(program), "--a", end_a, "--b", end_b, "--params", str(params_file)],
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()
     return DelayLineSpec(name, end_a, end_b, str(params_file), proc.pid, params)
 

@@ -1,0 +1,361 @@
+/* The userspace delay line: the long-haul fiber where the kernel has no netem.
+ *
+ * One process per WAN link bridges two veth ends (a and b) in the root namespace and holds every
+ * frame for the link's one-way propagation delay, in each direction. Frames leave in arrival
+ * order, so configured jitter never reorders packets (netem's does). Random loss is applied per
+ * frame. Rate and queueing are not done here: HTB on the switch ports shapes the link, like a
+ * router's egress queue in front of the fiber.
+ *
+ * Why C: the first version was Python and used 80% of a core to carry 2 x 80 Mbit/s; on a 2-core
+ * machine that CPU was taken from the switches and the workers, and every multi-flow measurement
+ * (ring all-reduce, interference) was capped by it. This one reads frames in batches with
+ * recvmmsg, takes the kernel's receive timestamp of every frame (so our own wake-up latency is
+ * not added to the delay) and sleeps with a 1 ns timer slack until the next frame is due.
+ *
+ * Parameters live in a small JSON file written by the twin (delay_s, jitter_s, loss, down, seed);
+ * SIGHUP re-reads it, so `twin link set` changes a live link without losing what is in flight.
+ * On SIGTERM/SIGINT it prints its counters as one JSON line and exits.
+ *
+ * Usage: twin-delayline --a IF_A --b IF_B --params FILE
+ * Built by twin/delayline.py (gcc -O2), which the twin calls at setup and before first use.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_packet.h>
+#include <math.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef PACKET_IGNORE_OUTGOING
+#define PACKET_IGNORE_OUTGOING 23
+#endif
+
+#define BATCH 64
+#define MAX_FRAME 65536
+#define SOCK_BUF (64 * 1024 * 1024)
+#define MAX_QUEUED_BYTES (512LL * 1024 * 1024) /* per direction; beyond it frames are dropped */
+
+struct pkt {
+    struct pkt *next;
+    int64_t due_ns;
+    uint32_t len;
+    unsigned char data[];
+};
+
+struct fifo {
+    struct pkt *head, *tail;
+    int64_t last_due;
+    long long bytes;
+};
+
+struct params {
+    double delay, jitter, loss;
+    int down;
+    int has_seed;
+    uint64_t seed;
+};
+
+static volatile sig_atomic_t reload_requested, stop_requested;
+static uint64_t rng_state;
+static struct {
+    unsigned long long forwarded, lost, send_errors, overflow, truncated;
+} counters;
+
+static void on_hup(int sig) { (void)sig; reload_requested = 1; }
+static void on_term(int sig) { (void)sig; stop_requested = 1; }
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* the clock of the kernel's receive timestamps */
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* splitmix64: small, fast, seedable; good enough for loss and jitter draws */
+static uint64_t rng_next(void) {
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static double rng_uniform(void) { return (double)(rng_next() >> 11) * 0x1.0p-53; }
+
+static double rng_gauss(double mean, double sd) {
+    double u1 = rng_uniform(), u2 = rng_uniform();
+    if (u1 < 1e-300) u1 = 1e-300;
+    return mean + sd * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+/* The twin writes this file (json.dumps of a flat dict), so looking keys up is enough. */
+static int json_number(const char *text, const char *key, double *out) {
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\"", key);
+    const char *p = strstr(text, pattern);
+    if (!p) return 0;
+    p = strchr(p + strlen(pattern), ':');
+    if (!p) return 0;
+    p++;
+    while (*p == ' ') p++;
+    if (strncmp(p, "true", 4) == 0) { *out = 1; return 1; }
+    if (strncmp(p, "false", 5) == 0 || strncmp(p, "null", 4) == 0) { *out = 0; return 1; }
+    char *end;
+    double v = strtod(p, &end);
+    if (end == p) return -1;
+    *out = v;
+    return 1;
+}
+
+static int load_params(const char *path, struct params *out) {
+    char text[4096];
+    FILE *fh = fopen(path, "r");
+    if (!fh) {
+        fprintf(stderr, "delayline: cannot read %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(text, 1, sizeof text - 1, fh);
+    fclose(fh);
+    text[n] = 0;
+    struct params p = {0};
+    double v;
+    const char *keys[] = {"delay_s", "jitter_s", "loss", "down", "seed"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        int found = json_number(text, keys[i], &v);
+        if (found < 0 || (found && (!isfinite(v) || v < 0))) {
+            fprintf(stderr, "delayline: %s: %s: not a non-negative number\n", path, keys[i]);
+            return -1;
+        }
+        if (!found) continue;
+        switch (i) {
+        case 0: p.delay = v; break;
+        case 1: p.jitter = v; break;
+        case 2: p.loss = v; break;
+        case 3: p.down = v != 0; break;
+        case 4: p.has_seed = 1; p.seed = (uint64_t)v; break;
+        }
+    }
+    *out = p;
+    return 0;
+}
+
+static int open_port(const char *ifname) {
+    unsigned idx = if_nametoindex(ifname);
+    if (!idx) {
+        fprintf(stderr, "delayline: no interface %s: %s\n", ifname, strerror(errno));
+        return -1;
+    }
+    /* protocol 0 until bound: the socket must not see other interfaces' frames meanwhile */
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        fprintf(stderr, "delayline: AF_PACKET socket: %s\n", strerror(errno));
+        return -1;
+    }
+    struct sockaddr_ll sll = {0};
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_ifindex = (int)idx;
+    if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) {
+        fprintf(stderr, "delayline: bind %s: %s\n", ifname, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    int size = SOCK_BUF, one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+    setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one); /* also checked below */
+    return fd;
+}
+
+static struct pkt *pop(struct fifo *q) {
+    struct pkt *p = q->head;
+    q->head = p->next;
+    if (!q->head) q->tail = NULL;
+    q->bytes -= p->len;
+    return p;
+}
+
+/* Read what is waiting on `fd` into `q` (at most a few batches, so sending is never starved). */
+static void receive(int fd, struct fifo *q, const struct params *prm) {
+    static unsigned char bufs[BATCH][MAX_FRAME];
+    static char ctrl[BATCH][CMSG_SPACE(sizeof(struct timespec))];
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+    struct sockaddr_ll from[BATCH];
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < BATCH; i++) {
+            iov[i].iov_base = bufs[i];
+            iov[i].iov_len = MAX_FRAME;
+            memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name = &from[i];
+            msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+            msgs[i].msg_hdr.msg_control = ctrl[i];
+            msgs[i].msg_hdr.msg_controllen = sizeof ctrl[i];
+        }
+        int n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0) {
+            if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                int err;
+                socklen_t len = sizeof err;
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len); /* clear it (link went down) */
+            }
+            return;
+        }
+        int64_t fallback = now_ns();
+        for (int i = 0; i < n; i++) {
+            if (from[i].sll_pkttype == PACKET_OUTGOING) continue; /* our own transmission */
+            if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) { counters.truncated++; continue; }
+            if (prm->down || (prm->loss > 0 && rng_uniform() < prm->loss)) {
+                counters.lost++;
+                continue;
+            }
+            uint32_t len = msgs[i].msg_len;
+            if (q->bytes + len > MAX_QUEUED_BYTES) { counters.overflow++; continue; }
+            int64_t arrival = fallback;
+            for (struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c;
+                 c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                    struct timespec ts;
+                    memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                    arrival = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+                }
+            }
+            double hold = prm->jitter > 0 ? rng_gauss(prm->delay, prm->jitter) : prm->delay;
+            if (hold < 0) hold = 0;
+            int64_t due = arrival + (int64_t)(hold * 1e9);
+            if (due < q->last_due) due = q->last_due; /* never reorder */
+            q->last_due = due;
+            struct pkt *p = malloc(sizeof *p + len);
+            if (!p) { counters.overflow++; continue; }
+            p->next = NULL;
+            p->due_ns = due;
+            p->len = len;
+            memcpy(p->data, bufs[i], len);
+            if (q->tail) q->tail->next = p; else q->head = p;
+            q->tail = p;
+            q->bytes += len;
+        }
+        if (n < BATCH) return;
+    }
+}
+
+/* Send every due frame of `q` out of `fd`; returns 1 if the socket is full (retry later). */
+static int transmit(int fd, struct fifo *q, int64_t now) {
+    while (q->head && q->head->due_ns <= now) {
+        struct pkt *p = q->head;
+        if (send(fd, p->data, p->len, MSG_DONTWAIT) < 0) {
+            if (errno == EAGAIN || errno == ENOBUFS) return 1;
+            counters.send_errors++; /* interface down or gone: the frame is lost like on a cut */
+        } else {
+            counters.forwarded++;
+        }
+        free(pop(q));
+    }
+    return 0;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: twin-delayline --a IF_A --b IF_B --params FILE\n");
+}
+
+int main(int argc, char **argv) {
+    const char *if_a = NULL, *if_b = NULL, *params_path = NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--a")) if_a = argv[i + 1];
+        else if (!strcmp(argv[i], "--b")) if_b = argv[i + 1];
+        else if (!strcmp(argv[i], "--params")) params_path = argv[i + 1];
+        else { usage(); return 2; }
+    }
+    if (!if_a || !if_b || !params_path || argc % 2 == 0) { usage(); return 2; }
+
+    struct params prm;
+    if (load_params(params_path, &prm) < 0) return 1;
+    rng_state = prm.has_seed ? prm.seed : ((uint64_t)now_ns() ^ ((uint64_t)getpid() << 32));
+
+    const char *spin_env = getenv("TWIN_DELAYLINE_SPIN_US");
+    int64_t spin_ns = spin_env ? (int64_t)(atof(spin_env) * 1000) : 0;
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* wake-ups as exact as the kernel can make them */
+    setpriority(PRIO_PROCESS, 0, -10);
+
+    int fds[2] = {open_port(if_a), open_port(if_b)};
+    if (fds[0] < 0 || fds[1] < 0) return 1;
+    struct fifo queues[2] = {{0}, {0}}; /* queues[i]: frames read from fds[i], leaving by the other */
+
+    sigset_t block, orig;
+    sigemptyset(&block);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &orig); /* delivered only inside ppoll: no lost wake-up */
+    struct sigaction sa = {0};
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    int blocked[2] = {0, 0};
+    while (!stop_requested) {
+        if (reload_requested) {
+            reload_requested = 0;
+            struct params next;
+            if (load_params(params_path, &next) == 0) { /* a bad file keeps the old parameters */
+                if (next.has_seed && (!prm.has_seed || next.seed != prm.seed)) rng_state = next.seed;
+                prm = next;
+            }
+        }
+        int64_t now = now_ns();
+        for (int i = 0; i < 2; i++) blocked[i] = transmit(fds[1 - i], &queues[i], now);
+
+        int64_t next_due = -1;
+        for (int i = 0; i < 2; i++)
+            if (queues[i].head && !blocked[i] && (next_due < 0 || queues[i].head->due_ns < next_due))
+                next_due = queues[i].head->due_ns;
+        struct timespec timeout, *tp = NULL;
+        if (blocked[0] || blocked[1]) {
+            timeout.tv_sec = 0;
+            timeout.tv_nsec = 100000; /* ENOBUFS gives no POLLOUT: retry in 0.1 ms */
+            tp = &timeout;
+        }
+        if (next_due >= 0) {
+            int64_t wait = next_due - now_ns() - spin_ns;
+            if (wait < 0) wait = 0;
+            if (!tp || wait < (int64_t)timeout.tv_nsec) {
+                timeout.tv_sec = wait / 1000000000LL;
+                timeout.tv_nsec = wait % 1000000000LL;
+                tp = &timeout;
+            }
+        }
+        struct pollfd pfd[2];
+        for (int i = 0; i < 2; i++) {
+            pfd[i].fd = fds[i];
+            pfd[i].events = POLLIN | (blocked[1 - i] ? POLLOUT : 0);
+            pfd[i].revents = 0;
+        }
+        int r = ppoll(pfd, 2, tp, &orig);
+        if (r < 0) continue; /* EINTR: a signal; the loop head handles it */
+        for (int i = 0; i < 2; i++)
+            if (pfd[i].revents & (POLLIN | POLLERR)) receive(fds[i], &queues[i], &prm);
+    }
+    printf("{\"forwarded\": %llu, \"lost\": %llu, \"send_errors\": %llu, \"overflow\": %llu, "
+           "\"truncated\": %llu}\n",
+           counters.forwarded, counters.lost, counters.send_errors, counters.overflow,
+           counters.truncated);
+    fflush(stdout);
+    return 0;
+}
