@@ -21,10 +21,12 @@ sys.path.insert(0, str(ROOT))
 from traffic.probe import percentile  # noqa: E402
 from twin import cleanup, runtime  # noqa: E402
 from twin.csvout import write_rows  # noqa: E402
-from twin.calibrate import TCP_PAYLOAD_PER_FRAME, iperf, ping  # noqa: E402
+from twin.calibrate import iperf, ping  # noqa: E402
+from twin.units import tcp_payload_share  # noqa: E402
 
 TOPO = """name: fidelity
 scale: {bandwidth: 1}
+mtu: MTU
 sites:
   - {name: a, lat: 0, lon: 0, workers: 1, fabric: {rate: 10Gbit}}
   - {name: b, lat: 0, lon: 1, workers: 1, fabric: {rate: 10Gbit}}
@@ -37,38 +39,42 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--delays", nargs="+", type=float, default=[1, 5, 10, 30], help="one-way ms")
     ap.add_argument("--rates", nargs="+", type=float, default=[10, 100, 400, 1000], help="Mbit/s")
+    ap.add_argument("--mtus", nargs="+", type=int, default=[1500, 9000],
+                    help="interface MTUs (frames per emulated bit is what costs CPU)")
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "link_fidelity.csv"))
     args = ap.parse_args()
     from twin.topology import load_topology
     runtime.ensure_services()
     cleanup.clean()
-    f = Path(tempfile.mkdtemp()) / "fidelity.yaml"
-    f.write_text(TOPO)
-    topo = load_topology(f)
     rows = []
-    _, state = runtime.up(topo, str(f), "none", progress=lambda s: None)
-    try:
-        a, b = state.worker("a1"), state.worker("b1")
-        for d in args.delays:
-            for r in args.rates:
-                runtime.set_link("a", "b", delay_s=d / 1e3, rate_bps=r * 1e6, scale=1.0)
-                rtts = ping(a, b.ip, 200, 0.01)
-                bps, retrans = iperf(a, b, args.seconds)
-                cfg = 2 * d
-                row = {"one_way_delay_ms": d, "rate_mbps": r, "configured_rtt_ms": cfg,
-                       "rtt_min_ms": min(rtts), "rtt_median_ms": statistics.median(rtts),
-                       "rtt_error_ms": round(statistics.median(rtts) - cfg, 3),
-                       "rtt_error_pct": round((statistics.median(rtts) - cfg) / cfg, 4),
-                       "pdv_ms": round(percentile(rtts, 99) - min(rtts), 3),
-                       "goodput_mbps": round(bps / 1e6, 2),
-                       "wire_ratio": round(bps / (r * 1e6) / TCP_PAYLOAD_PER_FRAME, 4),
-                       "retransmits": retrans, "mechanism": state.mechanism,
-                       "ovs_datapath": state.datapath}
-                rows.append(row)
-                print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-    finally:
-        runtime.down()
+    for mtu in args.mtus:
+        f = Path(tempfile.mkdtemp()) / "fidelity.yaml"
+        f.write_text(TOPO.replace("MTU", str(mtu)))
+        topo = load_topology(f)
+        _, state = runtime.up(topo, str(f), "none", progress=lambda s: None)
+        try:
+            a, b = state.worker("a1"), state.worker("b1")
+            for d in args.delays:
+                for r in args.rates:
+                    runtime.set_link("a", "b", delay_s=d / 1e3, rate_bps=r * 1e6, scale=1.0)
+                    rtts = ping(a, b.ip, 200, 0.01)
+                    bps, retrans = iperf(a, b, args.seconds)
+                    cfg = 2 * d
+                    row = {"mtu": mtu, "one_way_delay_ms": d, "rate_mbps": r,
+                           "configured_rtt_ms": cfg,
+                           "rtt_min_ms": min(rtts), "rtt_median_ms": statistics.median(rtts),
+                           "rtt_error_ms": round(statistics.median(rtts) - cfg, 3),
+                           "rtt_error_pct": round((statistics.median(rtts) - cfg) / cfg, 4),
+                           "pdv_ms": round(percentile(rtts, 99) - min(rtts), 3),
+                           "goodput_mbps": round(bps / 1e6, 2),
+                           "wire_ratio": round(bps / (r * 1e6) / tcp_payload_share(mtu), 4),
+                           "retransmits": retrans, "mechanism": state.mechanism,
+                           "ovs_datapath": state.datapath}
+                    rows.append(row)
+                    print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+        finally:
+            runtime.down()
     out = write_rows(rows, Path(args.out))
     print(f"wrote {out}")
     return 0

@@ -4,7 +4,9 @@ Written against the Ryu API (OpenFlow 1.3), run on os-ken. Everything is install
 connects, from the twin's model: no learning, no flooding, no hashing.
 
 Table 0 classifies: traffic of a reservation (its TCP/UDP ports) entering from a worker gets its
-DSCP set; everything else passes unmarked. Table 1 forwards by exact destination MAC through a
+DSCP set; everything else passes unmarked. LLDP goes to the controller: once every switch is
+programmed, an LLDP frame leaves every WAN port and the ports it arrives on are compared with the
+model, so a miswired twin is reported instead of silently forwarding on the wrong links. Table 1 forwards by exact destination MAC through a
 fast-failover group per destination site (primary next hop, then an edge-disjoint backup on port
 liveness). Table-miss drops. Isolation is done by the twin on every WAN egress: HTB gives the
 DSCP class its reserved rate and priority (OVS's userspace datapath does not shape).
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
+from os_ken.lib import hub
+from os_ken.lib.packet import ether_types, ethernet, lldp, packet
 from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3
 
@@ -21,6 +25,55 @@ from controllers import model as fabric
 from controllers.paths import fabric_graph, next_hops
 
 ETH_IP = 0x0800
+LLDP_SRC = "02:00:00:00:00:fe"
+LLDP_ROUNDS = 3  # frames per port, 100 ms apart: a lossy link may drop one
+LLDP_WAIT_S = 3.0
+
+
+def lldp_frame(dpid: int, port: int) -> bytes:
+    """An LLDP frame naming the switch (chassis "dpid:<hex>") and the port it leaves by."""
+    pkt = packet.Packet()
+    pkt.add_protocol(ethernet.ethernet(dst=lldp.LLDP_MAC_NEAREST_BRIDGE, src=LLDP_SRC,
+                                       ethertype=ether_types.ETH_TYPE_LLDP))
+    pkt.add_protocol(lldp.lldp((
+        lldp.ChassisID(subtype=lldp.ChassisID.SUB_LOCALLY_ASSIGNED,
+                       chassis_id=f"dpid:{dpid:016x}".encode()),
+        lldp.PortID(subtype=lldp.PortID.SUB_PORT_COMPONENT, port_id=str(port).encode()),
+        lldp.TTL(ttl=120), lldp.End())))
+    pkt.serialize()
+    return bytes(pkt.data)
+
+
+def parse_lldp(data: bytes) -> tuple[int, int] | None:
+    """(dpid, port) an LLDP frame of ours was sent from; None for anything else."""
+    try:
+        pkt = packet.Packet(data)
+        found = pkt.get_protocol(lldp.lldp)
+        if not found:
+            return None
+        chassis, port = found.tlvs[0].chassis_id.decode(), found.tlvs[1].port_id.decode()
+        if not chassis.startswith("dpid:"):
+            return None
+        return int(chassis[5:], 16), int(port)
+    except (ValueError, AttributeError, IndexError, UnicodeDecodeError):
+        return None
+
+
+Port = tuple[int, int]  # (dpid, port number)
+
+
+def wiring_problems(expected: dict[Port, Port], seen: dict[Port, Port]) -> list[str]:
+    """One line per WAN port whose LLDP did not arrive where the model says it should."""
+    problems = []
+    for src, dst in sorted(expected.items()):
+        got = seen.get(src)
+        if got is None:
+            problems.append(f"no LLDP from dpid {src[0]} port {src[1]} arrived "
+                            f"(model: dpid {dst[0]} port {dst[1]})")
+        elif got != dst:
+            problems.append(f"dpid {src[0]} port {src[1]} is wired to dpid {got[0]} port "
+                            f"{got[1]}, the model says dpid {dst[0]} port {dst[1]}")
+    return problems
 
 
 class DetPath(app_manager.OSKenApp):
@@ -33,6 +86,9 @@ class DetPath(app_manager.OSKenApp):
         self.hops = next_hops(self.graph) if self.model.wan else {}
         self.ready: set[str] = set()
         self.flow_count = 0
+        self.datapaths: dict[str, object] = {}
+        self.seen: dict[tuple[int, int], tuple[int, int]] = {}  # (dpid, port) -> (dpid, port)
+        self.verifying = False
 
     # ---- installation --------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -43,6 +99,7 @@ class DetPath(app_manager.OSKenApp):
             self.logger.warning("switch dpid %s is not in the model; ignoring it", dp.id)
             return
         name, sw = found
+        self.datapaths[name] = dp
         self.install(dp, name, sw["site"])
         dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
         self.logger.info("installed %s (%s): waiting for barrier", name, sw["site"])
@@ -64,7 +121,9 @@ class DetPath(app_manager.OSKenApp):
         dp.send_msg(p.OFPFlowMod(datapath=dp, command=ofp.OFPFC_DELETE, table_id=ofp.OFPTT_ALL,
                                  out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, match=p.OFPMatch()))
         dp.send_msg(p.OFPGroupMod(datapath=dp, command=ofp.OFPGC_DELETE, group_id=ofp.OFPG_ALL))
-        # table 0: classify reserved traffic at the edge, then forward
+        # table 0: LLDP to the controller (wiring check); classify reserved traffic, then forward
+        self.flow(dp, 0, 300, p.OFPMatch(eth_type=ether_types.ETH_TYPE_LLDP),
+                  [p.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER)])
         for port in self.model.host_ports(name):
             for res in self.model.reservations:
                 for proto, ports, src_key, dst_key, dscp in (
@@ -100,10 +159,64 @@ class DetPath(app_manager.OSKenApp):
             return
         self.ready.add(found[0])
         self.logger.info("%s ready (%d/%d)", found[0], len(self.ready), len(self.model.switches))
-        if len(self.ready) == len(self.model.switches):
-            fabric.mark_ready(self.model, {"app": "detpath", "switches": len(self.ready),
-                                           "flows": self.flow_count,
-                                           "reservations": [r.name for r in self.model.reservations]})
+        if len(self.ready) == len(self.model.switches) and not self.verifying:
+            self.verifying = True
+            hub.spawn(self.verify_wiring_then_ready)
+
+    # ---- wiring check (LLDP) --------------------------------------------------------
+    def expected_wiring(self) -> dict[tuple[int, int], tuple[int, int]]:
+        """Directed (dpid, port) -> (dpid, port) of every WAN link, as the model says."""
+        dpid = {name: sw["dpid"] for name, sw in self.model.switches.items()}
+        out = {}
+        for w in self.model.wan:
+            a, b = (dpid[w["switch_a"]], w["port_a"]), (dpid[w["switch_b"]], w["port_b"])
+            out[a], out[b] = b, a
+        return out
+
+    def send_lldp(self) -> None:
+        names = {sw["dpid"]: name for name, sw in self.model.switches.items()}
+        for (dpid, port) in self.expected_wiring():
+            dp = self.datapaths.get(names[dpid])
+            if dp is None:
+                continue
+            p, ofp = dp.ofproto_parser, dp.ofproto
+            data = lldp_frame(dpid, port)
+            dp.send_msg(p.OFPPacketOut(datapath=dp, buffer_id=ofp.OFP_NO_BUFFER,
+                                       in_port=ofp.OFPP_CONTROLLER,
+                                       actions=[p.OFPActionOutput(port)], data=data))
+
+    def wiring_report(self) -> dict:
+        expected = self.expected_wiring()
+        problems = wiring_problems(expected, self.seen)
+        return {"wan_ports": len(expected), "wiring_verified": len(expected) - len(problems),
+                "wiring_problems": problems}
+
+    def verify_wiring_then_ready(self) -> None:
+        expected = self.expected_wiring()
+        if expected:
+            self.seen.clear()
+            for _ in range(LLDP_ROUNDS):
+                self.send_lldp()
+                hub.sleep(0.1)
+            waited = 0.0
+            while waited < LLDP_WAIT_S and any(self.seen.get(k) != v for k, v in expected.items()):
+                hub.sleep(0.05)
+                waited += 0.05
+        report = self.wiring_report()
+        for problem in report["wiring_problems"]:
+            self.logger.error("wiring: %s", problem)
+        self.logger.info("wiring: %d/%d WAN ports verified by LLDP", report["wiring_verified"],
+                         report["wan_ports"])
+        fabric.mark_ready(self.model, dict(report, app="detpath", switches=len(self.ready),
+                                           flows=self.flow_count,
+                                           reservations=[r.name for r in self.model.reservations]))
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def packet_in(self, ev):
+        msg = ev.msg
+        src = parse_lldp(msg.data)
+        if src is not None:
+            self.seen[src] = (msg.datapath.id, msg.match["in_port"])
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def error(self, ev):

@@ -61,3 +61,11 @@ def test_deterministic_classes_give_probes_and_the_job_their_own_queues():
     assert any("dsfield 0x88 0xfc flowid 1:20" in f for f in filters)  # AF41 -> job
     assert any("dsfield 0xb8 0xfc flowid 1:30" in f for f in filters)  # EF -> probes
     assert any(c.endswith("handle 20: bfifo limit 335000") for c in cmds)  # one BDP of 200 Mbit
+
+
+def test_jumbo_frames_size_buckets_quantum_and_queues():
+    cmds = flat(shaping_commands("x", Shaping(rate_bps=1e6, mtu=9000), "delayline"))
+    klass = next(c for c in cmds if "classid 1:10" in c)
+    assert f" burst {4 * 9014} " in klass
+    assert "quantum 9014" in klass  # HTB sends whole frames: a quantum below one frame starves
+    assert cmds[-1].endswith(f"bfifo limit {64 * 9014}")

@@ -178,3 +178,20 @@ def test_fuzzed_documents_fail_with_lines_never_tracebacks(path, value):
         parse_topology(yaml.safe_load(yaml.safe_dump(doc)), "fuzz.yaml")
     except InputError as exc:
         assert exc.problems and all(p.startswith("fuzz.yaml: ") and "\n" not in p for p in exc.problems)
+
+
+@pytest.mark.parametrize("mtu", [576, 9217, "big"])
+def test_mtu_out_of_range_is_one_line_naming_the_field(mtu):
+    (p,) = problems(base(mtu=mtu))
+    assert p.startswith("f.yaml: mtu:")
+
+
+def test_jumbo_default_and_what_tcp_carries():
+    topo = parse_topology(base(), "f.yaml")
+    assert topo.mtu == 9000
+    assert topo.tcp_payload_share() == pytest.approx(8948 / 9014)
+    assert parse_topology(base(mtu=1500), "f.yaml").tcp_payload_share() == pytest.approx(1448 / 1514)
+    # the smallest default queue is 64 full frames of the link's MTU
+    short = base(links=[{"a": "beijing", "b": "shanghai", "rate": "1Gbit", "delay": "10us"}])
+    assert parse_topology(short, "f.yaml").link_queue_bytes(parse_topology(short, "f.yaml").links[0]) \
+        == 64 * 9014

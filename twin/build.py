@@ -76,6 +76,7 @@ class TwinState:
     owner_pid: int
     started: float
     controller_pid: int = 0
+    mtu: int = 1500
     switches: dict[str, str] = field(default_factory=dict)  # switch name -> site
     workers: list[WorkerInfo] = field(default_factory=list)
     wan: list[WanInfo] = field(default_factory=list)
@@ -120,7 +121,7 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
     from twin.capabilities import link_mechanism, ovs_datapath
     state = TwinState(run_id=run_id, topology=topo.name, topology_file=topology_file,
                       mechanism=link_mechanism(), datapath=ovs_datapath(), controller=controller,
-                      scale=topo.scale.describe(), owner_pid=0, started=time.time())
+                      scale=topo.scale.describe(), owner_pid=0, started=time.time(), mtu=topo.mtu)
     reservations = []
     if controller != "none":
         if controller not in ctl.APPS:
@@ -165,7 +166,7 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
                              mac=worker_mac(i, k))
         sw = switches[s.name]
         rate = topo.emulated_rate(s.fabric.rate)
-        link = net.addLink(host, sw, bw=mbit(rate),
+        link = net.addLink(host, sw, bw=mbit(rate), mtu=topo.mtu,
                            delay=f"{s.fabric.delay * 1e6:.0f}us" if s.fabric.delay else None)
         state.workers.append(WorkerInfo(
             name=name, site=s.name, index=k, ip=worker_ip(i, k), mac=worker_mac(i, k),
@@ -178,7 +179,7 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
         delay = topo.link_delay(link)
         rate = topo.emulated_rate(link.rate)
         queue = topo.link_queue_bytes(link)
-        ml = net.addLink(sa, sb, bw=mbit(rate), delay=f"{delay * 1e6:.0f}us",
+        ml = net.addLink(sa, sb, bw=mbit(rate), delay=f"{delay * 1e6:.0f}us", mtu=topo.mtu,
                          jitter=f"{link.jitter * 1e6:.0f}us" if link.jitter else None,
                          loss=link.loss * 100 if link.loss else None, queue_bytes=queue)
         dl = ml.delayline
@@ -207,7 +208,7 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
             for intf in (w.intf_a, w.intf_b):
                 apply_classes(intf, w.emulated_bps, reserved, w.queue_bytes,
                               dscp=reservations[0].dscp, rtt_s=2 * w.delay_s,
-                              probe_dscp=reservations[0].probe_dscp)
+                              probe_dscp=reservations[0].probe_dscp, mtu=topo.mtu)
             w.reserved_bps = reserved
     install_static_arp(state)
     if controller == "none":
@@ -216,7 +217,9 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
     else:
         info = ctl.wait_ready(model_file, proc.pid)
         progress(f"controller {controller}: {info.get('switches')} switches programmed"
-                 + (f", {info['flows']} flows" if "flows" in info else ""))
+                 + (f", {info['flows']} flows" if "flows" in info else "")
+                 + (f", wiring of {info['wiring_verified']}/{info['wan_ports']} WAN ports "
+                    "verified by LLDP" if "wan_ports" in info else ""))
     return net, state
 
 

@@ -22,8 +22,8 @@ from twin.build import TwinState, WorkerInfo
 from twin.csvout import write_rows
 from traffic.probe import percentile
 from twin.links import ns_prefix
+from twin.units import tcp_payload_share
 
-TCP_PAYLOAD_PER_FRAME = 1448 / 1514  # MSS with timestamps / full Ethernet frame
 IPERF_PORT = 5399
 
 
@@ -136,8 +136,8 @@ def calibrate(state: TwinState, fabric: dict[str, tuple[float, float]], pings: i
             rtt_error_ms=round(err, 3), rtt_ok=abs(err) <= max(0.02 * cfg_rtt, 0.2),
             pdv_ms=round(pdv, 3), pdv_ok=pdv <= 0.5, emulated_rate_mbps=round(rate / 1e6, 3),
             goodput_mbps=round(bps / 1e6, 2), goodput_ratio=round(ratio, 4),
-            wire_ratio=round(ratio / TCP_PAYLOAD_PER_FRAME, 4),
-            throughput_ok=ratio / TCP_PAYLOAD_PER_FRAME >= 0.95 if rate <= 500e6 else True,
+            wire_ratio=round(ratio / tcp_payload_share(state.mtu), 4),
+            throughput_ok=ratio / tcp_payload_share(state.mtu) >= 0.95 if rate <= 500e6 else True,
             retransmits=retrans, mechanism=state.mechanism, scale=state.scale))
     return rows
 

@@ -98,12 +98,18 @@ def start(app: str, model_file: Path, timeout: float = 30.0) -> subprocess.Popen
 
 
 def wait_ready(model_file: Path, proc_pid: int, timeout: float = 60.0) -> dict:
-    """Until every switch has answered the controller's barrier after its flows."""
+    """Until every switch has answered the controller's barrier after its flows (and, for apps
+    that check it, LLDP has confirmed every WAN port is wired as the model says)."""
     ready = Path(json.loads(model_file.read_text())["ready_file"])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ready.exists():
-            return json.loads(ready.read_text())
+            info = json.loads(ready.read_text())
+            problems = info.get("wiring_problems") or []
+            if problems:
+                raise TwinError(f"controller wiring check (LLDP) failed on {len(problems)} WAN "
+                                f"port(s): {problems[0]}")
+            return info
         if not alive(proc_pid):
             raise TwinError(f"controller died during bring-up: {tail(log_file())}")
         time.sleep(0.1)

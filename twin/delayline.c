@@ -16,7 +16,11 @@
  * SIGHUP re-reads it, so `twin link set` changes a live link without losing what is in flight.
  * On SIGTERM/SIGINT it prints its counters as one JSON line and exits.
  *
- * Usage: twin-delayline --a IF_A --b IF_B --params FILE
+ * Usage: twin-delayline --a IF_A --b IF_B --params FILE [--cpu N]
+ *
+ * --cpu pins the process to one CPU. It must stay on one: a frame sent into a veth is queued on
+ * the sending CPU's backlog, so a process that migrates between two sends can have its later
+ * frame delivered first (measured: 37 of 2,000 probe packets reordered with jitter, unpinned).
  * Built by twin/delayline.py (gcc -O2), which the twin calls at setup and before first use.
  */
 #define _GNU_SOURCE
@@ -27,6 +31,7 @@
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -270,15 +275,16 @@ static int transmit(int fd, struct fifo *q, int64_t now) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: twin-delayline --a IF_A --b IF_B --params FILE\n");
+    fprintf(stderr, "usage: twin-delayline --a IF_A --b IF_B --params FILE [--cpu N]\n");
 }
 
 int main(int argc, char **argv) {
-    const char *if_a = NULL, *if_b = NULL, *params_path = NULL;
+    const char *if_a = NULL, *if_b = NULL, *params_path = NULL, *cpu = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--a")) if_a = argv[i + 1];
         else if (!strcmp(argv[i], "--b")) if_b = argv[i + 1];
         else if (!strcmp(argv[i], "--params")) params_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--cpu")) cpu = argv[i + 1];
         else { usage(); return 2; }
     }
     if (!if_a || !if_b || !params_path || argc % 2 == 0) { usage(); return 2; }
@@ -289,6 +295,13 @@ int main(int argc, char **argv) {
 
     const char *spin_env = getenv("TWIN_DELAYLINE_SPIN_US");
     int64_t spin_ns = spin_env ? (int64_t)(atof(spin_env) * 1000) : 0;
+    if (cpu) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(atoi(cpu), &set);
+        if (sched_setaffinity(0, sizeof set, &set) < 0)
+            fprintf(stderr, "delayline: cannot pin to CPU %s: %s\n", cpu, strerror(errno));
+    }
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* wake-ups as exact as the kernel can make them */
     setpriority(PRIO_PROCESS, 0, -10);
 

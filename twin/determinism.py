@@ -24,12 +24,13 @@ from twin import runtime
 from twin.build import TwinState
 from twin.crosstraffic import start_flow, start_probe
 from twin.topology import Topology
+from twin.units import tcp_payload_share
 
 RESERVED_PORT = 29500  # a port of the job's reservation (see the topology's reservations)
 PROBE_PORT = 7100
-# "half a link" in TCP goodput: two channels of 1448/1514 x half the line rate exactly fill it;
-# 90% of that leaves the probe and the acknowledgements room.
-CHANNEL_SHARE = 1448 / 1514 * 0.9
+# "half a link" in TCP goodput: two channels of (TCP payload share) x half the line rate exactly
+# fill it; 90% of that leaves the probe and the acknowledgements room.
+CHANNEL_SHARE = 0.9
 Progress = Callable[[str], None]
 
 
@@ -87,7 +88,7 @@ def channels(topo: Topology, state: TwinState, controller: str, seconds: float,
     for phase in ("alone", "interference"):
         progress(f"{controller}: channels {phase} ({seconds:g} s)")
         probe = start_probe(wa[0], wb[0], PROBE_PORT, pps=500, count=int(500 * seconds))
-        half = link / 2 * CHANNEL_SHARE
+        half = link / 2 * CHANNEL_SHARE * tcp_payload_share(state.mtu)
         res = start_flow(wa[0], wb[0], RESERVED_PORT, half, "tcp", seconds)
         be = start_flow(wa[-1], wb[-1], 5301, half, "tcp", seconds)
         # interference shares only the WAN egress with the reserved channel (not its NICs)

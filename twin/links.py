@@ -30,7 +30,12 @@ from mininet.link import Intf, Link
 from twin import delayline, paths
 from twin.errors import TwinError
 
-MTU_FRAME = 1514
+MTU_FRAME = 1514  # a standard Ethernet frame (1500 MTU + header)
+ETH_HEADER = 14
+
+
+def frame_bytes(mtu: int) -> int:
+    return mtu + ETH_HEADER
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 OFFLOADS = ["tx", "off", "tso", "off", "gso", "off", "gro", "off", "rx", "off"]
 
@@ -44,6 +49,7 @@ class Shaping:
     jitter_s: float = 0.0
     loss: float = 0.0
     queue_bytes: Optional[int] = None
+    mtu: int = 1500
 
     def has_impairment(self) -> bool:
         return self.delay_s > 0 or self.jitter_s > 0 or self.loss > 0
@@ -54,9 +60,9 @@ def ns_prefix(pid: Optional[int]) -> list[str]:
     return [] if pid is None else ["nsenter", "--target", str(pid), "--net"]
 
 
-def htb_burst_bytes(rate_bps: float) -> int:
+def htb_burst_bytes(rate_bps: float, frame: int = MTU_FRAME) -> int:
     """HTB bucket: ~1 ms of traffic, at least a few frames, so high rates are not starved by timers."""
-    return max(int(rate_bps / 8 * 1e-3), 4 * MTU_FRAME)
+    return max(int(rate_bps / 8 * 1e-3), 4 * frame)
 
 
 def shaping_commands(dev: str, shaping: Shaping, mechanism: str) -> list[list[str]]:
@@ -66,8 +72,9 @@ def shaping_commands(dev: str, shaping: Shaping, mechanism: str) -> list[list[st
     parent = "root"
     if shaping.rate_bps:
         rate = f"{int(shaping.rate_bps)}bit"
-        burst = str(htb_burst_bytes(shaping.rate_bps))
-        quantum = str(min(max(MTU_FRAME, int(shaping.rate_bps / 8 / 1000)), 200000))
+        frame = frame_bytes(shaping.mtu)
+        burst = str(htb_burst_bytes(shaping.rate_bps, frame))
+        quantum = str(min(max(frame, int(shaping.rate_bps / 8 / 1000)), 200000))
         cmds += [
             ["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
             ["tc", "class", "replace", "dev", dev, "parent", "1:", "classid", "1:1", "htb",
@@ -78,21 +85,24 @@ def shaping_commands(dev: str, shaping: Shaping, mechanism: str) -> list[list[st
         parent = "parent 1:10"
     leaf = ["tc", "qdisc", "replace", "dev", dev] + parent.split() + ["handle", "10:"]
     if netem:
-        limit = max(1000, (shaping.queue_bytes or 0) // MTU_FRAME + 1)
-        args = ["netem", "delay", f"{shaping.delay_s * 1e6:.0f}us"]
-        if shaping.jitter_s:
-            args += [f"{shaping.jitter_s * 1e6:.0f}us", "distribution", "normal"]
-        if shaping.loss:
-            args += ["loss", f"{shaping.loss * 100:.6g}%"]
-        cmds.append(leaf + args + ["limit", str(limit)])
+        limit = max(1000, (shaping.queue_bytes or 0) // frame_bytes(shaping.mtu) + 1)
+        cmds.append(leaf + netem_args(shaping) + ["limit", str(limit)])
     elif shaping.rate_bps:
-        queue = shaping.queue_bytes or 64 * MTU_FRAME
+        queue = shaping.queue_bytes or 64 * frame_bytes(shaping.mtu)
         cmds.append(leaf + ["bfifo", "limit", str(queue)])
     return cmds
 
 
+def netem_args(shaping: Shaping) -> list[str]:
+    args = ["netem", "delay", f"{shaping.delay_s * 1e6:.0f}us"]
+    if shaping.jitter_s:
+        args += [f"{shaping.jitter_s * 1e6:.0f}us", "distribution", "normal"]
+    return args + ["loss", f"{shaping.loss * 100:.6g}%"]
+
+
 def class_commands(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: int,
-                   dscp: int = 34, rtt_s: float = 0.0, probe_dscp: int = 46) -> list[list[str]]:
+                   dscp: int = 34, rtt_s: float = 0.0, probe_dscp: int = 46,
+                   mtu: int = 1500) -> list[list[str]]:
     """Deterministic-service isolation on a WAN egress, three HTB classes under the line rate:
 
     1:30 probes (probe_dscp, EF): strict priority, small rate, a queue of a few packets;
@@ -104,8 +114,9 @@ def class_commands(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: 
     probe = int(max(1e6, 0.02 * reserved_bps))
     res = int(max(8000, min(reserved_bps, rate_bps) - probe))
     be = max(int(rate_bps - reserved_bps), 8000)
-    burst = str(htb_burst_bytes(rate_bps))
-    reserved_queue = max(64 * MTU_FRAME, int(reserved_bps / 8 * max(rtt_s, 0.002)))
+    frame = frame_bytes(mtu)
+    burst = str(htb_burst_bytes(rate_bps, frame))
+    reserved_queue = max(64 * frame, int(reserved_bps / 8 * max(rtt_s, 0.002)))
 
     def cls(classid: str, r: int, prio: str) -> list[str]:
         return ["tc", "class", "replace", "dev", dev, "parent", "1:1", "classid", classid, "htb",
@@ -125,20 +136,21 @@ def class_commands(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: 
         ["tc", "class", "replace", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate",
          f"{rate}bit", "ceil", f"{rate}bit", "burst", burst, "cburst", burst],
         cls("1:30", probe, "0"), cls("1:20", res, "1"), cls("1:10", be, "2"),
-        leaf("1:30", "30:", 32 * MTU_FRAME), leaf("1:20", "20:", reserved_queue),
+        leaf("1:30", "30:", 32 * frame), leaf("1:20", "20:", reserved_queue),
         leaf("1:10", "10:", queue_bytes),
         match(probe_dscp, "1:30", "1"), match(dscp, "1:20", "2"),
     ]
 
 
 def apply_classes(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: int,
-                  dscp: int = 34, rtt_s: float = 0.0, probe_dscp: int = 46) -> None:
+                  dscp: int = 34, rtt_s: float = 0.0, probe_dscp: int = 46, mtu: int = 1500) -> None:
     """Root-namespace switch port: replace its shaping with reserved + best-effort classes."""
     if not IFNAME_RE.match(dev):
         raise ValueError(f"{dev!r} is not an interface name")
     batch = f"qdisc del dev {dev} root\n" + "".join(
         " ".join(a[1:]) + "\n"
-        for a in class_commands(dev, rate_bps, reserved_bps, queue_bytes, dscp, rtt_s, probe_dscp))
+        for a in class_commands(dev, rate_bps, reserved_bps, queue_bytes, dscp, rtt_s, probe_dscp,
+                                mtu))
     run_argv(["tc", "-force", "-batch", "-"], stdin=batch, check=False)
     if "1:20" not in run_argv(["tc", "class", "show", "dev", dev]).stdout:
         raise TwinError(f"tc on {dev}: reserved class was not installed")
@@ -190,17 +202,21 @@ class ShapedIntf(Intf):
     """
 
     def config(self, bw=None, delay=None, jitter=None, loss=None, max_queue_size=None,
-               queue_bytes=None, mechanism="netem", shape_delay=True, **params):
+               queue_bytes=None, mechanism="netem", shape_delay=True, mtu=None, **params):
         result = super().config(**params)
+        pid = self.node.pid if self.node.inNamespace else None
+        if mtu:
+            run_argv(ns_prefix(pid) + ["ip", "link", "set", "dev", self.name, "mtu", str(int(mtu))])
         from twin.units import parse_time
         shaping = Shaping(
             rate_bps=float(bw) * 1e6 if bw else None,
             delay_s=parse_time(delay) if (delay and shape_delay) else 0.0,
             jitter_s=parse_time(jitter) if (jitter and shape_delay) else 0.0,
             loss=float(loss) / 100 if (loss and shape_delay) else 0.0,
-            queue_bytes=queue_bytes or (max_queue_size * MTU_FRAME if max_queue_size else None),
+            queue_bytes=queue_bytes or (max_queue_size * frame_bytes(mtu or 1500)
+                                        if max_queue_size else None),
+            mtu=int(mtu or 1500),
         )
-        pid = self.node.pid if self.node.inNamespace else None
         prepare_port(self.name, pid)
         self.shaping, self.mechanism = shaping, mechanism
         reapply(self)
@@ -218,6 +234,7 @@ def reapply(intf) -> None:
 # ---- the userspace delay line as a Mininet link ------------------------------
 
 _delayline_ids = itertools.count(1)
+_delayline_cpu = itertools.count()
 
 
 @dataclass
@@ -245,8 +262,10 @@ def start_delayline(name: str, end_a: str, end_b: str, params: dict) -> DelayLin
     params_file.write_text(json.dumps(params))
     program = delayline.ensure_built()
     log = open(paths.log_dir() / f"delayline-{name}.log", "ab")
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu = cpus[next(_delayline_cpu) % len(cpus)]  # spread the links, one CPU each (no reordering)
     proc = subprocess.Popen(
-        [str(program), "--a", end_a, "--b", end_b, "--params", str(params_file)],
+        [str(program), "--a", end_a, "--b", end_b, "--params", str(params_file), "--cpu", str(cpu)],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()
     return DelayLineSpec(name, end_a, end_b, str(params_file), proc.pid, params)
@@ -268,6 +287,22 @@ def stop_delayline(spec: DelayLineSpec) -> None:
         pass
 
 
+def set_long_haul_impairments(spec: Optional[DelayLineSpec], ends: list[tuple[str, Optional[int]]],
+                              shaping: Shaping) -> None:
+    """Change delay, jitter and loss of a live long-haul link, whichever mechanism carries it.
+
+    One path for the Python API (LongHaulLink) and for `twin link set` on a detached twin. Only
+    the delay stage changes: the rate classes (and detpath's reservation classes) stay.
+    """
+    if spec:
+        update_delayline(spec, delayline_params(shaping))
+        return
+    parent = ["parent", "1:10"] if shaping.rate_bps else ["root"]
+    for dev, pid in ends:
+        run_argv(ns_prefix(pid) + ["tc", "qdisc", "change", "dev", dev] + parent
+                 + ["handle", "10:"] + netem_args(shaping))
+
+
 class LongHaulLink(Link):
     """A long-haul link: direct veth + netem, or veth - delay line - veth where netem is missing.
 
@@ -279,6 +314,7 @@ class LongHaulLink(Link):
         self.mechanism = mechanism
         delay, jitter, loss = params.get("delay"), params.get("jitter"), params.get("loss")
         self.use_delayline = mechanism == "delayline" and bool(delay or jitter or loss)
+        self.mtu = params.get("mtu")
         self.delayline: Optional[DelayLineSpec] = None
         if self.use_delayline:
             from twin.units import parse_time
@@ -298,12 +334,14 @@ class LongHaulLink(Link):
                                      deleteIntfs=deleteIntfs)
         n = next(_delayline_ids)
         name = f"{paths.prefix()}d{n}"
+        mtu = ["mtu", str(int(self.mtu))] if self.mtu else []
         end_a, end_b = f"{name}a", f"{name}b"
         for intf, end, node, addr in ((intfname1, end_a, node1, addr1),
                                       (intfname2, end_b, node2, addr2)):
-            argv = ["ip", "link", "add", "name", end, "type", "veth", "peer", "name", intf]
+            argv = ["ip", "link", "add", "name", end] + mtu + ["type", "veth", "peer", "name", intf]
             if addr:
                 argv += ["address", addr]
+            argv += mtu
             if node is not None and node.inNamespace:
                 argv += ["netns", str(node.pid)]
             run_argv(argv)
@@ -314,17 +352,11 @@ class LongHaulLink(Link):
 
     def set_impairments(self, delay_s: float, jitter_s: float, loss: float) -> None:
         """Change delay/jitter/loss on the live link."""
-        shaping = Shaping(delay_s=delay_s, jitter_s=jitter_s, loss=loss)
-        if self.delayline:
-            update_delayline(self.delayline, delayline_params(shaping))
-            return
-        for intf in (self.intf1, self.intf2):
-            rate = intf.shaping.rate_bps
-            new = Shaping(rate_bps=rate, delay_s=delay_s, jitter_s=jitter_s, loss=loss,
-                          queue_bytes=intf.shaping.queue_bytes)
-            apply_shaping(intf.name, intf.node.pid if intf.node.inNamespace else None,
-                          new, self.mechanism)
-            intf.shaping = new
+        shaping = Shaping(rate_bps=self.intf1.shaping.rate_bps, delay_s=delay_s,
+                          jitter_s=jitter_s, loss=loss)
+        set_long_haul_impairments(
+            self.delayline, [(i.name, i.node.pid if i.node.inNamespace else None)
+                             for i in (self.intf1, self.intf2)], shaping)
 
     def delete(self):
         if self.delayline:

@@ -221,9 +221,6 @@ def efficiency_vs_single_site(algo: str, f: Fabric, it: Iteration
 
 # ---- from a topology: the scaled fabric the twin emulates ----------------------------
 
-TCP_PAYLOAD = 1448 / 1514  # what TCP can carry of an Ethernet line rate (MSS with timestamps)
-
-
 def fabric_from_topology(topo, alpha_lan: float = 2e-4) -> Fabric:
     """The emulated (scaled) fabric of a topology, as the model sees it.
 
@@ -233,11 +230,12 @@ def fabric_from_topology(topo, alpha_lan: float = 2e-4) -> Fabric:
     import networkx as nx
     per_site = {s.workers for s in topo.sites}
     k = max(per_site)
-    lan = min(topo.emulated_rate(s.fabric.rate) for s in topo.sites) * TCP_PAYLOAD
+    payload = topo.tcp_payload_share()
+    lan = min(topo.emulated_rate(s.fabric.rate) for s in topo.sites) * payload
     if len(topo.sites) == 1:
         return Fabric(1, k, lan, lan * k, alpha_lan, alpha_lan)
     g = topo.graph()
     delays = dict(nx.all_pairs_dijkstra_path_length(g, weight="delay"))
     worst = max(delays[a][b] for a in delays for b in delays[a])
-    wan = min(topo.emulated_rate(l.rate) for l in topo.links) * TCP_PAYLOAD
+    wan = min(topo.emulated_rate(l.rate) for l in topo.links) * payload
     return Fabric(len(topo.sites), k, lan, wan, alpha_lan, worst + alpha_lan)

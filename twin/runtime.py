@@ -18,7 +18,8 @@ from typing import Iterator, Optional
 from twin import cleanup, paths, services
 from twin.build import TwinState, WanInfo, build_twin
 from twin.errors import TwinError
-from twin.links import DelayLineSpec, Shaping, delayline_params, htb_burst_bytes, update_delayline
+from twin.links import (DelayLineSpec, Shaping, frame_bytes, htb_burst_bytes,
+                        set_long_haul_impairments)
 from twin.topology import Topology
 
 
@@ -119,25 +120,19 @@ def set_link(a: str, b: str, delay_s: Optional[float] = None, rate_bps: Optional
     if rate_bps is not None:
         w.rate_bps = rate_bps
         w.emulated_bps = rate_bps * (scale if scale is not None else w.emulated_bps / w.rate_bps)
-        burst = str(htb_burst_bytes(w.emulated_bps))
+        burst = str(htb_burst_bytes(w.emulated_bps, frame_bytes(state.mtu)))
         for intf in (w.intf_a, w.intf_b):
             for classid, parent in (("1:1", "1:"), ("1:10", "1:1")):
                 _tc(["tc", "class", "change", "dev", intf, "parent", parent, "classid", classid,
                      "htb", "rate", f"{int(w.emulated_bps)}bit", "ceil",
                      f"{int(w.emulated_bps)}bit", "burst", burst, "cburst", burst])
-    shaping = Shaping(delay_s=w.delay_s, jitter_s=w.jitter_s, loss=w.loss)
-    if w.delayline:
-        spec = DelayLineSpec(**w.delayline)
-        update_delayline(spec, delayline_params(shaping))
-        w.delayline = spec.__dict__
-    elif any(v is not None for v in (delay_s, jitter_s, loss)):
-        for intf in (w.intf_a, w.intf_b):
-            args = ["tc", "qdisc", "change", "dev", intf, "parent", "1:10", "handle", "10:",
-                    "netem", "delay", f"{w.delay_s * 1e6:.0f}us"]
-            if w.jitter_s:
-                args += [f"{w.jitter_s * 1e6:.0f}us", "distribution", "normal"]
-            args += ["loss", f"{w.loss * 100:.6g}%"]
-            _tc(args)
+    if w.delayline or any(v is not None for v in (delay_s, jitter_s, loss)):
+        spec = DelayLineSpec(**w.delayline) if w.delayline else None
+        set_long_haul_impairments(
+            spec, [(w.intf_a, None), (w.intf_b, None)],
+            Shaping(rate_bps=w.emulated_bps, delay_s=w.delay_s, jitter_s=w.jitter_s, loss=w.loss))
+        if spec:
+            w.delayline = spec.__dict__
     save_state(state)
     return w
 

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from twin.errors import InputError
-from twin.units import parse_fraction, parse_rate, parse_size, parse_time
+from twin.units import parse_fraction, parse_rate, parse_size, parse_time, tcp_payload_share
 
 FIBER_US_PER_KM = 4.9  # group index ~1.468 (REFERENCE.md)
 EARTH_RADIUS_KM = 6371.0
@@ -174,6 +174,11 @@ class Topology(_Strict):
     route_factor: float = Field(1.3, ge=1.0, le=3.0, description="fiber route / great circle")
     image: Optional[str] = DEFAULT_IMAGE
     scale: Scale = Scale()
+    mtu: int = Field(9000, ge=1280, le=9216, description=(
+        "IP MTU of every twin interface. AI fabrics run jumbo frames; it also matters for the "
+        "emulation: every frame costs CPU in the userspace switch and delay line, so 9000 carries "
+        "6x the bytes of 1500 for the same work (a ring all-reduce on 2 cores went from 77% to 97% "
+        "of the link rate). Use 1500 to study standard frames."))
     sites: list[Site] = Field(min_length=1)
     links: list[WanLink] = Field(default_factory=list)
     reservations: list[ReservationSpec] = Field(default_factory=list)
@@ -204,7 +209,10 @@ class Topology(_Strict):
             return link.queue
         rtt = 2 * self.link_delay(link)
         bdp = self.emulated_rate(link.rate) * max(rtt, 1e-3) / 8
-        return max(int(bdp), 64 * 1514)
+        return max(int(bdp), 64 * (self.mtu + 14))
+
+    def tcp_payload_share(self) -> float:
+        return tcp_payload_share(self.mtu)
 
     def workers(self) -> list[tuple[Site, int]]:
         return [(s, k) for s in self.sites for k in range(1, s.workers + 1)]

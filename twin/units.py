@@ -91,3 +91,9 @@ def format_time(seconds: float) -> str:
     if seconds >= 1e-3:
         return f"{seconds * 1e3:.3g}ms"
     return f"{seconds * 1e6:.3g}us"
+
+
+def tcp_payload_share(mtu: int) -> float:
+    """What TCP carries of an Ethernet line rate: its MSS (MTU - 20 IP - 32 TCP with timestamps)
+    per frame on the wire (MTU + 14 Ethernet header). 1500 -> 95.6%, 9000 -> 99.3%."""
+    return (mtu - 52) / (mtu + 14)
