@@ -15,6 +15,7 @@ import argparse
 import platform
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,45 +33,71 @@ from twin.capabilities import link_mechanism, ovs_datapath  # noqa: E402
 from twin.topology import load_topology  # noqa: E402
 
 
-def mem_available() -> int:
+def mem_used() -> int:
+    info = {}
     for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) * 1024
-    return 0
+        key, value = line.split(":", 1)
+        info[key] = int(value.split()[0]) * 1024
+    return info["MemTotal"] - info["MemAvailable"]
+
+
+class PeakMemory:
+    """Peak of (MemTotal - MemAvailable) above its value at entry, sampled every 20 ms: the whole
+    machine's view, so containers, namespaces, OVS and delay lines all count."""
+
+    def __enter__(self) -> "PeakMemory":
+        self.base = self.peak = mem_used()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, mem_used())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, mem_used())
+
+    @property
+    def bytes(self) -> int:
+        return self.peak - self.base
 
 
 def plain_mininet(topo) -> tuple[float, float, int]:
-    net = Mininet(controller=None, switch=OVSSwitch, link=TCLink, build=False)
-    t0 = time.monotonic()
-    idx = {s.name: i for i, s in enumerate(topo.sites, 1)}
-    sw = {s.name: net.addSwitch(f"s{idx[s.name]}", datapath="user", failMode="secure",
-                                batch=True) for s in topo.sites}
-    n = 0
-    for s in topo.sites:
-        for k in range(1, s.workers + 1):
-            n += 1
-            h = net.addHost(f"h{n}", ip=f"10.{idx[s.name]}.0.{k}/8")
-            net.addLink(h, sw[s.name], bw=topo.emulated_rate(s.fabric.rate) / 1e6)
-    for link in topo.links:
-        net.addLink(sw[link.a], sw[link.b], bw=topo.emulated_rate(link.rate) / 1e6)
-    before = mem_available()
-    net.start()
-    up = time.monotonic() - t0
-    used = before - mem_available()
+    with PeakMemory() as mem:
+        net = Mininet(controller=None, switch=OVSSwitch, link=TCLink, build=False)
+        t0 = time.monotonic()
+        idx = {s.name: i for i, s in enumerate(topo.sites, 1)}
+        sw = {s.name: net.addSwitch(f"s{idx[s.name]}", datapath="user", failMode="secure",
+                                    batch=True) for s in topo.sites}
+        n = 0
+        for s in topo.sites:
+            for k in range(1, s.workers + 1):
+                n += 1
+                h = net.addHost(f"h{n}", ip=f"10.{idx[s.name]}.0.{k}/8")
+                net.addLink(h, sw[s.name], bw=topo.emulated_rate(s.fabric.rate) / 1e6)
+        for link in topo.links:
+            net.addLink(sw[link.a], sw[link.b], bw=topo.emulated_rate(link.rate) / 1e6)
+        net.start()
+        up = time.monotonic() - t0
+        time.sleep(1.0)  # steady state, like the twin's
     t1 = time.monotonic()
     net.stop()
-    return up, time.monotonic() - t1, used
+    return up, time.monotonic() - t1, mem.bytes
 
 
 def twin(topo, path: str) -> tuple[float, float, int]:
-    before = mem_available()
-    t0 = time.monotonic()
-    runtime.up(topo, path, "none", progress=lambda s: None)
-    up = time.monotonic() - t0
-    used = before - mem_available()
+    with PeakMemory() as mem:
+        t0 = time.monotonic()
+        runtime.up(topo, path, "none", progress=lambda s: None)
+        up = time.monotonic() - t0
+        time.sleep(1.0)
     t1 = time.monotonic()
     runtime.down()
-    return up, time.monotonic() - t1, used
+    return up, time.monotonic() - t1, mem.bytes
 
 
 def main() -> int:
@@ -100,7 +127,8 @@ def main() -> int:
             "up_ratio": round(med["twin"][0] / med["mininet"][0], 2),
             "down_ratio": round(med["twin"][1] / med["mininet"][1], 2),
             "twin_s_per_worker": round(med["twin"][0] / workers, 3),
-            "twin_mem_mb": round(med["twin"][2] / 2**20), "mininet_mem_mb": round(med["mininet"][2] / 2**20),
+            "twin_peak_mem_mb": round(med["twin"][2] / 2**20),
+            "mininet_peak_mem_mb": round(med["mininet"][2] / 2**20),
             "twin_links": link_mechanism(), "ovs_datapath": ovs_datapath(),
             "kernel": platform.release(), "cores": __import__("os").cpu_count(),
         })

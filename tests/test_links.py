@@ -33,7 +33,7 @@ def test_netem_without_rate_is_root_qdisc():
 
 
 def test_burst_grows_with_rate():
-    assert htb_burst_bytes(1e6) == 4 * 1514
+    assert htb_burst_bytes(1e6) == 2 * 1514
     assert htb_burst_bytes(1e9) == 125_000
 
 
@@ -66,6 +66,18 @@ def test_deterministic_classes_give_probes_and_the_job_their_own_queues():
 def test_jumbo_frames_size_buckets_quantum_and_queues():
     cmds = flat(shaping_commands("x", Shaping(rate_bps=1e6, mtu=9000), "delayline"))
     klass = next(c for c in cmds if "classid 1:10" in c)
-    assert f" burst {4 * 9014} " in klass
+    assert f" burst {2 * 9014} " in klass
     assert "quantum 9014" in klass  # HTB sends whole frames: a quantum below one frame starves
     assert cmds[-1].endswith(f"bfifo limit {64 * 9014}")
+
+
+def test_probe_priority_queue_on_worker_nics():
+    from twin.links import probe_priority_commands
+    cmds = flat(probe_priority_commands("beijing1-eth0", 100e6, [7100], mtu=9000))
+    probe = next(c for c in cmds if "classid 1:30" in c)
+    rest = next(c for c in cmds if "classid 1:10" in c)
+    assert " prio 0 " in probe and " prio 1 " in rest
+    assert "ceil 100000000bit" in probe and "ceil 100000000bit" in rest  # both may use the line
+    filters = [c for c in cmds if "filter" in c]
+    assert len(filters) == 2 and all("match ip protocol 17 0xff" in f for f in filters)
+    assert any("dport 7100 0xffff flowid 1:30" in f for f in filters)

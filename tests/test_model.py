@@ -97,3 +97,22 @@ def test_fntf_like_full_scale_case_is_computable():
     it = Iteration(forward=5.0, backward=10.0, optimizer=1.0, buckets=buckets(350e9 / 512, 100e6))
     pred = predict("hier", f, it)
     assert pred.iteration > it.compute and 0 < pred.efficiency < 1
+
+
+def test_ring_across_sites_pays_wan_latency_once_per_site_crossing():
+    """4 ranks in 2 sites: a chunk's 6 hops cross the WAN 3 times (LAN, WAN, LAN, ...)."""
+    a_l, a_w, bps, size = 2e-4, 15e-3, 100e6, 250_000
+    f = Fabric(sites=2, per_site=2, lan_bps=bps, wan_bps=bps, alpha_lan=a_l, alpha_wan=a_w)
+    x = size / 4 * 8 / bps
+    assert allreduce_time("ring", f, size) == pytest.approx(3 * (a_w + x) + 3 * (a_l + x))
+
+
+def test_ring_with_one_rank_per_site_is_lock_step_over_the_wan():
+    f = Fabric(sites=8, per_site=1, lan_bps=B, wan_bps=B / 4, alpha_lan=A, alpha_wan=5e-3)
+    assert allreduce_time("ring", f, S) == pytest.approx(14 * (5e-3 + S / 8 * 8 / (B / 4)))
+
+
+def test_ring_on_a_slow_wan_is_bound_by_the_wan_link_serial_work():
+    a_l, a_w, size = 2e-4, 15e-3, 250_000
+    f = Fabric(sites=2, per_site=2, lan_bps=100e6, wan_bps=25e6, alpha_lan=a_l, alpha_wan=a_w)
+    assert allreduce_time("ring", f, size) == pytest.approx(6 * size / 4 * 8 / 25e6 + a_w)

@@ -20,10 +20,10 @@ from twin.images import build_worker, image_exists
 from mininet.node import RemoteController
 
 from twin import controller as ctl
-from twin.links import apply_classes, ns_prefix
+from twin.links import apply_classes, apply_probe_priority, ns_prefix
 from twin.net import Twin
 from twin.nodes import create_container, docker_client
-from twin.topology import Topology, worker_name
+from twin.topology import Topology, worker_intf_name, worker_name
 
 Progress = Callable[[str], None]
 
@@ -210,6 +210,16 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
                               dscp=reservations[0].dscp, rtt_s=2 * w.delay_s,
                               probe_dscp=reservations[0].probe_dscp, mtu=topo.mtu)
             w.reserved_bps = reserved
+        probe_ports = sorted({port for r in reservations for port in r.udp_ports})
+        if probe_ports:
+            progress("giving probes a priority queue on every worker NIC")
+            rates = {s.name: topo.emulated_rate(s.fabric.rate) for s in topo.sites}
+
+            def nic(w: WorkerInfo) -> None:
+                for dev, pid in ((worker_intf_name(w.site, w.index), w.pid),
+                                 (f"{w.switch}-eth{w.port}", None)):  # Mininet's port names
+                    apply_probe_priority(dev, pid, rates[w.site], probe_ports, topo.mtu)
+            _parallel(nic, state.workers)
     install_static_arp(state)
     if controller == "none":
         progress("installing static shortest-delay forwarding")

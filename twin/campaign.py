@@ -42,7 +42,7 @@ DEFAULTS = {"distance_km": None, "wan_rate": None, "loss": "0", "algo": "ring", 
             "controller": "none", "interference": False}
 TOP_KEYS = {"name", "description", "topology", "schedule", "iterations", "repeats", "seed",
             "sweep", "scale"}
-FIELDS = ["row_id", "campaign", "status", "error", "time", "git_commit", "machine", "kernel",
+FIELDS = ["row_id", "campaign", "status", "error", "fault", "time", "git_commit", "machine", "kernel",
           "link_mechanism", "ovs_datapath", "topology", "scale", "sites", "workers", "repeat",
           "distance_km", "one_way_delay_ms", "wan_rate_real", "wan_rate_emulated_mbps", "loss",
           "algo", "overlap", "controller", "interference", "iterations", "compute_s",
@@ -221,11 +221,18 @@ def variant(c: Campaign, p: dict) -> Topology:
 
 
 def git_commit() -> str:
+    """Short commit of the code that made a row, with "+dirty" if tracked files outside
+    results/ differ from it (a row must never claim code it was not made with)."""
+    root = Path(__file__).resolve().parent.parent
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=Path(__file__).resolve().parent.parent).stdout.strip()
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=root).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                  ".", ":!results"], capture_output=True, text=True,
+                                 cwd=root).stdout.strip()
     except OSError:
         return ""
+    return f"{head}+dirty" if head and changed else head
 
 
 def existing_rows(csv_path: Path) -> set[str]:
@@ -239,11 +246,15 @@ def append_row(csv_path: Path, row: dict) -> None:
     """Append and flush one row; the header is written once. fsync so a kill loses nothing."""
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     new = not csv_path.exists() or csv_path.stat().st_size == 0
+    fields = FIELDS
+    if not new:  # resuming a CSV written by another version: keep its columns, in its order
+        with csv_path.open(newline="") as fh:
+            fields = next(csv.reader(fh), FIELDS) or FIELDS
     with csv_path.open("a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS)
+        w = csv.DictWriter(fh, fieldnames=fields)
         if new:
             w.writeheader()
-        w.writerow({k: row.get(k, "") for k in FIELDS})
+        w.writerow({k: row.get(k, "") for k in fields})
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -320,7 +331,8 @@ def run(c: Campaign, csv_path: Path, progress: Callable[[str], None] = lambda s:
             _, state = runtime.up(topo, c.topology_file, points[0]["controller"], progress)
         except TwinError as exc:
             for p in points:
-                append_row(csv_path, _row(c, base, topo, p, ctx, error=f"bring-up: {exc}"))
+                append_row(csv_path, _row(c, base, topo, p, ctx, error=f"bring-up: {exc}",
+                                          fault="bring-up failed"))
                 failed += 1
                 n += 1
                 on_point(n, len(todo))
@@ -347,7 +359,8 @@ def run(c: Campaign, csv_path: Path, progress: Callable[[str], None] = lambda s:
                     append_row(csv_path, _row(c, base, topo, p, ctx, res=res, sched=s))
                     written += 1
                 except (TwinError, RuntimeError) as exc:
-                    append_row(csv_path, _row(c, base, topo, p, ctx, error=str(exc)))
+                    append_row(csv_path, _row(c, base, topo, p, ctx, error=str(exc),
+                                              fault=diagnose(state, str(exc))))
                     failed += 1
                 finally:
                     if noise:
@@ -363,10 +376,30 @@ def _describe(p: dict) -> str:
     return ", ".join(f"{k}={p[k]}" for k in SWEEP_KEYS if p[k] is not None)
 
 
+def diagnose(state, error: str) -> str:
+    """What happened, for the CSV: the twin's parts that were found dead right after the failure
+    (controller, delay lines, workers, WAN links cut), else the kind of error."""
+    try:
+        problems = runtime.health(state)
+    except Exception as exc:  # noqa: BLE001 - a diagnosis must never hide the row itself
+        problems = [f"health check failed: {exc}"]
+    if problems:
+        return "; ".join(problems)
+    text = error.lower()
+    for needle, kind in (("timed out", "timeout (no part of the twin found dead)"),
+                         ("interference flow stopped", "interference flow died"),
+                         ("peer closed", "connection closed by a peer"),
+                         ("refused", "connection refused")):
+        if needle in text:
+            return kind
+    return "error in the job (twin healthy)"
+
+
 def _row(c: Campaign, base: dict, topo: Topology, p: dict, ctx: RunContext, res=None,
-         sched: Optional[Schedule] = None, error: str = "") -> dict:
+         sched: Optional[Schedule] = None, error: str = "", fault: str = "") -> dict:
     link = topo.links[0]
     row = dict(base, row_id=p["row_id"], status="failed" if error else "ok", error=error,
+               fault=fault,
                time=time.strftime("%Y-%m-%dT%H:%M:%S"), topology=topo.name,
                scale=topo.scale.describe(), sites=len(topo.sites),
                workers=sum(s.workers for s in topo.sites), repeat=p["repeat"],

@@ -61,8 +61,11 @@ def ns_prefix(pid: Optional[int]) -> list[str]:
 
 
 def htb_burst_bytes(rate_bps: float, frame: int = MTU_FRAME) -> int:
-    """HTB bucket: ~1 ms of traffic, at least a few frames, so high rates are not starved by timers."""
-    return max(int(rate_bps / 8 * 1e-3), 4 * frame)
+    """HTB bucket: ~1 ms of traffic so high rates are not starved by timers, and at least two
+    frames. Not more: after an idle moment a link sends its whole bucket at once, which a real
+    line never does; with 4 jumbo frames (36 KB) a 62 KB ring step on a 100 Mbit/s link finished
+    in 2 ms instead of 5 and measured iterations beat the model by up to 16%."""
+    return max(int(rate_bps / 8 * 1e-3), 2 * frame)
 
 
 def shaping_commands(dev: str, shaping: Shaping, mechanism: str) -> list[list[str]]:
@@ -154,6 +157,54 @@ def apply_classes(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: i
     run_argv(["tc", "-force", "-batch", "-"], stdin=batch, check=False)
     if "1:20" not in run_argv(["tc", "class", "show", "dev", dev]).stdout:
         raise TwinError(f"tc on {dev}: reserved class was not installed")
+
+
+def probe_priority_commands(dev: str, rate_bps: float, udp_ports: list[int], mtu: int = 1500,
+                            queue_bytes: Optional[int] = None) -> list[list[str]]:
+    """A worker's NIC (both ends of its link) with a strict-priority queue for probe packets.
+
+    Real GPU hosts map traffic classes to NIC priority queues; with one FIFO a probe waits
+    behind every frame the job has queued on the same NIC (up to 64 jumbo frames: 46 ms at
+    100 Mbit/s), which is the host's doing, not the network's. 1:30 takes the reservations'
+    UDP ports first; 1:10 the rest, both borrowing the whole line rate.
+    """
+    rate = int(rate_bps)
+    frame = frame_bytes(mtu)
+    burst = str(htb_burst_bytes(rate_bps, frame))
+    probe = int(min(max(1e6, 0.02 * rate_bps), rate_bps / 2))
+
+    def cls(classid: str, r: int, prio: str) -> list[str]:
+        return ["tc", "class", "replace", "dev", dev, "parent", "1:1", "classid", classid, "htb",
+                "rate", f"{r}bit", "ceil", f"{rate}bit", "prio", prio, "burst", burst,
+                "cburst", burst, "quantum", str(frame)]
+
+    cmds = [
+        ["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
+        ["tc", "class", "replace", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate",
+         f"{rate}bit", "ceil", f"{rate}bit", "burst", burst, "cburst", burst],
+        cls("1:30", probe, "0"), cls("1:10", max(rate - probe, 8000), "1"),
+        ["tc", "qdisc", "replace", "dev", dev, "parent", "1:30", "handle", "30:", "bfifo",
+         "limit", str(32 * frame)],
+        ["tc", "qdisc", "replace", "dev", dev, "parent", "1:10", "handle", "10:", "bfifo",
+         "limit", str(queue_bytes or 64 * frame)],
+    ]
+    for port in udp_ports:
+        for direction in ("dport", "sport"):
+            cmds.append(["tc", "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip",
+                         "prio", "1", "u32", "match", "ip", "protocol", "17", "0xff", "match",
+                         "ip", direction, str(int(port)), "0xffff", "flowid", "1:30"])
+    return cmds
+
+
+def apply_probe_priority(dev: str, pid: Optional[int], rate_bps: float, udp_ports: list[int],
+                         mtu: int = 1500) -> None:
+    if not IFNAME_RE.match(dev):
+        raise ValueError(f"{dev!r} is not an interface name")
+    batch = f"qdisc del dev {dev} root\n" + "".join(
+        " ".join(a[1:]) + "\n" for a in probe_priority_commands(dev, rate_bps, udp_ports, mtu))
+    run_argv(ns_prefix(pid) + ["tc", "-force", "-batch", "-"], stdin=batch, check=False)
+    if "1:30" not in run_argv(ns_prefix(pid) + ["tc", "class", "show", "dev", dev]).stdout:
+        raise TwinError(f"tc on {dev}: probe priority class was not installed")
 
 
 def run_argv(argv: list[str], check: bool = True, stdin: Optional[str] = None

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 import uuid
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
@@ -181,7 +182,7 @@ def restart_controller() -> int:
 
 
 def health(state: TwinState) -> list[str]:
-    """One line per dead part of the twin: controller, delay lines, worker containers."""
+    """One line per dead part of the twin: controller, delay lines, worker containers, cut links."""
     from twin import controller as ctl
     problems = []
     if state.controller != "none" and not ctl.alive(state.controller_pid):
@@ -194,4 +195,16 @@ def health(state: TwinState) -> list[str]:
     for w in state.workers:
         if not ctl.alive(w.pid):
             problems.append(f"worker {w.name} (container {w.container[:12]}) is not running")
+    for w in state.wan:
+        down = [i for i in (w.intf_a, w.intf_b) if _operstate(i) == "down"]
+        if down:
+            problems.append(f"WAN link {w.a}-{w.b} is cut (port {', '.join(down)} down); "
+                            f"'twin link up {w.a} {w.b}' restores it")
     return problems
+
+
+def _operstate(dev: str) -> str:
+    try:
+        return Path(f"/sys/class/net/{dev}/operstate").read_text().strip()
+    except OSError:
+        return "missing"

@@ -52,18 +52,38 @@ def test_interrupted_bring_up_removes_itself(clean_machine, sig):
     assert not any(leftovers().values())
 
 
-def test_kill_minus_nine_then_clean_leaves_nothing_and_next_up_works(clean_machine):
-    rng = random.Random(os.getpid())
-    proc = subprocess.Popen([TWIN, "up", str(TOPOS / "fntf-4site.yaml"), "--detach"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(rng.uniform(0.5, 2.0))
+def kill_nine_at_random_then_clean(argv: list[str], low: float, high: float) -> float:
+    """Run a twin command, SIGKILL it after a random delay, `twin clean`, check nothing is left
+    and that a new twin comes up. Returns the delay used (in the failure message if any)."""
+    rng = random.Random(os.getpid() ^ time.time_ns())
+    proc = subprocess.Popen([TWIN, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    after = rng.uniform(low, high)
+    time.sleep(after)
     proc.kill()
     proc.wait()
     out = subprocess.run([TWIN, "clean"], capture_output=True, text=True)
-    assert out.returncode == 0 and out.stdout.startswith("removed")
-    assert not any(leftovers().values()), leftovers()
+    assert out.returncode == 0 and out.stdout.startswith("removed"), out.stderr
+    assert not any(leftovers().values()), f"killed after {after:.2f} s: {leftovers()}"
     up = subprocess.run([TWIN, "up", str(TOPOS / "ci-2site.yaml"), "--detach"],
                         capture_output=True, text=True, timeout=300)
     assert up.returncode == 0, up.stderr
     down = subprocess.run([TWIN, "down"], capture_output=True, text=True)
     assert down.returncode == 0
+    return after
+
+
+def test_kill_minus_nine_then_clean_leaves_nothing_and_next_up_works(clean_machine):
+    kill_nine_at_random_then_clean(["up", str(TOPOS / "fntf-4site.yaml"), "--detach"], 0.5, 2.0)
+
+
+def test_kill_minus_nine_during_an_experiment(clean_machine):
+    """Mid-experiment: controller, iperf3 flows, probes and delay lines are all running."""
+    kill_nine_at_random_then_clean(["experiment", "determinism", str(TOPOS / "ci-2site.yaml"),
+                                    "--scale", "1/4000", "--seconds", "3"], 3.0, 12.0)
+
+
+def test_kill_minus_nine_during_tear_down(clean_machine):
+    up = subprocess.run([TWIN, "up", str(TOPOS / "fntf-4site.yaml"), "--controller", "detpath",
+                         "--detach"], capture_output=True, text=True, timeout=300)
+    assert up.returncode == 0, up.stderr
+    kill_nine_at_random_then_clean(["down"], 0.05, 1.0)

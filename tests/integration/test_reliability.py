@@ -18,7 +18,7 @@ import pytest
 from conftest import ROOT, TOPOS, ns_run
 from twin import runtime
 from twin.calibrate import parse_ping_rtts
-from twin.campaign import load_campaign
+from twin.campaign import diagnose, load_campaign
 from twin.collective import run_collective
 from twin.errors import TwinError
 from twin.topology import load_topology
@@ -88,10 +88,14 @@ def test_wan_cut_mid_collective_ends_with_a_named_error_then_recovers(ci2site):
         with pytest.raises(TwinError) as exc:
             run_collective(state, "allreduce", "ring", [32 * 1024**2], iters=30, warmup=0,
                            timeout=4.0, on_start=cut_later)
+        # what a campaign row would record as the fault
+        fault = diagnose(state, str(exc.value))
     finally:
         runtime.set_link_state("beijing", "wuhan", up_=True)
     assert time.monotonic() - t0 < 60
     assert "rank" in str(exc.value) and "timed out" in str(exc.value)
+    assert fault.startswith("WAN link beijing-wuhan is cut"), fault
+    assert diagnose(state, str(exc.value)) == "timeout (no part of the twin found dead)"
     time.sleep(0.5)
     assert run_collective(state, "allreduce", "ring", [1024**2], iters=1, warmup=0)[0].wrong == 0
 
@@ -103,6 +107,7 @@ def test_killed_worker_container_is_reported(ci2site):
         os.kill(victim.pid, signal.SIGKILL)
         time.sleep(1.0)
         assert any("worker wuhan2" in p for p in runtime.health(state))
+        assert "worker wuhan2" in diagnose(state, "rank 3: ring all-gather step 1/3: timed out")
     finally:
         pass  # the module fixture's teardown removes the twin; nothing else depends on wuhan2
 
