@@ -116,3 +116,15 @@ def test_ring_on_a_slow_wan_is_bound_by_the_wan_link_serial_work():
     a_l, a_w, size = 2e-4, 15e-3, 250_000
     f = Fabric(sites=2, per_site=2, lan_bps=100e6, wan_bps=25e6, alpha_lan=a_l, alpha_wan=a_w)
     assert allreduce_time("ring", f, size) == pytest.approx(6 * size / 4 * 8 / 25e6 + a_w)
+
+
+def test_ring_over_many_sites_pays_each_hops_own_delay():
+    """3 sites, one rank each, hops of 1, 2 and 3 ms: a chunk's 4 hops are one lap (6 ms) plus
+    the longest next hop (3 ms), not 4 x the worst pair."""
+    a_l, bps, size = 1e-4, 1e9, 3000
+    x = size / 3 * 8 / bps
+    f = Fabric(sites=3, per_site=1, lan_bps=bps, wan_bps=bps, alpha_lan=a_l, alpha_wan=3e-3 + a_l,
+               ring_hop_delays=(1e-3, 2e-3, 3e-3))
+    assert allreduce_time("ring", f, size) == pytest.approx(9e-3 + 4 * (a_l + x))
+    lock_step = Fabric(3, 1, bps, bps, a_l, 3e-3 + a_l)
+    assert allreduce_time("ring", lock_step, size) == pytest.approx(4 * (3e-3 + a_l + x))

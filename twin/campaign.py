@@ -220,15 +220,20 @@ def variant(c: Campaign, p: dict) -> Topology:
     return topo.model_copy(update={"links": links, "reservations": reservations})
 
 
+CODE_PATHS = ("twin", "traffic", "controllers", "topologies", "campaigns", "benchmarks", "scripts",
+              "pyproject.toml", "requirements.lock", "Makefile")
+
+
 def git_commit() -> str:
-    """Short commit of the code that made a row, with "+dirty" if tracked files outside
-    results/ differ from it (a row must never claim code it was not made with)."""
+    """Short commit of the code that made a row, with "+dirty" if a tracked file that can change
+    a measurement (code, topologies, campaigns, set-up) differs from it: a row must never claim
+    code it was not made with. Results and docs do not count."""
     root = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, cwd=root).stdout.strip()
         changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                  ".", ":!results"], capture_output=True, text=True,
+                                  *CODE_PATHS], capture_output=True, text=True,
                                  cwd=root).stdout.strip()
     except OSError:
         return ""

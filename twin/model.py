@@ -27,6 +27,10 @@ class Fabric:
     wan_bps: float  # B_W: a site's WAN capacity per direction, bit/s
     alpha_lan: float  # s per LAN step (software + switching)
     alpha_wan: float  # s per WAN step (one-way propagation + software)
+    # One-way propagation from ring position i's site to position i+1's (0 inside a site), when
+    # the real topology is known: a ring over many sites pays each hop's own delay, not the
+    # fabric's worst pair at every step. Empty: every WAN hop costs alpha_wan.
+    ring_hop_delays: tuple[float, ...] = ()
 
     @property
     def ranks(self) -> int:
@@ -63,6 +67,15 @@ def ring_time(f: Fabric, size: float) -> float:
     if f.sites == 1:
         return hops * lan
     wan_bps = min(f.wan_bps, f.lan_bps)  # each site's WAN link carries one ring flow per direction
+    if len(f.ring_hop_delays) == p:
+        # per-hop: hop e costs alpha_lan + its propagation + its transfer; the longest chain of
+        # `hops` consecutive hops around the ring
+        x = [chunk * 8 / (wan_bps if d > 0 else f.lan_bps) for d in f.ring_hop_delays]
+        cost = [f.alpha_lan + d + xe for d, xe in zip(f.ring_hop_delays, x)]
+        laps, rest = divmod(hops, p)
+        chain = max(laps * sum(cost) + sum(cost[(j + t) % p] for t in range(rest)) for j in range(p))
+        busiest = hops * max(x) + f.alpha_lan + max(f.ring_hop_delays)
+        return max(chain, busiest)
     wan = _step(f.alpha_wan, chunk, wan_bps)
     wan_hops = min(hops, math.ceil(hops / f.per_site))
     chain = wan_hops * wan + (hops - wan_hops) * lan
@@ -237,7 +250,8 @@ def fabric_from_topology(topo, alpha_lan: float = 2e-4) -> Fabric:
     """The emulated (scaled) fabric of a topology, as the model sees it.
 
     Rates are the emulated ones times TCP's payload share; alpha_wan is the largest one-way
-    delay between sites along the shortest paths plus the LAN software/switching cost.
+    delay between sites along the shortest paths plus the LAN software/switching cost; the ring
+    gets each hop's own shortest-path delay.
     """
     import networkx as nx
     per_site = {s.workers for s in topo.sites}
@@ -250,4 +264,7 @@ def fabric_from_topology(topo, alpha_lan: float = 2e-4) -> Fabric:
     delays = dict(nx.all_pairs_dijkstra_path_length(g, weight="delay"))
     worst = max(delays[a][b] for a in delays for b in delays[a])
     wan = min(topo.emulated_rate(l.rate) for l in topo.links) * payload
-    return Fabric(len(topo.sites), k, lan, wan, alpha_lan, worst + alpha_lan)
+    ring_sites = [s.name for s, _ in topo.workers()]  # ranks are numbered site by site
+    hop_delays = tuple(delays[a][b] if a != b else 0.0
+                       for a, b in zip(ring_sites, ring_sites[1:] + ring_sites[:1]))
+    return Fabric(len(topo.sites), k, lan, wan, alpha_lan, worst + alpha_lan, hop_delays)
