@@ -87,19 +87,27 @@ def disjoint_backup(g: nx.Graph, path: list[str]) -> list[str]:
         return []
 
 
+def primary_next_hops(g: nx.Graph) -> dict[str, dict[str, str]]:
+    """site -> destination site -> next site on the shortest one-way-delay path. The one routing
+    both the static flows (controller none) and detpath's primary paths use."""
+    paths = dict(nx.all_pairs_dijkstra_path(g, weight="delay"))
+    return {src: {dst: path[1] for dst, path in paths[src].items() if dst != src}
+            for src in g.nodes}
+
+
 def next_hops(g: nx.Graph) -> dict[str, dict[str, tuple[Optional[str], Optional[str]]]]:
     """site -> destination site -> (primary next site, backup next site or None).
 
     The backup is the first hop of the shortest path that avoids the primary link.
     """
     table: dict[str, dict[str, tuple[Optional[str], Optional[str]]]] = {}
-    paths = dict(nx.all_pairs_dijkstra_path(g, weight="delay"))
+    primaries = primary_next_hops(g)
     for src in g.nodes:
         table[src] = {}
         for dst in g.nodes:
             if src == dst:
                 continue
-            primary = paths[src][dst][1]
+            primary = primaries[src][dst]
             h = g.copy()
             h.remove_edge(src, primary)
             try:

@@ -12,13 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
-import networkx as nx
-
 from twin import paths
 from twin.errors import TwinError
 from twin.images import build_worker, image_exists
 from mininet.node import RemoteController
 
+from controllers.paths import primary_next_hops
 from twin import controller as ctl
 from twin.links import apply_classes, apply_probe_priority, ns_prefix
 from twin.net import Twin
@@ -254,18 +253,15 @@ def install_static_arp(state: TwinState) -> None:
 
 def next_hop_ports(topo: Topology, state: TwinState) -> dict[str, dict[str, int]]:
     """For each switch: destination site -> output port, along shortest one-way-delay paths."""
-    g = topo.graph()
     port = {}
     for w in state.wan:
         port[(w.a, w.b)] = (w.switch_a, w.port_a)
         port[(w.b, w.a)] = (w.switch_b, w.port_b)
     table: dict[str, dict[str, int]] = {sw: {} for sw in state.switches}
-    paths_ = dict(nx.all_pairs_dijkstra_path(g, weight="delay"))
-    for src in g.nodes:
-        for dst, path in paths_[src].items():
-            if dst != src:
-                sw, p = port[(path[0], path[1])]
-                table[sw][dst] = p
+    for src, hops in primary_next_hops(topo.graph()).items():
+        for dst, hop in hops.items():
+            sw, p = port[(src, hop)]
+            table[sw][dst] = p
     return table
 
 
