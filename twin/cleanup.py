@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from twin import paths
+from twin.links import WORKLOAD_ENV
 
 # "twin.delayline": the Python delay line of earlier versions, which a crashed run may have left
 PROCESS_MARKERS = ("twin-delayline", "twin.delayline", "controllers.run")
@@ -49,7 +50,8 @@ def cmdline(pid: int) -> list[str]:
 
 
 def twin_processes() -> list[int]:
-    """Delay lines, controllers and node shells of the twin (never this process)."""
+    """Delay lines, controllers, node shells and in-namespace workloads of the twin (never this
+    process)."""
     shell_re = re.compile(rf"^(mininet:{re.escape(paths.prefix())}\d+|{re.escape(paths.prefix())}:\S+)$")
     me = os.getpid()
     found = []
@@ -61,9 +63,17 @@ def twin_processes() -> list[int]:
             continue
         joined = " ".join(args)
         if any(m in joined for m in PROCESS_MARKERS) or (
-                "bash" in joined and shell_re.match(args[-1])):
+                "bash" in joined and shell_re.match(args[-1])) or _is_workload(entry):
             found.append(int(entry.name))
     return found
+
+
+def _is_workload(proc: Path) -> bool:
+    """Started by the twin inside a worker's namespace (iperf3, probes, pings): see ns_prefix."""
+    try:
+        return f"{WORKLOAD_ENV}=1".encode() in (proc / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
 
 
 def kill_processes(pids: list[int], grace: float = 2.0) -> None:

@@ -55,9 +55,20 @@ class Shaping:
         return self.delay_s > 0 or self.jitter_s > 0 or self.loss > 0
 
 
+WORKLOAD_ENV = "TWIN_WORKLOAD"
+
+
 def ns_prefix(pid: Optional[int]) -> list[str]:
-    """argv prefix that runs a host tool inside a process's network namespace."""
-    return [] if pid is None else ["nsenter", "--target", str(pid), "--net"]
+    """argv prefix that runs a host tool inside a process's network namespace.
+
+    The tool gets TWIN_WORKLOAD=1 in its environment so `twin clean` can find it: an iperf3 or
+    probe started this way lives outside the worker's container, and after a kill -9 of the twin
+    it outlived the container, spinning on a namespace with no interfaces at 50-60% of a core
+    (found because it made later measurements on the machine miss their targets).
+    """
+    if pid is None:
+        return []
+    return ["nsenter", "--target", str(pid), "--net", "env", f"{WORKLOAD_ENV}=1"]
 
 
 def htb_burst_bytes(rate_bps: float, frame: int = MTU_FRAME) -> int:
