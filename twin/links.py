@@ -114,6 +114,13 @@ def netem_args(shaping: Shaping) -> list[str]:
     return args + ["loss", f"{shaping.loss * 100:.6g}%"]
 
 
+def htb_child(dev: str, classid: str, rate: int, ceil: int, prio: str, burst: str) -> list[str]:
+    """A class under 1:1 with a guaranteed rate, borrowing up to ceil, served in prio order."""
+    return ["tc", "class", "replace", "dev", dev, "parent", "1:1", "classid", classid, "htb",
+            "rate", f"{rate}bit", "ceil", f"{ceil}bit", "prio", prio, "burst", burst,
+            "cburst", burst]
+
+
 def class_commands(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: int,
                    dscp: int = 34, rtt_s: float = 0.0, probe_dscp: int = 46,
                    mtu: int = 1500) -> list[list[str]]:
@@ -133,9 +140,7 @@ def class_commands(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: 
     reserved_queue = max(64 * frame, int(reserved_bps / 8 * max(rtt_s, 0.002)))
 
     def cls(classid: str, r: int, prio: str) -> list[str]:
-        return ["tc", "class", "replace", "dev", dev, "parent", "1:1", "classid", classid, "htb",
-                "rate", f"{r}bit", "ceil", f"{rate}bit", "prio", prio, "burst", burst,
-                "cburst", burst]
+        return htb_child(dev, classid, r, rate, prio, burst)
 
     def leaf(classid: str, handle: str, limit: int) -> list[str]:
         return ["tc", "qdisc", "replace", "dev", dev, "parent", classid, "handle", handle, "bfifo",
@@ -159,15 +164,8 @@ def class_commands(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: 
 def apply_classes(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: int,
                   dscp: int = 34, rtt_s: float = 0.0, probe_dscp: int = 46, mtu: int = 1500) -> None:
     """Root-namespace switch port: replace its shaping with reserved + best-effort classes."""
-    if not IFNAME_RE.match(dev):
-        raise ValueError(f"{dev!r} is not an interface name")
-    batch = f"qdisc del dev {dev} root\n" + "".join(
-        " ".join(a[1:]) + "\n"
-        for a in class_commands(dev, rate_bps, reserved_bps, queue_bytes, dscp, rtt_s, probe_dscp,
-                                mtu))
-    run_argv(["tc", "-force", "-batch", "-"], stdin=batch, check=False)
-    if "1:20" not in run_argv(["tc", "class", "show", "dev", dev]).stdout:
-        raise TwinError(f"tc on {dev}: reserved class was not installed")
+    replace_root(dev, None, class_commands(dev, rate_bps, reserved_bps, queue_bytes, dscp, rtt_s,
+                                           probe_dscp, mtu), must_have="1:20")
 
 
 def probe_priority_commands(dev: str, rate_bps: float, udp_ports: list[int], mtu: int = 1500,
@@ -185,9 +183,7 @@ def probe_priority_commands(dev: str, rate_bps: float, udp_ports: list[int], mtu
     probe = int(min(max(1e6, 0.02 * rate_bps), rate_bps / 2))
 
     def cls(classid: str, r: int, prio: str) -> list[str]:
-        return ["tc", "class", "replace", "dev", dev, "parent", "1:1", "classid", classid, "htb",
-                "rate", f"{r}bit", "ceil", f"{rate}bit", "prio", prio, "burst", burst,
-                "cburst", burst, "quantum", str(frame)]
+        return htb_child(dev, classid, r, rate, prio, burst) + ["quantum", str(frame)]
 
     cmds = [
         ["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
@@ -209,13 +205,7 @@ def probe_priority_commands(dev: str, rate_bps: float, udp_ports: list[int], mtu
 
 def apply_probe_priority(dev: str, pid: Optional[int], rate_bps: float, udp_ports: list[int],
                          mtu: int = 1500) -> None:
-    if not IFNAME_RE.match(dev):
-        raise ValueError(f"{dev!r} is not an interface name")
-    batch = f"qdisc del dev {dev} root\n" + "".join(
-        " ".join(a[1:]) + "\n" for a in probe_priority_commands(dev, rate_bps, udp_ports, mtu))
-    run_argv(ns_prefix(pid) + ["tc", "-force", "-batch", "-"], stdin=batch, check=False)
-    if "1:30" not in run_argv(ns_prefix(pid) + ["tc", "class", "show", "dev", dev]).stdout:
-        raise TwinError(f"tc on {dev}: probe priority class was not installed")
+    replace_root(dev, pid, probe_priority_commands(dev, rate_bps, udp_ports, mtu), must_have="1:30")
 
 
 def run_argv(argv: list[str], check: bool = True, stdin: Optional[str] = None
@@ -241,12 +231,18 @@ def prepare_port(dev: str, pid: Optional[int]) -> None:
 
 
 def apply_shaping(dev: str, pid: Optional[int], shaping: Shaping, mechanism: str) -> None:
-    """All of an interface's tc commands in one ``tc -batch`` process (bring-up is I/O bound)."""
+    replace_root(dev, pid, shaping_commands(dev, shaping, mechanism))
+
+
+def replace_root(dev: str, pid: Optional[int], cmds: list[list[str]], must_have: str = "") -> None:
+    """Replace a port's whole tc tree in one ``tc -batch`` process (bring-up is I/O bound).
+
+    Starts from an empty root: HTB cannot be 'changed' in place (-force: go on if none exists).
+    ``must_have``: a class id that must exist afterwards, checked by reading the tree back.
+    """
     if not IFNAME_RE.match(dev):
         raise ValueError(f"{dev!r} is not an interface name")  # a batch line must stay one line
-    # start from an empty root: HTB cannot be 'changed' in place (-force: go on if none exists)
-    batch = f"qdisc del dev {dev} root\n" + "".join(
-        " ".join(argv[1:]) + "\n" for argv in shaping_commands(dev, shaping, mechanism))
+    batch = f"qdisc del dev {dev} root\n" + "".join(" ".join(argv[1:]) + "\n" for argv in cmds)
     proc = run_argv(ns_prefix(pid) + ["tc", "-force", "-batch", "-"], stdin=batch, check=False)
     errors = [l for l in proc.stderr.splitlines()
               if l.strip() and not l.startswith("Warning")
@@ -254,6 +250,9 @@ def apply_shaping(dev: str, pid: Optional[int], shaping: Shaping, mechanism: str
               and "Command failed" not in l and "No such file" not in l]
     if proc.returncode != 0 and errors:
         raise TwinError(f"tc on {dev}: {errors[0]}")
+    if must_have and must_have not in run_argv(ns_prefix(pid) + ["tc", "class", "show", "dev",
+                                                                  dev]).stdout:
+        raise TwinError(f"tc on {dev}: class {must_have} was not installed")
 
 
 class ShapedIntf(Intf):
