@@ -13,6 +13,7 @@ reduce to the textbook ones in ../shared/REFERENCE.md.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 
@@ -63,23 +64,23 @@ def ring_time(f: Fabric, size: float) -> float:
         return 0.0
     hops = 2 * (p - 1)
     chunk = size / p
-    lan = _step(f.alpha_lan, chunk, f.lan_bps)
     if f.sites == 1:
-        return hops * lan
+        return hops * _step(f.alpha_lan, chunk, f.lan_bps)
     wan_bps = min(f.wan_bps, f.lan_bps)  # each site's WAN link carries one ring flow per direction
     if len(f.ring_hop_delays) == p:
-        # per-hop: hop e costs alpha_lan + its propagation + its transfer; the longest chain of
-        # `hops` consecutive hops around the ring
-        x = [chunk * 8 / (wan_bps if d > 0 else f.lan_bps) for d in f.ring_hop_delays]
-        cost = [f.alpha_lan + d + xe for d, xe in zip(f.ring_hop_delays, x)]
-        laps, rest = divmod(hops, p)
-        chain = max(laps * sum(cost) + sum(cost[(j + t) % p] for t in range(rest)) for j in range(p))
-        busiest = hops * max(x) + f.alpha_lan + max(f.ring_hop_delays)
-        return max(chain, busiest)
-    wan = _step(f.alpha_wan, chunk, wan_bps)
-    wan_hops = min(hops, math.ceil(hops / f.per_site))
-    chain = wan_hops * wan + (hops - wan_hops) * lan
-    busiest = hops * chunk * 8 / min(wan_bps, f.lan_bps) + f.alpha_wan
+        delays = f.ring_hop_delays
+        wan = [d > 0 for d in delays]
+    else:  # two-tier: every k-th hop (the last rank of a site to the next site) crosses the WAN
+        wan = [(e + 1) % f.per_site == 0 for e in range(p)]
+        delays = tuple(f.alpha_wan - f.alpha_lan if w else 0.0 for w in wan)
+    # hop e costs alpha_lan + its propagation + its transfer; the longest chain of `hops`
+    # consecutive hops around the ring, or the busiest hop's serial work plus one latency
+    x = [chunk * 8 / (wan_bps if w else f.lan_bps) for w in wan]
+    cost = [f.alpha_lan + d + xe for d, xe in zip(delays, x)]
+    laps, rest = divmod(hops, p)
+    around = list(itertools.accumulate(cost + cost, initial=0.0))  # window sums in O(p)
+    chain = laps * around[p] + max(around[j + rest] - around[j] for j in range(p))
+    busiest = hops * max(x) + f.alpha_lan + max(delays)
     return max(chain, busiest)
 
 
