@@ -38,6 +38,7 @@ class WorkerInfo:
     port: int
     container: str = ""
     pid: int = 0
+    port_intf: str = ""  # the switch's interface towards this worker
 
 
 @dataclass
@@ -169,7 +170,8 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
                            delay=f"{s.fabric.delay * 1e6:.0f}us" if s.fabric.delay else None)
         state.workers.append(WorkerInfo(
             name=name, site=s.name, index=k, ip=worker_ip(i, k), mac=worker_mac(i, k),
-            switch=sw.name, port=sw.ports[link.intf2], container=container.id,
+            switch=sw.name, port=sw.ports[link.intf2], port_intf=link.intf2.name,
+            container=container.id,
             pid=int(container.attrs["State"]["Pid"])))
 
     progress(f"shaping {len(topo.links)} long-haul links ({state.mechanism})")
@@ -216,7 +218,7 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
 
             def nic(w: WorkerInfo) -> None:
                 for dev, pid in ((worker_intf_name(w.site, w.index), w.pid),
-                                 (f"{w.switch}-eth{w.port}", None)):  # Mininet's port names
+                                 (w.port_intf, None)):
                     apply_probe_priority(dev, pid, rates[w.site], probe_ports, topo.mtu)
             _parallel(nic, state.workers)
     install_static_arp(state)

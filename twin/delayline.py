@@ -8,6 +8,7 @@ missing, on first use, so a fresh clone needs nothing but gcc (installed by ``ma
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -22,7 +23,9 @@ PROGRAM = "twin-delayline"  # also the marker `twin clean` looks for in process 
 CFLAGS = ["-O2", "-Wall", "-Wextra", "-Werror"]
 
 
+@functools.lru_cache(maxsize=None)
 def binary_path() -> Path:
+    """Hash-versioned, computed once per process (every WAN link's start asks for it)."""
     digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:12]
     return paths.cache_dir() / "bin" / f"{PROGRAM}-{digest}"
 
