@@ -1,8 +1,10 @@
 """Probe metrics: one-way delay percentiles, PDV, loss, reordering (RFC 5481 / 4737 style)."""
 
+import socket
+
 import pytest
 
-from traffic.probe import percentile, summarize
+from traffic.probe import SCM_TIMESTAMPNS, TIMESPEC, arrival_ns, percentile, summarize
 
 
 def test_percentile_nearest_rank():
@@ -39,3 +41,28 @@ def test_a_loss_that_lasts_to_the_end_is_a_gap():
 
 def test_summary_of_nothing():
     assert summarize([], sent=10)["loss"] == 1.0
+
+
+def test_arrival_time_comes_from_the_kernel_timestamp():
+    stamp = (socket.SOL_SOCKET, SCM_TIMESTAMPNS, TIMESPEC.pack(1_700_000_000, 250))
+    other = (socket.IPPROTO_IP, 8, b"\0" * 4)
+    assert arrival_ns([other, stamp], fallback=5) == 1_700_000_000_000_000_250
+    assert arrival_ns([other], fallback=5) == 5  # no timestamp: the read time
+
+
+def test_receiver_wakeup_is_reported_not_counted_as_delay():
+    # arrival 10 ms after sending, read 3 ms later: the delay is 10 ms, the wake-up lag 3 ms
+    recs = [(i, 0, 10_000_000, 13_000_000) for i in range(100)]
+    s = summarize(recs, sent=100)
+    assert s["owd_p99_ms"] == pytest.approx(10.0)
+    assert s["wakeup_p99_ms"] == pytest.approx(3.0)
+
+
+def test_kernel_timestamps_over_loopback():
+    """A real socket with SO_TIMESTAMPNS: arrival is stamped before the process reads it."""
+    from traffic.probe import selftest
+    s = selftest()
+    assert s["received"] == s["sent"] == 500
+    assert s["wakeup_p99_ms"] is not None and s["wakeup_p99_ms"] >= 0
+    assert 0 <= s["owd_min_ms"] < 50
+

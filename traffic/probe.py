@@ -2,7 +2,11 @@
 
 Runs inside worker containers (stdlib only: the worker image has python3 and nothing else).
 All containers of a twin share the host's clock, so one-way delay is exact: the sender writes
-``time.time_ns()`` into each packet and the receiver subtracts it from its own clock.
+``time.time_ns()`` into each packet just before sending it, and the receiver subtracts it from
+the kernel's arrival timestamp of the packet (SO_TIMESTAMPNS), not from the time its own process
+woke up: on a loaded 2-core machine a Python receiver is scheduled milliseconds late, which is
+the probe's own latency, not the network's. That wake-up lag is reported separately
+(``wakeup_p99_ms``), as OWAMP implementations do with kernel timestamps.
 
 Metrics follow the RFCs network engineers know: one-way delay percentiles, PDV as p99.9 minus
 minimum (RFC 5481), IPDV between consecutive packets (RFC 3393), loss, and reordered packets
@@ -26,6 +30,11 @@ import time
 
 HEADER = struct.Struct("!QQI")  # sequence, send time (ns), magic
 MAGIC = 0x54574E31  # 'TWN1'
+# Linux socket option numbers (the socket module does not export them): SO_TIMESTAMPNS asks the
+# kernel to attach each datagram's arrival time as a struct timespec control message.
+SO_TIMESTAMPNS = 35
+SCM_TIMESTAMPNS = SO_TIMESTAMPNS
+TIMESPEC = struct.Struct("@qq")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -35,12 +44,17 @@ def percentile(values: list[float], q: float) -> float:
     return s[k]
 
 
-def summarize(records: list[tuple[int, int, int]], sent: int | None = None) -> dict:
-    """records: (seq, send_ns, recv_ns) in arrival order -> metrics in milliseconds."""
+def summarize(records: list[tuple[int, ...]], sent: int | None = None) -> dict:
+    """records: (seq, send_ns, arrival_ns[, read_ns]) in arrival order -> metrics in milliseconds.
+
+    ``arrival_ns`` is the kernel's receive timestamp; ``read_ns``, when given, is when the
+    receiving process got the packet (its lag behind arrival is reported, not counted as delay).
+    """
     if not records:
         return {"received": 0, "sent": sent, "loss": 1.0 if sent else None}
-    delays = [(r - s) / 1e6 for _, s, r in records]
-    seqs = [q for q, _, _ in records]
+    delays = [(r[2] - r[1]) / 1e6 for r in records]
+    wakeups = [(r[3] - r[2]) / 1e6 for r in records if len(r) > 3]
+    seqs = [r[0] for r in records]
     reordered, highest = 0, -1
     for q in seqs:
         if q < highest:
@@ -66,15 +80,21 @@ def summarize(records: list[tuple[int, int, int]], sent: int | None = None) -> d
         "pdv_ms": percentile(delays, 99.9) - min(delays),
         "ipdv_p99_ms": percentile(ipdv, 99) if ipdv else 0.0,
         "max_gap_packets": gap,  # longest run of consecutive lost sequence numbers
+        "wakeup_p99_ms": percentile(wakeups, 99) if wakeups else None,
         "delays_ms": delays if len(delays) <= 20000 else delays[:: len(delays) // 20000 + 1],
     }
 
 
 def receive(port: int, duration: float, bind: str = "0.0.0.0", idle: float = 2.0,
-            ready: threading.Event | None = None) -> list[tuple[int, int, int]]:
-    """Collect probe packets until ``duration`` passes, or ``idle`` s pass with none after the first."""
+            ready: threading.Event | None = None) -> list[tuple[int, int, int, int]]:
+    """Collect probe packets until ``duration`` passes, or ``idle`` s pass with none after the first.
+
+    Each record is (seq, send_ns, arrival_ns, read_ns); see the module docstring.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    ancbuf = socket.CMSG_SPACE(TIMESPEC.size)
     sock.bind((bind, port))
     if ready:
         ready.set()
@@ -87,19 +107,28 @@ def receive(port: int, duration: float, bind: str = "0.0.0.0", idle: float = 2.0
             break
         sock.settimeout(min(0.2, deadline - now))
         try:
-            data = sock.recv(65535)
+            data, anc, _, _ = sock.recvmsg(65535, ancbuf)
         except socket.timeout:
             continue
-        t = time.time_ns()
+        read_ns = time.time_ns()
         if len(data) < HEADER.size:
             continue
         seq, sent_ns, magic = HEADER.unpack_from(data)
         if magic != MAGIC:
             continue
-        records.append((seq, sent_ns, t))
+        records.append((seq, sent_ns, arrival_ns(anc, read_ns), read_ns))
         last = time.monotonic()
     sock.close()
     return records
+
+
+def arrival_ns(ancillary: list[tuple[int, int, bytes]], fallback: int) -> int:
+    """The kernel's receive timestamp from recvmsg's control messages (``fallback`` if absent)."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(data) >= TIMESPEC.size:
+            sec, nsec = TIMESPEC.unpack_from(data)
+            return sec * 1_000_000_000 + nsec
+    return fallback
 
 
 def send(dst: str, port: int, pps: float, count: int, size: int = 200, dscp: int = 0) -> int:

@@ -299,7 +299,7 @@ class RunContext:
 def run(c: Campaign, csv_path: Path, progress: Callable[[str], None] = lambda s: None,
         on_point: Callable[[int, int], None] = lambda done, total: None) -> tuple[int, int]:
     """Run every planned point not yet in the CSV. Returns (rows written, rows failed)."""
-    from twin.crosstraffic import start_flow
+    from twin.crosstraffic import start_interference
     from twin.training import run_training
     done = existing_rows(csv_path)
     todo = [p for p in c.points() if p["row_id"] not in done]
@@ -353,8 +353,9 @@ def run(c: Campaign, csv_path: Path, progress: Callable[[str], None] = lambda s:
                         a = [w for w in state.workers if w.site == topo.links[0].a]
                         b = [w for w in state.workers if w.site == topo.links[0].b]
                         secs = 3600  # outlasts any job; stopped as soon as the job ends
-                        noise = start_flow(a[-1], b[-1], 5399, topo.emulated_rate(topo.links[0].rate),
-                                           "udp", secs)
+                        noise = start_interference(a[-1], b[-1], 5399,
+                                                   topo.emulated_rate(topo.links[0].rate), secs,
+                                                   state.mtu)
                     res = run_training(state, s, p["algo"], iterations=c.iterations,
                                        workers=job_workers(state, spare))
                     if noise and not noise.running():

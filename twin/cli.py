@@ -84,7 +84,7 @@ def cmd_schema(args) -> int:
 def cmd_up(args) -> int:
     from twin import runtime
     from twin.topology import load_topology, single_site
-    topo = load_topology(args.topology)
+    topo = _with_scale(load_topology(args.topology), args.scale)
     if args.single_site:
         topo = single_site(topo)
     t0 = time.monotonic()
@@ -404,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="none = static shortest-delay flows installed by the twin; detpath = "
                         "deterministic reserved paths (os-ken); baseline = best-effort L2 learning")
     p.add_argument("--detach", action="store_true", help="return once the twin is ready")
+    p.add_argument("--scale", help="override the topology's bandwidth scale, e.g. 1/4000")
     p.add_argument("--calibrate", action="store_true", help="measure every link after bring-up")
     p.add_argument("--single-site", action="store_true",
                    help="bring up the equal-compute single-site twin of the topology")

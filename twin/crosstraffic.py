@@ -15,6 +15,9 @@ from typing import Optional
 from twin.build import WorkerInfo
 from twin.calibrate import parse_iperf3
 from twin.links import ns_prefix
+from twin.units import udp_payload_bytes
+
+SMALL_DATAGRAM = 1400  # UDP payload that fits a 1,500-byte MTU with room for tunnels
 
 
 @dataclass
@@ -51,13 +54,15 @@ class Flow:
 
 
 def start_flow(src: WorkerInfo, dst: WorkerInfo, port: int, rate_bps: float = 0,
-               proto: str = "tcp", seconds: float = 5.0, delay_start: float = 0.0) -> Flow:
+               proto: str = "tcp", seconds: float = 5.0, delay_start: float = 0.0,
+               datagram: int = SMALL_DATAGRAM) -> Flow:
+    """``datagram``: UDP payload bytes per packet (TCP sizes its own segments)."""
     server = subprocess.Popen(ns_prefix(dst.pid) + ["iperf3", "-s", "-1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_listening(dst, port)
     argv = ["iperf3", "-c", dst.ip, "-p", str(port), "-t", str(seconds), "-J"]
     if proto == "udp":
-        argv += ["-u", "-l", "1400"]
+        argv += ["-u", "-l", str(datagram)]
     if rate_bps:
         argv += ["-b", str(int(rate_bps))]
     if delay_start:
@@ -65,6 +70,15 @@ def start_flow(src: WorkerInfo, dst: WorkerInfo, port: int, rate_bps: float = 0,
     client = subprocess.Popen(ns_prefix(src.pid) + argv, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     return Flow(src, dst, port, rate_bps, proto, seconds, server, client)
+
+
+def start_interference(src: WorkerInfo, dst: WorkerInfo, port: int, rate_bps: float,
+                       seconds: float, mtu: int) -> Flow:
+    """Unresponsive UDP at ``rate_bps`` in full frames of the fabric's MTU, like the bulk traffic
+    of an AI fabric (and the twin's own collectives). Frames, not bits, cost the userspace switch
+    CPU: the same rate in 1,400-byte datagrams is 6x the packets (see determinism's small-frame
+    phase for what that does to delay)."""
+    return start_flow(src, dst, port, rate_bps, "udp", seconds, datagram=udp_payload_bytes(mtu))
 
 
 def wait_listening(dst: WorkerInfo, port: int, timeout: float = 10.0) -> None:

@@ -4,7 +4,7 @@ Same topology, links and interference for both controllers (detpath, baseline):
 1. channels: a reserved channel (the job's TCP port, so detpath marks it) and a best-effort
    channel, each offered half of the WAN link's rate, first alone, then with UDP interference
    at 100% of the link's rate (FNTF's demo: deterministic stayed ~50 Gbit/s, best effort fell
-   below 1 Gbit/s);
+   below 1 Gbit/s), in MTU-sized frames, then in 1,400-byte datagrams;
 2. a probe in the reserved class: one-way delay percentiles, PDV, loss, reordering, with and
    without interference;
 3. failover (meshed topologies): cut the first WAN link of the probe's path during the probe
@@ -22,7 +22,7 @@ import networkx as nx
 from controllers.paths import fabric_graph, spanning_tree_ports
 from twin import runtime
 from twin.build import TwinState
-from twin.crosstraffic import start_flow, start_probe
+from twin.crosstraffic import SMALL_DATAGRAM, start_flow, start_interference, start_probe
 from twin.topology import Topology
 from twin.units import tcp_payload_share
 
@@ -31,6 +31,10 @@ PROBE_PORT = 7100
 # "half a link" in TCP goodput: two channels of (TCP payload share) x half the line rate exactly
 # fill it; 90% of that leaves the probe and the acknowledgements room.
 CHANNEL_SHARE = 0.9
+# Interference in full frames of the fabric's MTU, then the same rate in 1,400-byte datagrams:
+# 6x the packets at 9,000 bytes, a stress of the emulator's per-packet CPU more than of the network.
+SMALL_FRAMES = "interference-small-frames"
+PHASES = ("alone", "interference", SMALL_FRAMES)
 Progress = Callable[[str], None]
 
 
@@ -38,7 +42,7 @@ Progress = Callable[[str], None]
 class DeterminismRow:
     topology: str
     controller: str
-    phase: str  # alone | interference | failover
+    phase: str  # alone | interference | interference-small-frames | failover
     metric: str  # what the row measures
     src: str
     dst: str
@@ -85,14 +89,18 @@ def channels(topo: Topology, state: TwinState, controller: str, seconds: float,
     wan = next(w for w in state.wan if {w.a, w.b} == {a, b})
     link, prop = wan.emulated_bps, wan.delay_s * 1e3
     rows, delays = [], {}
-    for phase in ("alone", "interference"):
+    for phase in PHASES:
         progress(f"{controller}: channels {phase} ({seconds:g} s)")
         probe = start_probe(wa[0], wb[0], PROBE_PORT, pps=500, count=int(500 * seconds))
         half = link / 2 * CHANNEL_SHARE * tcp_payload_share(state.mtu)
         res = start_flow(wa[0], wb[0], RESERVED_PORT, half, "tcp", seconds)
         be = start_flow(wa[-1], wb[-1], 5301, half, "tcp", seconds)
         # interference shares only the WAN egress with the reserved channel (not its NICs)
-        noise = start_flow(wa[-1], wb[-1], 5302, link, "udp", seconds) if phase == "interference" else None
+        noise = None
+        if phase == "interference":
+            noise = start_interference(wa[-1], wb[-1], 5302, link, seconds, state.mtu)
+        elif phase == SMALL_FRAMES:
+            noise = start_flow(wa[-1], wb[-1], 5302, link, "udp", seconds, datagram=SMALL_DATAGRAM)
         for name, flow in (("reserved channel", res), ("best-effort channel", be),
                            ("interference", noise)):
             if flow is None:

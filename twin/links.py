@@ -298,6 +298,11 @@ _delayline_ids = itertools.count(1)
 _delayline_cpu = itertools.count()
 
 
+# SCHED_FIFO priority of delay lines (see delayline.c): above every time-shared process, below
+# the kernel's own real-time threads (which use 50 and up).
+DELAYLINE_RT_PRIORITY = 10
+
+
 @dataclass
 class DelayLineSpec:
     """Everything needed to find, change or stop one delay-line process."""
@@ -326,7 +331,8 @@ def start_delayline(name: str, end_a: str, end_b: str, params: dict) -> DelayLin
     cpus = sorted(os.sched_getaffinity(0))
     cpu = cpus[next(_delayline_cpu) % len(cpus)]  # spread the links, one CPU each (no reordering)
     proc = subprocess.Popen(
-        [str(program), "--a", end_a, "--b", end_b, "--params", str(params_file), "--cpu", str(cpu)],
+        [str(program), "--a", end_a, "--b", end_b, "--params", str(params_file), "--cpu", str(cpu),
+         "--rt", str(DELAYLINE_RT_PRIORITY)],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()
     return DelayLineSpec(name, end_a, end_b, str(params_file), proc.pid, params)

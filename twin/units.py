@@ -93,6 +93,11 @@ def format_time(seconds: float) -> str:
     return f"{seconds * 1e6:.3g}us"
 
 
+def udp_payload_bytes(mtu: int) -> int:
+    """The largest UDP datagram that fits one frame: MTU - 20 (IP) - 8 (UDP)."""
+    return mtu - 28
+
+
 def tcp_payload_share(mtu: int) -> float:
     """What TCP carries of an Ethernet line rate: its MSS (MTU - 20 IP - 32 TCP with timestamps)
     per frame on the wire (MTU + 14 Ethernet header). 1500 -> 95.6%, 9000 -> 99.3%."""
