@@ -325,17 +325,20 @@ def cmd_experiment(args) -> int:
     from twin.topology import load_topology
     topo = _with_scale(load_topology(args.topology), args.scale)
     out = Path(args.results)
-    rows, delays = determinism.run(topo, args.topology, seconds=args.seconds, progress=_progress)
+    if args.repeats < 1:
+        raise TwinError(f"--repeats {args.repeats}: must be at least 1")
+    rows, delays = determinism.run(topo, args.topology, seconds=args.seconds, progress=_progress,
+                                   repeats=args.repeats)
     write_rows(rows, out / f"determinism-{topo.name}.csv")
     plots.delay_cdf(delays, out / f"determinism-{topo.name}-owd-cdf.png",
                     f"probe one-way delay, {topo.name} ({topo.scale.describe()})")
     table = Table(title=f"determinism A/B on {topo.name} ({topo.scale.describe()})")
-    for col in ("controller", "phase", "what", "offered Mbit/s", "goodput Mbit/s", "share",
+    for col in ("controller", "#", "phase", "what", "offered Mbit/s", "goodput Mbit/s", "share",
                 "OWD p50 ms", "p99 ms", "PDV ms", "loss", "gap ms"):
         table.add_column(col)
     for r in rows:
         probe = r.metric.startswith("probe") or r.phase == "failover"
-        table.add_row(r.controller, r.phase, r.metric, f"{r.offered_mbps:.1f}" if not probe else "",
+        table.add_row(r.controller, str(r.repeat + 1), r.phase, r.metric, f"{r.offered_mbps:.1f}" if not probe else "",
                       f"{r.goodput_mbps:.1f}" if not probe else "",
                       f"{r.share_of_offered:.1%}" if not probe else "",
                       f"{r.owd_p50_ms:.2f}" if probe else "", f"{r.owd_p99_ms:.2f}" if probe else "",
@@ -461,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("topology")
     p.add_argument("--scale", help="override the topology's bandwidth scale, e.g. 1/4000")
     p.add_argument("--seconds", type=float, default=8.0, help="duration of each traffic phase")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="repeat the channel phases (one bring-up per controller)")
     p.add_argument("--results", default="results/experiments")
     p.set_defaults(fn=cmd_experiment)
     p = sub.add_parser("model", help="analytic predictions at full scale")

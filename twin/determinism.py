@@ -35,6 +35,8 @@ CHANNEL_SHARE = 0.9
 # 6x the packets at 9,000 bytes, a stress of the emulator's per-packet CPU more than of the network.
 SMALL_FRAMES = "interference-small-frames"
 PHASES = ("alone", "interference", SMALL_FRAMES)
+PROBE_WARMUP_S = 1.0  # channels run this long before the probe starts
+PROBE_MARGIN_S = 3.0  # warm-up + the probe's own start (receiver first) + its end before the flows'
 Progress = Callable[[str], None]
 
 
@@ -42,6 +44,7 @@ Progress = Callable[[str], None]
 class DeterminismRow:
     topology: str
     controller: str
+    repeat: int  # 0-based: the channel phases are repeated, the tail of a delay varies run to run
     phase: str  # alone | interference | interference-small-frames | failover
     metric: str  # what the row measures
     src: str
@@ -64,8 +67,9 @@ class DeterminismRow:
     mechanism: str
 
 
-def _row(topo, state, controller, phase, metric, src, dst, link_bps, prop_ms, **kw) -> DeterminismRow:
-    base = dict(topology=topo.name, controller=controller, phase=phase, metric=metric, src=src,
+def _row(topo, state, controller, phase, metric, src, dst, link_bps, prop_ms, repeat=0,
+         **kw) -> DeterminismRow:
+    base = dict(topology=topo.name, controller=controller, repeat=repeat, phase=phase, metric=metric, src=src,
                 dst=dst, offered_mbps=0.0, goodput_mbps=0.0, share_of_offered=0.0, owd_min_ms=0.0,
                 owd_p50_ms=0.0, owd_p99_ms=0.0, owd_p999_ms=0.0, owd_max_ms=0.0, pdv_ms=0.0,
                 loss=0.0, reordered=0, gap_ms=0.0, propagation_ms=round(prop_ms, 3),
@@ -81,7 +85,7 @@ def _probe_fields(p: dict) -> dict:
 
 
 def channels(topo: Topology, state: TwinState, controller: str, seconds: float,
-             progress: Progress) -> tuple[list[DeterminismRow], dict]:
+             progress: Progress, repeat: int = 0) -> tuple[list[DeterminismRow], dict]:
     """Reserved + best-effort channels, alone and under 100% interference, with a probe."""
     a, b = topo.links[0].a, topo.links[0].b
     wa = [w for w in state.workers if w.site == a]
@@ -89,9 +93,9 @@ def channels(topo: Topology, state: TwinState, controller: str, seconds: float,
     wan = next(w for w in state.wan if {w.a, w.b} == {a, b})
     link, prop = wan.emulated_bps, wan.delay_s * 1e3
     rows, delays = [], {}
+    probe_s = max(1.0, seconds - PROBE_MARGIN_S)
     for phase in PHASES:
-        progress(f"{controller}: channels {phase} ({seconds:g} s)")
-        probe = start_probe(wa[0], wb[0], PROBE_PORT, pps=500, count=int(500 * seconds))
+        progress(f"{controller}: channels {phase} ({seconds:g} s, repeat {repeat + 1})")
         half = link / 2 * CHANNEL_SHARE * tcp_payload_share(state.mtu)
         res = start_flow(wa[0], wb[0], RESERVED_PORT, half, "tcp", seconds)
         be = start_flow(wa[-1], wb[-1], 5301, half, "tcp", seconds)
@@ -101,19 +105,23 @@ def channels(topo: Topology, state: TwinState, controller: str, seconds: float,
             noise = start_interference(wa[-1], wb[-1], 5302, link, seconds, state.mtu)
         elif phase == SMALL_FRAMES:
             noise = start_flow(wa[-1], wb[-1], 5302, link, "udp", seconds, datagram=SMALL_DATAGRAM)
+        # the probe sees the channels in steady state, not the launch of their processes (a
+        # docker exec and three iperf3 starting cost the 2 cores tens of ms)
+        time.sleep(PROBE_WARMUP_S)
+        probe = start_probe(wa[0], wb[0], PROBE_PORT, pps=500, count=int(500 * probe_s))
+        p = probe.result()
         for name, flow in (("reserved channel", res), ("best-effort channel", be),
                            ("interference", noise)):
             if flow is None:
                 continue
             bps, _ = flow.result()
             rows.append(_row(topo, state, controller, phase, name, flow.src.name, flow.dst.name,
-                             link, prop, offered_mbps=flow.rate_bps / 1e6,
+                             link, prop, repeat, offered_mbps=flow.rate_bps / 1e6,
                              goodput_mbps=round(bps / 1e6, 2),
                              share_of_offered=round(bps / flow.rate_bps, 4)))
-        p = probe.result()
-        delays[f"{controller}, {phase}"] = p.get("delays_ms", [])
+        delays.setdefault(f"{controller}, {phase}", []).extend(p.get("delays_ms", []))
         rows.append(_row(topo, state, controller, phase, "probe (reserved class)", wa[0].name,
-                         wb[0].name, link, prop, **_probe_fields(p)))
+                         wb[0].name, link, prop, repeat, **_probe_fields(p)))
     return rows, delays
 
 
@@ -147,14 +155,17 @@ def failover(topo: Topology, state: TwinState, controller: str, progress: Progre
 
 
 def run(topo: Topology, path: str, seconds: float = 8.0, controllers=("detpath", "baseline"),
-        progress: Progress = lambda s: None) -> tuple[list[DeterminismRow], dict]:
+        progress: Progress = lambda s: None, repeats: int = 1) -> tuple[list[DeterminismRow], dict]:
+    """Every controller on the same twin definition; ``delays`` pools each phase's repeats."""
     rows, delays = [], {}
     for controller in controllers:
         _, state = runtime.up(topo, path, controller, progress)
         try:
-            r, d = channels(topo, state, controller, seconds, progress)
-            rows += r
-            delays.update(d)
+            for repeat in range(repeats):
+                r, d = channels(topo, state, controller, seconds, progress, repeat)
+                rows += r
+                for k, v in d.items():
+                    delays.setdefault(k, []).extend(v)
             if len(topo.links) > 1:
                 row = failover(topo, state, controller, progress)
                 if row:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, replace
+from functools import partial
 
 ALGOS = ("ring", "hd", "tree", "hier")
 
@@ -63,25 +64,32 @@ def ring_time(f: Fabric, size: float) -> float:
     if p == 1:
         return 0.0
     hops = 2 * (p - 1)
-    chunk = size / p
     if f.sites == 1:
-        return hops * _step(f.alpha_lan, chunk, f.lan_bps)
+        return hops * _step(f.alpha_lan, size / p, f.lan_bps)
+    # hop e costs its latency + its transfer; the longest chain of `hops` consecutive hops
+    # around the ring, or the busiest hop's serial work plus one latency
+    x, lat = _ring_hops(f, size / p)
+    cost = [le + xe for le, xe in zip(lat, x)]
+    laps, rest = divmod(hops, p)
+    around = list(itertools.accumulate(cost + cost, initial=0.0))  # window sums in O(p)
+    chain = laps * around[p] + max(around[j + rest] - around[j] for j in range(p))
+    busiest = hops * max(x) + max(lat)
+    return max(chain, busiest)
+
+
+def _ring_hops(f: Fabric, chunk: float) -> tuple[list[float], list[float]]:
+    """(transfer, latency) of ring hop e, position e to e+1, for one chunk: latency is
+    alpha_lan plus the hop's one-way propagation (0 inside a site)."""
+    p = f.ranks
     wan_bps = min(f.wan_bps, f.lan_bps)  # each site's WAN link carries one ring flow per direction
     if len(f.ring_hop_delays) == p:
         delays = f.ring_hop_delays
         wan = [d > 0 for d in delays]
     else:  # two-tier: every k-th hop (the last rank of a site to the next site) crosses the WAN
-        wan = [(e + 1) % f.per_site == 0 for e in range(p)]
+        wan = [(e + 1) % f.per_site == 0 and f.sites > 1 for e in range(p)]
         delays = tuple(f.alpha_wan - f.alpha_lan if w else 0.0 for w in wan)
-    # hop e costs alpha_lan + its propagation + its transfer; the longest chain of `hops`
-    # consecutive hops around the ring, or the busiest hop's serial work plus one latency
     x = [chunk * 8 / (wan_bps if w else f.lan_bps) for w in wan]
-    cost = [f.alpha_lan + d + xe for d, xe in zip(delays, x)]
-    laps, rest = divmod(hops, p)
-    around = list(itertools.accumulate(cost + cost, initial=0.0))  # window sums in O(p)
-    chain = laps * around[p] + max(around[j + rest] - around[j] for j in range(p))
-    busiest = hops * max(x) + f.alpha_lan + max(delays)
-    return max(chain, busiest)
+    return x, [f.alpha_lan + d for d in delays]
 
 
 def hd_time(f: Fabric, size: float) -> float:
@@ -198,23 +206,36 @@ class IterationPrediction:
         return self.compute / (self.compute + self.exposed)
 
 
-def iteration_time(it: Iteration, comm_time) -> IterationPrediction:
-    """Schedule the buckets: bucket j is ready when backward has produced it (uniform rate) and
-    all-reduces run one after another; without overlap they all start after backward."""
-    n = len(it.buckets)
+def ready_times(it: Iteration) -> list[float]:
+    """When each bucket's gradient exists: backward produces them at a uniform rate (overlap),
+    or all of them at its end."""
     total = sum(it.buckets) or 1.0
     end_bwd = it.forward + it.backward
-    t = end_bwd if not it.overlap else 0.0
-    produced = 0.0
-    comm = 0.0
+    ready, produced = [], 0.0
     for b in it.buckets:
         produced += b
-        ready = it.forward + it.backward * produced / total if it.overlap else end_bwd
-        d = comm_time(b)
-        t = max(t, ready) + d
-        comm += d
-    finish = max(end_bwd, t) if n else end_bwd
-    iteration = finish + it.optimizer
+        ready.append(it.forward + it.backward * produced / total if it.overlap else end_bwd)
+    return ready
+
+
+def iteration_time(it: Iteration, comm_time, sequence=None) -> IterationPrediction:
+    """Schedule the buckets: bucket j starts when backward has produced it and the previous
+    all-reduce is done (without overlap, all start after backward).
+
+    ``sequence(sizes, ready)``, when given, returns when the last all-reduce ends with ranks
+    running the buckets back to back without a barrier (twin/pipelining.py); otherwise each
+    all-reduce takes ``comm_time(size)`` after the previous one ends.
+    """
+    ready = ready_times(it)
+    end_bwd = it.forward + it.backward
+    comm = sum(comm_time(b) for b in it.buckets)
+    if sequence is not None and it.buckets:
+        t = sequence(list(it.buckets), ready)
+    else:
+        t = 0.0
+        for b, r in zip(it.buckets, ready):
+            t = max(t, r) + comm_time(b)
+    iteration = max(end_bwd, t) + it.optimizer
     return IterationPrediction(iteration, it.compute, comm, iteration - it.compute)
 
 
@@ -228,7 +249,12 @@ def buckets(total_bytes: float, bucket_bytes: float) -> tuple[float, ...]:
 
 
 def predict(algo: str, f: Fabric, it: Iteration) -> IterationPrediction:
-    return iteration_time(it, lambda b: allreduce_time(algo, f, b))
+    """Ring and hierarchical buckets pipeline rank by rank (twin/pipelining.py: measured on
+    ci-2site, adding isolated rings over-predicted a 25 Mbit/s WAN by up to 4.6%); tree and
+    halving-doubling are added up bucket after bucket."""
+    from twin import pipelining
+    sequence = (partial(pipelining.sequence_finish, algo, f) if algo in pipelining.OPS else None)
+    return iteration_time(it, lambda b: allreduce_time(algo, f, b), sequence)
 
 
 def best_single_site(f: Fabric, it: Iteration) -> tuple[str, IterationPrediction]:

@@ -24,11 +24,12 @@ def by(rows, controller, phase, metric):
 def test_reserved_channel_keeps_its_rate_under_interference_only_with_detpath(clean_machine):
     topo = scaled("ci-2site")
     rows, _ = determinism.run(topo, str(TOPOS / "ci-2site.yaml"), seconds=5)
-    assert by(rows, "detpath", "interference", "reserved channel").share_of_offered >= 0.95
+    for flood in ("interference", determinism.SMALL_FRAMES):  # MTU frames, then 6x the packets
+        assert by(rows, "detpath", flood, "reserved channel").share_of_offered >= 0.95
     probe = by(rows, "detpath", "interference", "probe")
-    # measured: loss 0-0.12% and 0-5 reordered of 2,500 probes on the loaded 2-core machine
-    # (cause of the reordering not found yet; the delay line itself never reorders, see
-    # test_delayline.py): bounded, not zero
+    # session 1 measured up to 0.12% loss and 5 reordered (OVS's receive sockets dropped
+    # silently, fixed since; 0 and 0 in every run of session 3): bounded, with room for the
+    # rare sender that migrates between CPUs mid-burst
     assert probe.loss < 0.01 and probe.reordered <= 25
     alone = by(rows, "detpath", "alone", "probe")
     assert probe.owd_p50_ms <= alone.owd_p50_ms + 1.0  # interference does not move the median
