@@ -2,7 +2,8 @@
 
 import pytest
 
-from twin.links import Shaping, apply_shaping, htb_burst_bytes, shaping_commands
+from twin.links import (Shaping, apply_shaping, delayline_params, htb_burst_bytes, netem_args,
+                        shaping_commands)
 
 
 def flat(cmds):
@@ -32,9 +33,17 @@ def test_netem_without_rate_is_root_qdisc():
     assert cmds[-1].startswith("tc qdisc replace dev x root handle 10: netem delay 5000us")
 
 
-def test_burst_grows_with_rate():
-    assert htb_burst_bytes(1e6) == 2 * 1514
-    assert htb_burst_bytes(1e9) == 125_000
+def test_bucket_is_one_frame_until_a_quarter_millisecond_of_traffic_is_more():
+    assert htb_burst_bytes(1e6) == 1514
+    assert htb_burst_bytes(100e6, 9014) == 9014  # 0.72 ms: what a real line takes for it
+    assert htb_burst_bytes(1e9) == 31_250
+
+
+def test_long_haul_delay_stage_serializes_at_the_link_rate():
+    params = delayline_params(Shaping(rate_bps=100e6, delay_s=0.01))
+    assert params["rate_bps"] == 100e6 and params["delay_s"] == 0.01
+    netem = " ".join(netem_args(Shaping(rate_bps=25e6, delay_s=0.01)))
+    assert netem.endswith("rate 25000000bit")
 
 
 def test_interface_names_are_arguments_not_shell():
@@ -66,7 +75,7 @@ def test_deterministic_classes_give_probes_and_the_job_their_own_queues():
 def test_jumbo_frames_size_buckets_quantum_and_queues():
     cmds = flat(shaping_commands("x", Shaping(rate_bps=1e6, mtu=9000), "delayline"))
     klass = next(c for c in cmds if "classid 1:10" in c)
-    assert f" burst {2 * 9014} " in klass
+    assert " burst 9014 " in klass  # one jumbo frame: HTB cannot send a frame without it
     assert "quantum 9014" in klass  # HTB sends whole frames: a quantum below one frame starves
     assert cmds[-1].endswith(f"bfifo limit {64 * 9014}")
 

@@ -5,8 +5,7 @@
  * order, so configured jitter never reorders packets (netem's does). Random loss is applied per
  * frame. Queueing and the choice of the next frame are not done here: HTB on the switch ports
  * shapes the link, like a router's egress queue in front of the fiber. The fiber's own
- * serialization is (rate_bps): each frame arrives len*8/rate after the previous one at the
- * earliest, as netem's rate option does.
+ * serialization is (rate_bps): a frame arrives len*8/rate after HTB released it.
  *
  * Why C: the first version was Python and used 80% of a core to carry 2 x 80 Mbit/s; on a 2-core
  * machine that CPU was taken from the switches and the workers, and every multi-flow measurement
@@ -67,7 +66,6 @@ struct pkt {
 struct fifo {
     struct pkt *head, *tail;
     int64_t last_due;
-    int64_t wire_free; /* when the fiber has finished serializing the last frame sent into it */
     long long bytes;
 };
 
@@ -82,7 +80,6 @@ static volatile sig_atomic_t reload_requested, stop_requested;
 static uint64_t rng_state;
 static struct {
     unsigned long long forwarded, lost, send_errors, overflow, truncated;
-    long long max_wire_wait_ns; /* longest a frame waited for the fiber (HTB is the real queue) */
 } counters;
 
 static void on_hup(int sig) { (void)sig; reload_requested = 1; }
@@ -249,19 +246,12 @@ static void receive(int fd, struct fifo *q, const struct params *prm) {
                 }
             }
             /* serialization: the far end has a frame when its last bit arrives, len*8/rate after
-             * the fiber is free. HTB in front sends its token bucket at once after an idle
-             * moment; a real line never does (a 62.5 KB ring step on an idle 100 Mbit/s link
-             * took 1.4 ms less than its 5 ms, and long-haul iterations beat the model by 4-10%). */
+             * HTB let its first bit go. Without it, a transfer that starts on an idle link is a
+             * frame early (a 62.5 KB ring step on 100 Mbit/s: 0.7 ms of its 5 ms). Not a queue
+             * of its own: a second queue behind HTB would hold frames HTB released together,
+             * FIFO, and take the probes' priority away (measured: 3.7 ms of standing queue). */
             int64_t sent = arrival;
-            if (prm->rate > 0) {
-                if (sent < q->wire_free) {
-                    if (q->wire_free - sent > counters.max_wire_wait_ns)
-                        counters.max_wire_wait_ns = q->wire_free - sent;
-                    sent = q->wire_free;
-                }
-                sent += (int64_t)((double)len * 8e9 / prm->rate);
-                q->wire_free = sent;
-            }
+            if (prm->rate > 0) sent += (int64_t)((double)len * 8e9 / prm->rate);
             double hold = prm->jitter > 0 ? rng_gauss(prm->delay, prm->jitter) : prm->delay;
             if (hold < 0) hold = 0;
             int64_t due = sent + (int64_t)(hold * 1e9);
@@ -400,9 +390,9 @@ int main(int argc, char **argv) {
             if (pfd[i].revents & (POLLIN | POLLERR)) receive(fds[i], &queues[i], &prm);
     }
     printf("{\"forwarded\": %llu, \"lost\": %llu, \"send_errors\": %llu, \"overflow\": %llu, "
-           "\"truncated\": %llu, \"max_wire_wait_ms\": %.3f}\n",
+           "\"truncated\": %llu}\n",
            counters.forwarded, counters.lost, counters.send_errors, counters.overflow,
-           counters.truncated, counters.max_wire_wait_ns / 1e6);
+           counters.truncated);
     fflush(stdout);
     return 0;
 }
