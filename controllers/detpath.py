@@ -8,7 +8,8 @@ DSCP set; everything else passes unmarked. LLDP goes to the controller: once eve
 programmed, an LLDP frame leaves every WAN port and the ports it arrives on are compared with the
 model, so a miswired twin is reported instead of silently forwarding on the wrong links. Table 1 forwards by exact destination MAC through a
 fast-failover group per destination site (primary next hop, then an edge-disjoint backup on port
-liveness). Table-miss drops. Isolation is done by the twin on every WAN egress: HTB gives the
+liveness). Ports a reservation sends 1+1 (replicated_udp_ports) leave the first switch twice,
+once on the edge-disjoint backup path (install_replicas). Table-miss drops. Isolation is done by the twin on every WAN egress: HTB gives the
 DSCP class its reserved rate and priority (OVS's userspace datapath does not shape).
 """
 
@@ -22,12 +23,13 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev
 from os_ken.ofproto import ofproto_v1_3
 
 from controllers import model as fabric
-from controllers.paths import fabric_graph, next_hops
+from controllers.paths import fabric_graph, next_hops, replica_mac, replica_routes
 
 ETH_IP = 0x0800
 LLDP_SRC = "02:00:00:00:00:fe"
 LLDP_ROUNDS = 3  # frames per port, 100 ms apart: a lossy link may drop one
 LLDP_WAIT_S = 3.0
+REPLICA_GROUPS = 1000  # group ids above this: 1+1 replication (below: fast failover per site)
 
 
 def lldp_frame(dpid: int, port: int) -> bytes:
@@ -84,6 +86,11 @@ class DetPath(app_manager.OSKenApp):
         self.model = fabric.load()
         self.graph = fabric_graph(self.model.wan)
         self.hops = next_hops(self.graph) if self.model.wan else {}
+        self.replicas = replica_routes(self.model.reservations)
+        for r in self.model.reservations:
+            if r.replicated_udp_ports and not r.backup:
+                self.logger.warning("reservation %s: no edge-disjoint backup path, so its ports "
+                                    "%s are not sent 1+1", r.name, r.replicated_udp_ports)
         self.ready: set[str] = set()
         self.flow_count = 0
         self.datapaths: dict[str, object] = {}
@@ -151,6 +158,43 @@ class DetPath(app_manager.OSKenApp):
                 actions = [p.OFPActionGroup(groups[w["site"]])]
             self.flow(dp, 1, 100, p.OFPMatch(eth_dst=w["mac"]), actions)
         self.flow(dp, 1, 0, p.OFPMatch(), [])  # table-miss: drop, never flood
+        self.install_replicas(dp, name, site)
+
+    def install_replicas(self, dp, name: str, site: str) -> None:
+        """1+1: the first switch sends one copy the usual way and one down the edge-disjoint
+        backup path; the backup copy carries a route-specific MAC that transit switches follow
+        and the last switch swaps back. The receiver keeps whichever copy arrives first, so a
+        cut on either path loses nothing (fast failover still loses what was in flight)."""
+        p, ofp = dp.ofproto_parser, dp.ofproto
+        gid = REPLICA_GROUPS
+        for route in self.replicas:
+            dscp = next(r.probe_dscp for r in self.model.reservations if r.name == route.reservation)
+            for idx, w in enumerate(self.model.workers):
+                if w["site"] != route.dst:
+                    continue
+                mac = replica_mac(route.tag, idx)
+                if site == route.src:
+                    gid += 1
+                    first = self.model.wan_port(site, route.primary[1])
+                    second = self.model.wan_port(site, route.backup[1])
+                    dp.send_msg(p.OFPGroupMod(
+                        datapath=dp, command=ofp.OFPGC_ADD, type_=ofp.OFPGT_ALL, group_id=gid,
+                        buckets=[p.OFPBucket(actions=[p.OFPActionOutput(first)]),
+                                 p.OFPBucket(actions=[p.OFPActionSetField(eth_dst=mac),
+                                                      p.OFPActionOutput(second)])]))
+                    for port in self.model.host_ports(name):
+                        for tp in route.udp_ports:
+                            m = p.OFPMatch(in_port=port, eth_type=ETH_IP, ip_proto=17, udp_dst=tp,
+                                           eth_dst=w["mac"])
+                            self.flow(dp, 0, 250, m, [p.OFPActionSetField(ip_dscp=dscp),
+                                                      p.OFPActionGroup(gid)])
+                elif site in route.backup[1:-1]:
+                    nxt = route.backup[route.backup.index(site) + 1]
+                    self.flow(dp, 0, 260, p.OFPMatch(eth_dst=mac),
+                              [p.OFPActionOutput(self.model.wan_port(site, nxt))])
+                elif site == route.dst:
+                    self.flow(dp, 0, 260, p.OFPMatch(eth_dst=mac),
+                              [p.OFPActionSetField(eth_dst=w["mac"]), p.OFPActionOutput(w["port"])])
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def barrier_reply(self, ev):

@@ -31,8 +31,24 @@ class Reservation:
     probe_dscp: int = 46
     tcp_ports: list[int] = field(default_factory=list)
     udp_ports: list[int] = field(default_factory=list)
+    replicated_udp_ports: list[int] = field(default_factory=list)  # 1+1 (see replica_routes)
     path: list[str] = field(default_factory=list)
     backup: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReplicaRoute:
+    """One direction of a reservation whose packets travel 1+1: a copy on ``primary`` as usual
+    and a copy on ``backup``, an edge-disjoint path, which can only fail at the same time if two
+    links do. ``tag`` tells the copies' routes apart in the fabric (see replica_mac)."""
+
+    reservation: str
+    src: str
+    dst: str
+    primary: list[str]
+    backup: list[str]
+    tag: int
+    udp_ports: list[int]
 
 
 def fabric_graph(wan: list[dict]) -> nx.Graph:
@@ -116,6 +132,28 @@ def next_hops(g: nx.Graph) -> dict[str, dict[str, tuple[Optional[str], Optional[
                 backup = None
             table[src][dst] = (primary, backup)
     return table
+
+
+def replica_routes(reservations: list[Reservation]) -> list[ReplicaRoute]:
+    """Both directions of every reservation with replicated ports and a disjoint backup path."""
+    routes = []
+    for i, r in enumerate(reservations):
+        if not (r.replicated_udp_ports and r.backup and r.path):
+            continue
+        for d, (src, dst, primary, backup) in enumerate((
+                (r.src, r.dst, r.path, r.backup),
+                (r.dst, r.src, r.path[::-1], r.backup[::-1]))):
+            routes.append(ReplicaRoute(r.name, src, dst, list(primary), list(backup), 2 * i + d,
+                                       list(r.replicated_udp_ports)))
+    return routes
+
+
+def replica_mac(tag: int, worker_index: int) -> str:
+    """The destination MAC a backup copy carries through the fabric: locally administered,
+    unique per route and destination worker, so transit switches forward it on the backup path
+    without touching the IP header (its DSCP keeps its class) and the last switch restores the
+    worker's MAC."""
+    return f"02:fe:{tag:02x}:00:{worker_index >> 8:02x}:{worker_index & 0xff:02x}"
 
 
 def spanning_tree_ports(g: nx.Graph) -> dict[str, set[int]]:

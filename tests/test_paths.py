@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from controllers.paths import (RESERVABLE, AdmissionError, Reservation, admit, fabric_graph,
-                               next_hops, spanning_tree_ports)
+                               next_hops, replica_mac, replica_routes, spanning_tree_ports)
 from tests.test_forwarding import synthetic_state
 from twin.topology import load_topology
 
@@ -69,3 +69,28 @@ def test_spanning_tree_is_loop_free_on_forty_cities():
     g = graph("fntf-40city")
     ports = spanning_tree_ports(g)
     assert sum(len(p) for p in ports.values()) == 2 * (40 - 1)  # a tree has n-1 edges
+
+
+def test_replicated_ports_get_both_directions_on_edge_disjoint_paths():
+    g = graph("fntf-4site")
+    res = admit(g, Reservation("job", "beijing", "shanghai", 20e6, replicated_udp_ports=[7101]))
+    routes = replica_routes([Reservation("plain", "beijing", "chengdu", 1e6), res])
+    assert [(r.src, r.dst) for r in routes] == [("beijing", "shanghai"), ("shanghai", "beijing")]
+    for r in routes:
+        assert r.primary[0] == r.backup[0] == r.src and r.primary[-1] == r.backup[-1] == r.dst
+        links = lambda path: {frozenset(e) for e in zip(path, path[1:])}  # noqa: E731
+        assert links(r.primary).isdisjoint(links(r.backup))
+        assert r.udp_ports == [7101]
+    assert len({r.tag for r in routes}) == 2
+
+
+def test_no_replica_route_without_a_disjoint_backup():
+    g = graph("ci-2site")  # one WAN link: nothing to replicate onto
+    res = admit(g, Reservation("job", "beijing", "wuhan", 10e6, replicated_udp_ports=[7101]))
+    assert res.backup == [] and replica_routes([res]) == []
+
+
+def test_replica_macs_are_unique_locally_administered_unicast():
+    macs = {replica_mac(tag, w) for tag in range(8) for w in range(300)}
+    assert len(macs) == 8 * 300
+    assert all(int(m[:2], 16) & 0b11 == 0b10 for m in macs)

@@ -66,3 +66,18 @@ def test_kernel_timestamps_over_loopback():
     assert s["wakeup_p99_ms"] is not None and s["wakeup_p99_ms"] >= 0
     assert 0 <= s["owd_min_ms"] < 50
 
+
+
+def test_copies_of_a_packet_sent_1_plus_1_count_once_at_their_first_arrival():
+    """Primary copies arrive after 10 ms, backup copies after 20 ms, and from packet 40 on only
+    the backup copy arrives (the primary path was cut): nothing is lost or reordered."""
+    recs = []
+    for q in range(100):
+        if q < 40:
+            recs.append((q, q * 1_000_000, q * 1_000_000 + 10_000_000))
+        recs.append((q, q * 1_000_000, q * 1_000_000 + 20_000_000))
+    recs.sort(key=lambda r: r[2])
+    s = summarize(recs, sent=100)
+    assert s["loss"] == 0 and s["max_gap_packets"] == 0 and s["reordered"] == 0
+    assert s["duplicates"] == 40 and s["received"] == 140
+    assert s["owd_min_ms"] == pytest.approx(10.0) and s["owd_max_ms"] == pytest.approx(20.0)

@@ -195,3 +195,10 @@ def test_jumbo_default_and_what_tcp_carries():
     short = base(links=[{"a": "beijing", "b": "shanghai", "rate": "1Gbit", "delay": "10us"}])
     assert parse_topology(short, "f.yaml").link_queue_bytes(parse_topology(short, "f.yaml").links[0]) \
         == 64 * 9014
+
+
+def test_a_port_both_failover_protected_and_replicated_is_refused():
+    doc = base(reservations=[{"name": "job", "a": "beijing", "b": "shanghai", "rate": "10Gbit",
+                              "udp_ports": [7100], "replicated_udp_ports": [7100, 7101]}])
+    assert problems(doc) == ["f.yaml: reservations[0:job].replicated_udp_ports: [7100] also in "
+                             "udp_ports; a port is either protected by failover or sent 1+1"]

@@ -52,6 +52,12 @@ def summarize(records: list[tuple[int, ...]], sent: int | None = None) -> dict:
     """
     if not records:
         return {"received": 0, "sent": sent, "loss": 1.0 if sent else None}
+    received = len(records)
+    # a packet sent 1+1 (or duplicated by the network) counts once: its first copy
+    first: dict[int, tuple[int, ...]] = {}
+    for r in records:
+        first.setdefault(r[0], r)
+    records = list(first.values())  # in arrival order
     delays = [(r[2] - r[1]) / 1e6 for r in records]
     wakeups = [(r[3] - r[2]) / 1e6 for r in records if len(r) > 3]
     seqs = [r[0] for r in records]
@@ -60,7 +66,7 @@ def summarize(records: list[tuple[int, ...]], sent: int | None = None) -> dict:
         if q < highest:
             reordered += 1
         highest = max(highest, q)
-    unique = len(set(seqs))
+    unique = len(seqs)
     expected = sent if sent is not None else (max(seqs) + 1)
     ipdv = [abs(b - a) for a, b in zip(delays, delays[1:])]
     # longest run of lost sequence numbers, including a run that lasts to the end of the test
@@ -68,8 +74,8 @@ def summarize(records: list[tuple[int, ...]], sent: int | None = None) -> dict:
     gap = max((b - a - 1 for a, b in zip(ordered, ordered[1:])), default=0)
     return {
         "sent": expected,
-        "received": len(records),
-        "duplicates": len(records) - unique,
+        "received": received,
+        "duplicates": received - unique,  # copies after the first, removed from every metric
         "loss": max(0.0, (expected - unique) / expected) if expected else 0.0,
         "reordered": reordered,
         "owd_min_ms": min(delays),

@@ -211,7 +211,8 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
                               dscp=reservations[0].dscp, rtt_s=2 * w.delay_s,
                               probe_dscp=reservations[0].probe_dscp, mtu=topo.mtu)
             w.reserved_bps = reserved
-        probe_ports = sorted({port for r in reservations for port in r.udp_ports})
+        probe_ports = sorted({port for r in reservations
+                              for port in r.udp_ports + r.replicated_udp_ports})
         if probe_ports:
             progress("giving probes a priority queue on every worker NIC")
             rates = {s.name: topo.emulated_rate(s.fabric.rate) for s in topo.sites}

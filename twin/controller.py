@@ -35,7 +35,7 @@ def admit_reservations(topo: Topology) -> list[Reservation]:
     out = []
     for r in topo.reservations:
         res = Reservation(r.name, r.a, r.b, topo.emulated_rate(r.rate), r.dscp, r.probe_dscp,
-                          list(r.tcp_ports), list(r.udp_ports))
+                          list(r.tcp_ports), list(r.udp_ports), list(r.replicated_udp_ports))
         try:
             out.append(admit(g, res))
         except AdmissionError as exc:

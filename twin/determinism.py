@@ -126,8 +126,12 @@ def channels(topo: Topology, state: TwinState, controller: str, seconds: float,
 
 
 def failover(topo: Topology, state: TwinState, controller: str, progress: Progress,
-             seconds: float = 6.0, pps: float = 1000) -> Optional[DeterminismRow]:
-    """Cut the first WAN link on the probe's current path; the probe measures the gap."""
+             seconds: float = 6.0, pps: float = 1000, port: int = PROBE_PORT,
+             protection: str = "") -> DeterminismRow:
+    """Cut the first WAN link on the probe's current path; the probe measures the gap.
+
+    ``port``/``protection``: a probe port the reservation sends 1+1 and its label; the cut is
+    the same, on the primary path."""
     g = fabric_graph([w.__dict__ for w in state.wan])
     src_site, dst_site = topo.links[0].a, topo.links[0].b
     if controller == "baseline":
@@ -140,8 +144,9 @@ def failover(topo: Topology, state: TwinState, controller: str, progress: Progre
     cut = (path[0], path[1])
     src = next(w for w in state.workers if w.site == src_site)
     dst = next(w for w in state.workers if w.site == dst_site)
-    progress(f"{controller}: failover, cutting {cut[0]}-{cut[1]} during a {seconds:g} s probe")
-    probe = start_probe(src, dst, PROBE_PORT, pps=pps, count=int(pps * seconds))
+    label = f"cut {cut[0]}-{cut[1]}" + (f" ({protection})" if protection else "")
+    progress(f"{controller}: failover, {label} during a {seconds:g} s probe")
+    probe = start_probe(src, dst, port, pps=pps, count=int(pps * seconds))
     time.sleep(seconds / 3)
     runtime.set_link_state(*cut, up_=False)
     try:
@@ -149,9 +154,18 @@ def failover(topo: Topology, state: TwinState, controller: str, progress: Progre
     finally:
         runtime.set_link_state(*cut, up_=True)
     wan = next(w for w in state.wan if {w.a, w.b} == set(cut))
-    return _row(topo, state, controller, "failover", f"cut {cut[0]}-{cut[1]}", src.name, dst.name,
+    return _row(topo, state, controller, "failover", label, src.name, dst.name,
                 wan.emulated_bps, wan.delay_s * 1e3, gap_ms=round(p["max_gap_packets"] * 1000 / pps, 2),
                 **_probe_fields(p))
+
+
+def replicated_probe_port(topo: Topology) -> Optional[int]:
+    """A port the reservation between the first link's sites sends 1+1, if any."""
+    a, b = topo.links[0].a, topo.links[0].b
+    for r in topo.reservations:
+        if {r.a, r.b} == {a, b} and r.replicated_udp_ports:
+            return r.replicated_udp_ports[0]
+    return None
 
 
 def run(topo: Topology, path: str, seconds: float = 8.0, controllers=("detpath", "baseline"),
@@ -167,9 +181,11 @@ def run(topo: Topology, path: str, seconds: float = 8.0, controllers=("detpath",
                 for k, v in d.items():
                     delays.setdefault(k, []).extend(v)
             if len(topo.links) > 1:
-                row = failover(topo, state, controller, progress)
-                if row:
-                    rows.append(row)
+                rows.append(failover(topo, state, controller, progress))
+                replicated = replicated_probe_port(topo)
+                if controller == "detpath" and replicated:
+                    rows.append(failover(topo, state, controller, progress, port=replicated,
+                                         protection="1+1"))
         finally:
             runtime.down()
     return rows, delays

@@ -157,10 +157,14 @@ class ReservationSpec(_Strict):
     tcp_ports: list[int] = Field(default_factory=lambda: [29500, 29600],
                                  description="the job's collective traffic (traffic.bench/train)")
     udp_ports: list[int] = Field(default_factory=lambda: [7100], description="probes")
+    replicated_udp_ports: list[int] = Field(
+        default_factory=list,
+        description="probes sent 1+1: on the primary and the edge-disjoint backup path at once, "
+                    "the receiver keeping the first copy")
 
     _r = field_validator("rate", mode="before")(classmethod(lambda cls, v: _rate(v)))
 
-    @field_validator("tcp_ports", "udp_ports")
+    @field_validator("tcp_ports", "udp_ports", "replicated_udp_ports")
     @classmethod
     def _ports(cls, v: list[int]) -> list[int]:
         if any(not 0 < p < 65536 for p in v):
@@ -310,6 +314,10 @@ def _semantic_problems(topo: Topology) -> list[str]:
         for end in ("a", "b"):
             if getattr(r, end) not in seen:
                 problems.append(f"reservations[{i}:{r.name}].{end}: unknown site {getattr(r, end)!r}")
+        both = sorted(set(r.udp_ports) & set(r.replicated_udp_ports))
+        if both:
+            problems.append(f"reservations[{i}:{r.name}].replicated_udp_ports: {both} also in "
+                            f"udp_ports; a port is either protected by failover or sent 1+1")
     if problems:
         return problems
     g = topo.graph()

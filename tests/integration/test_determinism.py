@@ -50,7 +50,13 @@ def test_detpath_pins_paths_and_fails_over_within_a_fraction_of_a_second(clean_m
         groups = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", "tw1"],
                                 capture_output=True, text=True).stdout
         assert "type=ff" in groups
+        assert "type=all" in groups  # 1+1 copies of the reservation's replicated probe port
         row = determinism.failover(topo, state, "detpath", progress=lambda s: None)
         assert row.gap_ms < 200 and row.loss < 0.05
+        # 1+1: the same cut loses nothing; every packet also arrived on the disjoint path
+        port = determinism.replicated_probe_port(topo)
+        both = determinism.failover(topo, state, "detpath", progress=lambda s: None, port=port,
+                                    protection="1+1")
+        assert both.loss == 0 and both.gap_ms == 0, both
     finally:
         runtime.down()
