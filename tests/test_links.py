@@ -2,8 +2,8 @@
 
 import pytest
 
-from twin.links import (Shaping, apply_shaping, delayline_params, htb_burst_bytes, netem_args,
-                        shaping_commands)
+from twin.links import (Shaping, apply_shaping, class_commands, delayline_params, htb_burst_bytes,
+                        netem_args, netem_leaves, shaping_commands)
 
 
 def flat(cmds):
@@ -90,3 +90,25 @@ def test_probe_priority_queue_on_worker_nics():
     filters = [c for c in cmds if "filter" in c]
     assert len(filters) == 2 and all("match ip protocol 17 0xff" in f for f in filters)
     assert any("dport 7100 0xffff flowid 1:30" in f for f in filters)
+
+
+def test_detpath_classes_keep_the_netem_delay_where_netem_carries_it():
+    """On a kernel with netem the WAN port's tree is replaced by the classes: every class's queue
+    must then be the netem (a bfifo would drop the fiber's delay without a word)."""
+    stage = Shaping(rate_bps=100e6, delay_s=0.0068, loss=0.001, mtu=9000)
+    cmds = flat(class_commands("x", 100e6, 50e6, 500_000, rtt_s=0.0136, mtu=9000,
+                               delay_stage=stage))
+    leaves = [c for c in cmds if " qdisc replace dev x parent 1:" in c]
+    assert len(leaves) == 3
+    assert all("netem delay 6800us" in c and "rate 100000000bit" in c for c in leaves)
+    plain = flat(class_commands("x", 100e6, 50e6, 500_000, mtu=9000))
+    assert all(" bfifo limit " in c for c in plain if " qdisc replace dev x parent 1:" in c)
+
+
+def test_netem_leaves_are_found_in_tc_output():
+    shown = ("qdisc htb 1: root refcnt 2 r2q 10 default 0x10 direct_packets_stat 0\n"
+             "qdisc netem 10: parent 1:10 limit 1000 delay 6.8ms\n"
+             "qdisc netem 20: parent 1:20 limit 1000 delay 6.8ms\n"
+             "qdisc netem 30: parent 1:30 limit 1000 delay 6.8ms\n")
+    assert netem_leaves(shown) == [("10:", "1:10"), ("20:", "1:20"), ("30:", "1:30")]
+    assert netem_leaves("qdisc netem 10: root refcnt 2 limit 1000 delay 5ms\n") == [("10:", "root")]

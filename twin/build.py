@@ -19,7 +19,7 @@ from mininet.node import RemoteController
 
 from controllers.paths import primary_next_hops
 from twin import controller as ctl
-from twin.links import apply_classes, apply_probe_priority, ns_prefix
+from twin.links import Shaping, apply_classes, apply_probe_priority, ns_prefix
 from twin.net import Twin
 from twin.nodes import create_container, docker_client
 from twin.topology import Topology, worker_intf_name, worker_name
@@ -206,10 +206,15 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
         load = ctl.reserved_per_link(reservations)
         for w in state.wan:
             reserved = load.get(frozenset((w.a, w.b)), 0.0)
+            # where netem carries the delay, it is the queue of every class (no delay line)
+            netem = state.mechanism == "netem" and not w.delayline
+            stage = Shaping(rate_bps=w.emulated_bps, delay_s=w.delay_s, jitter_s=w.jitter_s,
+                            loss=w.loss, mtu=topo.mtu) if netem else None
             for intf in (w.intf_a, w.intf_b):
                 apply_classes(intf, w.emulated_bps, reserved, w.queue_bytes,
                               dscp=reservations[0].dscp, rtt_s=2 * w.delay_s,
-                              probe_dscp=reservations[0].probe_dscp, mtu=topo.mtu)
+                              probe_dscp=reservations[0].probe_dscp, mtu=topo.mtu,
+                              delay_stage=stage)
             w.reserved_bps = reserved
         probe_ports = sorted({port for r in reservations
                               for port in r.udp_ports + r.replicated_udp_ports})

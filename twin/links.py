@@ -131,13 +131,15 @@ def htb_child(dev: str, classid: str, rate: int, ceil: int, prio: str, burst: st
 
 def class_commands(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: int,
                    dscp: int = 34, rtt_s: float = 0.0, probe_dscp: int = 46,
-                   mtu: int = 1500) -> list[list[str]]:
+                   mtu: int = 1500, delay_stage: Optional[Shaping] = None) -> list[list[str]]:
     """Deterministic-service isolation on a WAN egress, three HTB classes under the line rate:
 
     1:30 probes (probe_dscp, EF): strict priority, small rate, a queue of a few packets;
     1:20 the reserved job (dscp): its guaranteed rate, next priority, one BDP of queue;
     1:10 best effort: the rest. Every class may borrow up to the line rate when others are idle.
     The switch marks DSCP in OpenFlow, tc classifies: works on any OVS datapath.
+    ``delay_stage``: where netem carries the link's delay, every class's queue is a netem (the
+    tree is replaced whole, and a bfifo leaf would silently drop the fiber's delay).
     """
     rate = int(rate_bps)
     probe = int(max(1e6, 0.02 * reserved_bps))
@@ -151,8 +153,10 @@ def class_commands(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: 
         return htb_child(dev, classid, r, rate, prio, burst)
 
     def leaf(classid: str, handle: str, limit: int) -> list[str]:
-        return ["tc", "qdisc", "replace", "dev", dev, "parent", classid, "handle", handle, "bfifo",
-                "limit", str(limit)]
+        head = ["tc", "qdisc", "replace", "dev", dev, "parent", classid, "handle", handle]
+        if delay_stage:
+            return head + netem_args(delay_stage) + ["limit", str(max(1000, limit // frame + 1))]
+        return head + ["bfifo", "limit", str(limit)]
 
     def match(d: int, flowid: str, pref: str) -> list[str]:
         return ["tc", "filter", "replace", "dev", dev, "parent", "1:", "protocol", "ip", "prio",
@@ -170,10 +174,11 @@ def class_commands(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: 
 
 
 def apply_classes(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: int,
-                  dscp: int = 34, rtt_s: float = 0.0, probe_dscp: int = 46, mtu: int = 1500) -> None:
+                  dscp: int = 34, rtt_s: float = 0.0, probe_dscp: int = 46, mtu: int = 1500,
+                  delay_stage: Optional[Shaping] = None) -> None:
     """Root-namespace switch port: replace its shaping with reserved + best-effort classes."""
     replace_root(dev, None, class_commands(dev, rate_bps, reserved_bps, queue_bytes, dscp, rtt_s,
-                                           probe_dscp, mtu), must_have="1:20")
+                                           probe_dscp, mtu, delay_stage), must_have="1:20")
 
 
 def probe_priority_commands(dev: str, rate_bps: float, udp_ports: list[int], mtu: int = 1500,
@@ -372,10 +377,22 @@ def set_long_haul_impairments(spec: Optional[DelayLineSpec], ends: list[tuple[st
     if spec:
         update_delayline(spec, delayline_params(shaping))
         return
-    parent = ["parent", "1:10"] if shaping.rate_bps else ["root"]
     for dev, pid in ends:
-        run_argv(ns_prefix(pid) + ["tc", "qdisc", "change", "dev", dev] + parent
-                 + ["handle", "10:"] + netem_args(shaping))
+        shown = run_argv(ns_prefix(pid) + ["tc", "qdisc", "show", "dev", dev]).stdout
+        for handle, parent in netem_leaves(shown):  # 10: alone, or one per detpath class
+            where = ["parent", parent] if parent != "root" else ["root"]
+            run_argv(ns_prefix(pid) + ["tc", "qdisc", "change", "dev", dev] + where
+                     + ["handle", handle] + netem_args(shaping))
+
+
+def netem_leaves(tc_qdisc_show: str) -> list[tuple[str, str]]:
+    """(handle, parent) of every netem qdisc in `tc qdisc show` output."""
+    found = []
+    for line in tc_qdisc_show.splitlines():
+        m = re.match(r"qdisc netem (\S+) (root|parent (\S+))", line)
+        if m:
+            found.append((m.group(1), m.group(3) or "root"))
+    return found
 
 
 class LongHaulLink(Link):
