@@ -24,20 +24,25 @@ from twin.collective import nccl_table, run_collective
 from twin.csvout import write_rows
 from twin.errors import TwinError
 from twin.experiments import efficiency
-from twin.topology import load_topology
+from twin.topology import Scale, load_topology
 from twin.training import Schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGY = ROOT / "topologies" / "ci-2site.yaml"
 # One iteration at real scale: 0.65 s of compute, 8 GB of gradient in 1 GB buckets
-# (emulated at the topology's scale: 8 MB in 1 MB buckets at 400 Mbit/s).
+# (emulated at SCALE: 2 MB in 250 KB buckets at 100 Mbit/s).
 SCHEDULE = Schedule(forward=0.2, backward=0.4, optimizer=0.05, buckets=[1_000_000_000] * 8)
+# Bandwidth scale of the whole demo, as the campaigns: at 1/4000 (400 Gbit/s -> 100 Mbit/s) this
+# 2-core machine carries a ring all-reduce at 98% of the link rate; at the topology's 1/1000 the
+# userspace switch is CPU-bound and measured iterations ran 5-9% over the model.
+SCALE = "1/4000"
 
 
 def main() -> int:
     out = ROOT / "results" / "demo"
     out.mkdir(parents=True, exist_ok=True)
     topo = load_topology(TOPOLOGY)
+    topo = topo.model_copy(update={"scale": Scale(bandwidth=SCALE)})
     t0 = time.monotonic()
     lines = [f"# fabric-twin demo: {topo.name}", "",
              f"Emulated: {topo.scale.describe()}; {len(topo.sites)} sites, "
