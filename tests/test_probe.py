@@ -81,3 +81,26 @@ def test_copies_of_a_packet_sent_1_plus_1_count_once_at_their_first_arrival():
     assert s["loss"] == 0 and s["max_gap_packets"] == 0 and s["reordered"] == 0
     assert s["duplicates"] == 40 and s["received"] == 140
     assert s["owd_min_ms"] == pytest.approx(10.0) and s["owd_max_ms"] == pytest.approx(20.0)
+
+
+def test_the_sender_waits_for_a_late_receiver_and_hears_a_dead_one():
+    """A fixed sleep before sending lost 96% of a probe once (the receiver started late)."""
+    import subprocess
+    import sys
+    import time
+
+    from traffic.probe import wait_listening
+    t0 = time.monotonic()
+    late = subprocess.Popen(["sh", "-c", f"sleep 1; exec {sys.executable} -m traffic.probe recv "
+                             "--port 7303 --duration 2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_listening(late)
+        assert time.monotonic() - t0 >= 1.0
+    finally:
+        late.kill()
+        late.wait()
+    dead = subprocess.Popen(["sh", "-c", "echo no such port >&2; exit 3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with pytest.raises(RuntimeError, match="no such port"):
+        wait_listening(dead, timeout=5)

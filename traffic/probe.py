@@ -29,6 +29,7 @@ import threading
 import time
 
 HEADER = struct.Struct("!QQI")  # sequence, send time (ns), magic
+LISTENING = "probe: listening"  # the receiver's first stderr line, once its socket is bound
 MAGIC = 0x54574E31  # 'TWN1'
 # Linux socket option numbers (the socket module does not export them): SO_TIMESTAMPNS asks the
 # kernel to attach each datagram's arrival time as a struct timespec control message.
@@ -92,7 +93,8 @@ def summarize(records: list[tuple[int, ...]], sent: int | None = None) -> dict:
 
 
 def receive(port: int, duration: float, bind: str = "0.0.0.0", idle: float = 2.0,
-            ready: threading.Event | None = None) -> list[tuple[int, int, int, int]]:
+            ready: threading.Event | None = None,
+            announce: bool = False) -> list[tuple[int, int, int, int]]:
     """Collect probe packets until ``duration`` passes, or ``idle`` s pass with none after the first.
 
     Each record is (seq, send_ns, arrival_ns, read_ns); see the module docstring.
@@ -104,6 +106,8 @@ def receive(port: int, duration: float, bind: str = "0.0.0.0", idle: float = 2.0
     sock.bind((bind, port))
     if ready:
         ready.set()
+    if announce:
+        print(f"{LISTENING} on {port}", file=sys.stderr, flush=True)
     records = []
     deadline = time.monotonic() + duration
     last = None
@@ -126,6 +130,24 @@ def receive(port: int, duration: float, bind: str = "0.0.0.0", idle: float = 2.0
         last = time.monotonic()
     sock.close()
     return records
+
+
+def wait_listening(proc, timeout: float = 15.0) -> None:
+    """Until a ``recv`` subprocess (stderr piped, text mode) has bound its socket: a fixed sleep
+    lost 96% of a probe once, when a fresh clone's first import made the receiver start late."""
+    import select
+    deadline = time.monotonic() + timeout
+    said = ""
+    while (left := deadline - time.monotonic()) > 0:
+        if select.select([proc.stderr], [], [], min(left, 0.2))[0]:
+            line = proc.stderr.readline()
+            if line.startswith(LISTENING):
+                return
+            said += line
+        if proc.poll() is not None:
+            said += proc.stderr.read()
+            raise RuntimeError(f"probe receiver exited: {said.strip()[-200:] or 'no output'}")
+    raise RuntimeError(f"probe receiver not listening after {timeout:.0f} s")
 
 
 def arrival_ns(ancillary: list[tuple[int, int, bytes]], fallback: int) -> int:
@@ -183,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("selftest")
     a = ap.parse_args(argv)
     if a.mode == "recv":
-        print(json.dumps(summarize(receive(a.port, a.duration), a.expect)))
+        print(json.dumps(summarize(receive(a.port, a.duration, announce=True), a.expect)))
     elif a.mode == "send":
         print(json.dumps({"sent": send(a.dst, a.port, a.pps, a.count, a.size, a.dscp)}))
     else:

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+from traffic.probe import wait_listening as wait_probe_listening
 from twin.build import WorkerInfo
 from twin.calibrate import parse_iperf3
 from twin.links import ns_prefix
@@ -116,7 +117,7 @@ def start_probe(src: WorkerInfo, dst: WorkerInfo, port: int, pps: float, count: 
         ["docker", "exec", dst.container, "python3", "-m", "traffic.probe", "recv", "--port",
          str(port), "--duration", str(duration), "--expect", str(count)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.8)
+    wait_probe_listening(receiver)
     sender = subprocess.Popen(
         ["docker", "exec", src.container, "python3", "-m", "traffic.probe", "send", "--dst", dst.ip,
          "--port", str(port), "--pps", str(pps), "--count", str(count), "--dscp", str(dscp)],

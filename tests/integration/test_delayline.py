@@ -6,12 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 
 import pytest
 
+from traffic.probe import wait_listening
 from twin.links import Shaping, delayline_params, prepare_port, start_delayline, stop_delayline
 
 PROBE = [sys.executable, "-m", "traffic.probe"]
@@ -55,20 +55,19 @@ def line(clean_machine):
 
 
 def probe(nsa, nsb, count=2000, pps=2000):
-    box = {}
-
-    def recv():
-        box["out"] = subprocess.run(["ip", "netns", "exec", nsb] + PROBE + [
-            "recv", "--port", "7200", "--duration", "20", "--expect", str(count)],
-            capture_output=True, text=True, timeout=60).stdout
-    t = threading.Thread(target=recv)
-    t.start()
-    time.sleep(0.8)
-    subprocess.run(["ip", "netns", "exec", nsa] + PROBE + [
-        "send", "--dst", "10.99.0.2", "--port", "7200", "--pps", str(pps), "--count", str(count)],
-        check=True, capture_output=True, timeout=60)
-    t.join()
-    return json.loads(box["out"])
+    receiver = subprocess.Popen(["ip", "netns", "exec", nsb] + PROBE + [
+        "recv", "--port", "7200", "--duration", "20", "--expect", str(count)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_listening(receiver)
+        subprocess.run(["ip", "netns", "exec", nsa] + PROBE + [
+            "send", "--dst", "10.99.0.2", "--port", "7200", "--pps", str(pps), "--count",
+            str(count)], check=True, capture_output=True, timeout=60)
+        out, _ = receiver.communicate(timeout=60)
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+    return json.loads(out)
 
 
 def test_fixed_delay(line):
