@@ -6,11 +6,12 @@ connects, from the twin's model: no learning, no flooding, no hashing.
 Table 0 classifies: traffic of a reservation (its TCP/UDP ports) entering from a worker gets its
 DSCP set; everything else passes unmarked. LLDP goes to the controller: once every switch is
 programmed, an LLDP frame leaves every WAN port and the ports it arrives on are compared with the
-model, so a miswired twin is reported instead of silently forwarding on the wrong links. Table 1 forwards by exact destination MAC through a
-fast-failover group per destination site (primary next hop, then an edge-disjoint backup on port
-liveness). Ports a reservation sends 1+1 (replicated_udp_ports) leave the first switch twice,
-once on the edge-disjoint backup path (install_replicas). Table-miss drops. Isolation is done by the twin on every WAN egress: HTB gives the
-DSCP class its reserved rate and priority (OVS's userspace datapath does not shape).
+model, so a miswired twin is reported instead of silently forwarding on the wrong links.
+Table 1 forwards by exact destination MAC through a fast-failover group per destination site
+(primary next hop, then an edge-disjoint backup on port liveness). Ports a reservation sends 1+1
+(replicated_udp_ports) leave the first switch twice, once on the edge-disjoint backup path
+(install_replicas). Table-miss drops. Isolation is done by the twin on every WAN egress: HTB
+gives the DSCP class its reserved rate and priority (OVS's userspace datapath does not shape).
 """
 
 from __future__ import annotations

@@ -249,9 +249,9 @@ def buckets(total_bytes: float, bucket_bytes: float) -> tuple[float, ...]:
 
 
 def predict(algo: str, f: Fabric, it: Iteration) -> IterationPrediction:
-    """Ring and hierarchical buckets pipeline rank by rank (twin/pipelining.py: measured on
-    ci-2site, adding isolated rings over-predicted a 25 Mbit/s WAN by up to 4.6%); tree and
-    halving-doubling are added up bucket after bucket."""
+    """Ring and hierarchical buckets pipeline rank by rank (twin/pipelining.py: on ci-2site,
+    adding up isolated rings predicted a 25 Mbit/s WAN's iterations up to 5.9% too slow); tree
+    and halving-doubling are added up bucket after bucket."""
     from twin import pipelining
     sequence = (partial(pipelining.sequence_finish, algo, f) if algo in pipelining.OPS else None)
     return iteration_time(it, lambda b: allreduce_time(algo, f, b), sequence)

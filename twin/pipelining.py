@@ -5,9 +5,10 @@ the next bucket as soon as *it* has finished the previous one. Ranks finish a co
 different times (those one WAN crossing closer to the last chunk finish a propagation delay
 earlier), so consecutive collectives overlap on the links: a rank that is done sends its first
 chunk of bucket j+1 while the last chunks of bucket j are still crossing the WAN. Adding up
-isolated collectives ignores that; measured on ci-2site (1/4000, 8 buckets of 62.5 KB chunks),
-the sum over-predicted the ring at 2,000-3,000 km by 4-6.5% and the hierarchical all-reduce on
-a 25 Mbit/s WAN by 7-10%.
+isolated collectives ignores that; on ci-2site (1/4000, 8 buckets of 62.5 KB chunks, the
+reference campaign) the sum predicted ring iterations on the 25 Mbit/s WAN up to 5.9% too slow
+at 1,000-3,000 km; this recursion is within 1.4% there. (On two sites the hierarchical
+all-reduce's local phases keep its ranks in step: no measurable difference.)
 
 The recursion follows what the twin's ranks do (traffic/collectives.py): store-and-forward ring
 steps, one chunk per step, each rank's sends leaving one after another through its NIC (a FIFO
