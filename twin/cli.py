@@ -120,6 +120,12 @@ def cmd_down(args) -> int:
 def cmd_clean(args) -> int:
     from twin.cleanup import clean
     console.print(clean().summary())
+    if args.images:
+        from twin.images import remove_stale_worker_images
+        from twin.nodes import docker_client
+        removed = remove_stale_worker_images(docker_client())
+        console.print(f"removed {len(removed)} worker image(s) of older traffic/ code"
+                      + (f": {', '.join(removed)}" if removed else ""))
     return 0
 
 
@@ -414,7 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results/calibration")
     p.set_defaults(fn=cmd_up)
     sub.add_parser("down", help="stop the running twin").set_defaults(fn=cmd_down)
-    sub.add_parser("clean", help="remove everything any twin run left").set_defaults(fn=cmd_clean)
+    p = sub.add_parser("clean", help="remove everything any twin run left")
+    p.add_argument("--images", action="store_true",
+                   help="also remove worker images built from older traffic/ code")
+    p.set_defaults(fn=cmd_clean)
     p = sub.add_parser("exec", help="run a command inside a worker container")
     p.add_argument("node")
     p.add_argument("cmd", nargs=argparse.REMAINDER)

@@ -15,7 +15,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from docker.errors import BuildError, ImageNotFound
+from docker.errors import APIError, BuildError, ImageNotFound
 
 from twin import paths
 from twin.errors import TwinError
@@ -56,6 +56,26 @@ def worker_image_ref() -> str:
     for f in _worker_files():
         parts += [str(f.relative_to(root)).encode(), f.read_bytes()]
     return f"{WORKER_REPO}:{_digest(parts)}"
+
+
+def stale_worker_images(client) -> list[str]:
+    """Worker tags built from other traffic/ code than this checkout's (one per change; ~300 MB
+    of layers each only until their shared base, but they pile up)."""
+    current = worker_image_ref()
+    return sorted(t for img in client.images.list(name=WORKER_REPO) for t in img.tags
+                  if t.startswith(f"{WORKER_REPO}:") and t != current)
+
+
+def remove_stale_worker_images(client) -> list[str]:
+    """Remove those tags; one still used by a container stays (and is not reported)."""
+    removed = []
+    for tag in stale_worker_images(client):
+        try:
+            client.images.remove(tag)
+            removed.append(tag)
+        except APIError:
+            pass
+    return removed
 
 
 def image_exists(client, ref: str) -> bool:

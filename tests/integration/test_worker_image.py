@@ -23,3 +23,20 @@ def test_image_tag_follows_its_inputs():
     # the tag is a content hash: computing it twice gives the same answer
     assert worker_image_ref() == worker_image_ref()
     assert worker_image_ref().startswith("twin-worker:")
+
+
+def test_clean_images_removes_only_worker_tags_of_older_code(daemons):
+    ref = worker_image_ref()
+    old = "twin-worker:000000000000"  # as a build from other traffic/ code would be tagged
+    subprocess.run(["docker", "tag", ref, old], check=True)
+    try:
+        from twin.images import remove_stale_worker_images, stale_worker_images
+        from twin.nodes import docker_client
+        client = docker_client()
+        assert old in stale_worker_images(client) and ref not in stale_worker_images(client)
+        assert old in remove_stale_worker_images(client)
+        tags = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}",
+                               "twin-worker"], capture_output=True, text=True).stdout.split()
+        assert ref in tags and old not in tags
+    finally:
+        subprocess.run(["docker", "rmi", old], capture_output=True)
