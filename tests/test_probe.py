@@ -84,7 +84,7 @@ def test_copies_of_a_packet_sent_1_plus_1_count_once_at_their_first_arrival():
 
 
 def test_the_sender_waits_for_a_late_receiver_and_hears_a_dead_one():
-    """A fixed sleep before sending lost 96% of a probe once (the receiver started late)."""
+    """Senders wait for the receiver instead of sleeping a fixed time."""
     import subprocess
     import sys
     import time

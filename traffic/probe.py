@@ -133,8 +133,8 @@ def receive(port: int, duration: float, bind: str = "0.0.0.0", idle: float = 2.0
 
 
 def wait_listening(proc, timeout: float = 15.0) -> None:
-    """Until a ``recv`` subprocess (stderr piped, text mode) has bound its socket: a fixed sleep
-    lost 96% of a probe once, when a fresh clone's first import made the receiver start late."""
+    """Until a ``recv`` subprocess (stderr piped, text mode) has bound its socket, instead of a
+    fixed sleep that a slow start (a loaded machine, a first import) can outlast."""
     import select
     deadline = time.monotonic() + timeout
     said = ""
