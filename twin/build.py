@@ -61,6 +61,11 @@ class WanInfo:
     delayline: Optional[dict] = None
     reserved_bps: float = 0.0
 
+    def shaping(self, mtu: int = 1500) -> Shaping:
+        """What the link's delay stage does now: its emulated rate, delay, jitter and loss."""
+        return Shaping(rate_bps=self.emulated_bps, delay_s=self.delay_s, jitter_s=self.jitter_s,
+                       loss=self.loss, mtu=mtu)
+
 
 @dataclass
 class TwinState:
@@ -208,8 +213,7 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
             reserved = load.get(frozenset((w.a, w.b)), 0.0)
             # where netem carries the delay, it is the queue of every class (no delay line)
             netem = state.mechanism == "netem" and not w.delayline
-            stage = Shaping(rate_bps=w.emulated_bps, delay_s=w.delay_s, jitter_s=w.jitter_s,
-                            loss=w.loss, mtu=topo.mtu) if netem else None
+            stage = w.shaping(topo.mtu) if netem else None
             for intf in (w.intf_a, w.intf_b):
                 apply_classes(intf, w.emulated_bps, reserved, w.queue_bytes,
                               dscp=reservations[0].dscp, rtt_s=2 * w.delay_s,

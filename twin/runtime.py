@@ -19,7 +19,7 @@ from typing import Iterator, Optional
 from twin import cleanup, paths, services
 from twin.build import TwinState, WanInfo, build_twin
 from twin.errors import TwinError
-from twin.links import (DelayLineSpec, Shaping, frame_bytes, htb_burst_bytes,
+from twin.links import (DelayLineSpec, frame_bytes, htb_burst_bytes,
                         set_long_haul_impairments)
 from twin.topology import Topology
 
@@ -129,9 +129,7 @@ def set_link(a: str, b: str, delay_s: Optional[float] = None, rate_bps: Optional
                      f"{int(w.emulated_bps)}bit", "burst", burst, "cburst", burst])
     if w.delayline or any(v is not None for v in (delay_s, jitter_s, loss)):
         spec = DelayLineSpec(**w.delayline) if w.delayline else None
-        set_long_haul_impairments(
-            spec, [(w.intf_a, None), (w.intf_b, None)],
-            Shaping(rate_bps=w.emulated_bps, delay_s=w.delay_s, jitter_s=w.jitter_s, loss=w.loss))
+        set_long_haul_impairments(spec, [(w.intf_a, None), (w.intf_b, None)], w.shaping(state.mtu))
         if spec:
             w.delayline = spec.__dict__
     save_state(state)
