@@ -127,7 +127,8 @@ def set_link(a: str, b: str, delay_s: Optional[float] = None, rate_bps: Optional
                 _tc(["tc", "class", "change", "dev", intf, "parent", parent, "classid", classid,
                      "htb", "rate", f"{int(w.emulated_bps)}bit", "ceil",
                      f"{int(w.emulated_bps)}bit", "burst", burst, "cburst", burst])
-    if w.delayline or any(v is not None for v in (delay_s, jitter_s, loss)):
+    # the delay stage also serializes at the rate (delay line, netem rate): a new rate goes there
+    if w.delayline or any(v is not None for v in (delay_s, jitter_s, loss, rate_bps)):
         spec = DelayLineSpec(**w.delayline) if w.delayline else None
         set_long_haul_impairments(spec, [(w.intf_a, None), (w.intf_b, None)], w.shaping(state.mtu))
         if spec:
