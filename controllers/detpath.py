@@ -169,7 +169,6 @@ class DetPath(app_manager.OSKenApp):
         p, ofp = dp.ofproto_parser, dp.ofproto
         gid = REPLICA_GROUPS
         for route in self.replicas:
-            dscp = next(r.probe_dscp for r in self.model.reservations if r.name == route.reservation)
             for idx, w in enumerate(self.model.workers):
                 if w["site"] != route.dst:
                     continue
@@ -187,7 +186,7 @@ class DetPath(app_manager.OSKenApp):
                         for tp in route.udp_ports:
                             m = p.OFPMatch(in_port=port, eth_type=ETH_IP, ip_proto=17, udp_dst=tp,
                                            eth_dst=w["mac"])
-                            self.flow(dp, 0, 250, m, [p.OFPActionSetField(ip_dscp=dscp),
+                            self.flow(dp, 0, 250, m, [p.OFPActionSetField(ip_dscp=route.dscp),
                                                       p.OFPActionGroup(gid)])
                 elif site in route.backup[1:-1]:
                     nxt = route.backup[route.backup.index(site) + 1]

@@ -49,6 +49,7 @@ class ReplicaRoute:
     backup: list[str]
     tag: int
     udp_ports: list[int]
+    dscp: int  # the reservation's probe class, set on both copies
 
 
 def fabric_graph(wan: list[dict]) -> nx.Graph:
@@ -144,7 +145,7 @@ def replica_routes(reservations: list[Reservation]) -> list[ReplicaRoute]:
                 (r.src, r.dst, r.path, r.backup),
                 (r.dst, r.src, r.path[::-1], r.backup[::-1]))):
             routes.append(ReplicaRoute(r.name, src, dst, list(primary), list(backup), 2 * i + d,
-                                       list(r.replicated_udp_ports)))
+                                       list(r.replicated_udp_ports), r.probe_dscp))
     return routes
 
 

@@ -80,7 +80,7 @@ def test_replicated_ports_get_both_directions_on_edge_disjoint_paths():
         assert r.primary[0] == r.backup[0] == r.src and r.primary[-1] == r.backup[-1] == r.dst
         links = lambda path: {frozenset(e) for e in zip(path, path[1:])}  # noqa: E731
         assert links(r.primary).isdisjoint(links(r.backup))
-        assert r.udp_ports == [7101]
+        assert r.udp_ports == [7101] and r.dscp == res.probe_dscp
     assert len({r.tag for r in routes}) == 2
 
 
