@@ -84,6 +84,14 @@ def htb_burst_bytes(rate_bps: float, frame: int = MTU_FRAME) -> int:
     return max(int(rate_bps / 8 * 0.25e-3), frame)
 
 
+def htb_root(dev: str, rate: int, burst: str) -> list[list[str]]:
+    """HTB root 1: (unclassified traffic to 1:10) and its line-rate class 1:1, which every
+    port's classes hang under."""
+    return [["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
+            ["tc", "class", "replace", "dev", dev, "parent", "1:", "classid", "1:1", "htb",
+             "rate", f"{rate}bit", "ceil", f"{rate}bit", "burst", burst, "cburst", burst]]
+
+
 def shaping_commands(dev: str, shaping: Shaping, mechanism: str) -> list[list[str]]:
     """tc argv lists that give ``dev`` its egress shaping ('replace' throughout: re-applying is safe)."""
     cmds: list[list[str]] = []
@@ -94,10 +102,7 @@ def shaping_commands(dev: str, shaping: Shaping, mechanism: str) -> list[list[st
         frame = frame_bytes(shaping.mtu)
         burst = str(htb_burst_bytes(shaping.rate_bps, frame))
         quantum = str(min(max(frame, int(shaping.rate_bps / 8 / 1000)), 200000))
-        cmds += [
-            ["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
-            ["tc", "class", "replace", "dev", dev, "parent", "1:", "classid", "1:1", "htb",
-             "rate", rate, "ceil", rate, "burst", burst, "cburst", burst],
+        cmds += htb_root(dev, int(shaping.rate_bps), burst) + [
             ["tc", "class", "replace", "dev", dev, "parent", "1:1", "classid", "1:10", "htb",
              "rate", rate, "ceil", rate, "burst", burst, "cburst", burst, "quantum", quantum],
         ]
@@ -162,10 +167,7 @@ def class_commands(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: 
         return ["tc", "filter", "replace", "dev", dev, "parent", "1:", "protocol", "ip", "prio",
                 pref, "u32", "match", "ip", "dsfield", hex(d << 2), "0xfc", "flowid", flowid]
 
-    return [
-        ["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
-        ["tc", "class", "replace", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate",
-         f"{rate}bit", "ceil", f"{rate}bit", "burst", burst, "cburst", burst],
+    return htb_root(dev, rate, burst) + [
         cls("1:30", probe, "0"), cls("1:20", res, "1"), cls("1:10", be, "2"),
         leaf("1:30", "30:", 32 * frame), leaf("1:20", "20:", reserved_queue),
         leaf("1:10", "10:", queue_bytes),
@@ -198,10 +200,7 @@ def probe_priority_commands(dev: str, rate_bps: float, udp_ports: list[int], mtu
     def cls(classid: str, r: int, prio: str) -> list[str]:
         return htb_child(dev, classid, r, rate, prio, burst) + ["quantum", str(frame)]
 
-    cmds = [
-        ["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "10"],
-        ["tc", "class", "replace", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate",
-         f"{rate}bit", "ceil", f"{rate}bit", "burst", burst, "cburst", burst],
+    cmds = htb_root(dev, rate, burst) + [
         cls("1:30", probe, "0"), cls("1:10", max(rate - probe, 8000), "1"),
         ["tc", "qdisc", "replace", "dev", dev, "parent", "1:30", "handle", "30:", "bfifo",
          "limit", str(32 * frame)],
