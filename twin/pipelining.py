@@ -33,7 +33,8 @@ from twin.model import Fabric, _ring_hops
 def _ring_phase(have: np.ndarray, free: np.ndarray, steps: int, x: np.ndarray,
                 lat: np.ndarray, axis: int) -> np.ndarray:
     """``steps`` ring steps along ``axis`` of the rank grid; returns when each rank holds the last
-    chunk it received. ``x``/``lat``: each rank's hop to its ring successor (broadcastable)."""
+    chunk it received. ``x``/``lat``: each rank's hop to its ring successor (broadcastable).
+    ``free`` is updated in place; ``have`` is only read."""
     n = have.shape[axis]
     prev = np.arange(-1, n - 1) % n  # each member receives from its predecessor
     take = (lambda v: v[prev]) if axis == 0 else (lambda v: v[:, prev])
@@ -48,7 +49,7 @@ def _ring_phase(have: np.ndarray, free: np.ndarray, steps: int, x: np.ndarray,
 def _ring_op(f: Fabric, size: float, start: np.ndarray, free: np.ndarray) -> np.ndarray:
     p = f.ranks
     x, lat = _ring_hops(f, size / p)
-    return _ring_phase(start.copy(), free, 2 * (p - 1), np.asarray(x), np.asarray(lat), axis=0)
+    return _ring_phase(start, free, 2 * (p - 1), np.asarray(x), np.asarray(lat), axis=0)
 
 
 def _site_hop_delays(f: Fabric) -> np.ndarray:
@@ -64,7 +65,7 @@ def _hier_op(f: Fabric, size: float, start: np.ndarray, free: np.ndarray) -> np.
     The rank grid is (site, local index); all three phases send through the same NIC."""
     k, m = f.per_site, f.sites
     grid_free = free.reshape(m, k)
-    have = start.reshape(m, k).copy()
+    have = start.reshape(m, k)
     local_x, local_lat = size / k * 8 / f.lan_bps, f.alpha_lan
     if k > 1:
         have = _ring_phase(have, grid_free, k - 1, np.float64(local_x), np.float64(local_lat), 1)
