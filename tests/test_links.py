@@ -2,8 +2,9 @@
 
 import pytest
 
-from twin.links import (Shaping, apply_shaping, class_commands, delayline_params, htb_burst_bytes,
-                        netem_args, netem_leaves, shaping_commands)
+from twin.links import (Shaping, apply_shaping, class_commands, class_rate_commands,
+                        delayline_params, htb_burst_bytes, netem_args, netem_leaves,
+                        shaping_commands)
 
 
 def flat(cmds):
@@ -44,6 +45,27 @@ def test_long_haul_delay_stage_serializes_at_the_link_rate():
     assert params["rate_bps"] == 100e6 and params["delay_s"] == 0.01
     netem = " ".join(netem_args(Shaping(rate_bps=25e6, delay_s=0.01)))
     assert netem.endswith("rate 25000000bit")
+    assert params["class_dscps"] == []  # one FIFO unless the port has detpath's classes
+
+
+def test_a_detpath_link_tells_its_delay_line_which_classes_to_serialize_apart():
+    from twin.build import WanInfo
+    w = WanInfo(a="x", b="y", switch_a="s1", switch_b="s2", port_a=1, port_b=1, intf_a="i1",
+                intf_b="i2", km=100.0, delay_s=0.0005, jitter_s=0.0, loss=0.0, rate_bps=400e9,
+                emulated_bps=100e6, queue_bytes=10**6, reserved_bps=50e6, class_dscps=[46, 34])
+    params = delayline_params(w.shaping(9000))
+    assert params["class_dscps"] == [46, 34] and params["rate_bps"] == 100e6
+
+
+def test_a_new_line_rate_changes_every_detpath_class_in_place():
+    cmds = flat(class_rate_commands("tw1-eth3", 200e6, 100e6, mtu=9000))
+    assert all(c.startswith("tc class replace dev tw1-eth3") for c in cmds)
+    rates = {c.split("classid ")[1].split()[0]: c.split(" rate ")[1].split()[0] for c in cmds}
+    # the same classes, rates and ceilings class_commands builds the tree with
+    full = flat(class_commands("tw1-eth3", 200e6, 100e6, 0, mtu=9000))
+    assert cmds == [c for c in full if " class " in c]
+    assert rates == {"1:1": "200000000bit", "1:30": "2000000bit", "1:20": "98000000bit",
+                     "1:10": "100000000bit"}
 
 
 def test_interface_names_are_arguments_not_shell():

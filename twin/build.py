@@ -19,7 +19,8 @@ from mininet.node import RemoteController
 
 from controllers.paths import primary_next_hops
 from twin import controller as ctl
-from twin.links import Shaping, apply_classes, apply_probe_priority, ns_prefix
+from twin.links import (DelayLineSpec, Shaping, apply_classes, apply_probe_priority,
+                        delayline_params, ns_prefix, update_delayline)
 from twin.net import Twin
 from twin.nodes import create_container, docker_client
 from twin.topology import Topology, worker_intf_name, worker_name
@@ -60,11 +61,13 @@ class WanInfo:
     queue_bytes: int
     delayline: Optional[dict] = None
     reserved_bps: float = 0.0
+    class_dscps: list[int] = field(default_factory=list)  # detpath's classes on both ports
 
     def shaping(self, mtu: int = 1500) -> Shaping:
-        """What the link's delay stage does now: its emulated rate, delay, jitter and loss."""
+        """What the link's delay stage does now: its emulated rate, delay, jitter, loss and the
+        traffic classes it serializes apart."""
         return Shaping(rate_bps=self.emulated_bps, delay_s=self.delay_s, jitter_s=self.jitter_s,
-                       loss=self.loss, mtu=mtu)
+                       loss=self.loss, mtu=mtu, class_dscps=tuple(self.class_dscps))
 
 
 @dataclass
@@ -220,6 +223,11 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
                               probe_dscp=reservations[0].probe_dscp, mtu=topo.mtu,
                               delay_stage=stage)
             w.reserved_bps = reserved
+            w.class_dscps = [reservations[0].probe_dscp, reservations[0].dscp]
+            if w.delayline:  # its classes are serialized apart from now on
+                spec = DelayLineSpec(**w.delayline)
+                update_delayline(spec, delayline_params(w.shaping(topo.mtu)))
+                w.delayline = asdict(spec)
         probe_ports = sorted({port for r in reservations
                               for port in r.udp_ports + r.replicated_udp_ports})
         if probe_ports:

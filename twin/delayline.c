@@ -7,6 +7,14 @@
  * shapes the link, like a router's egress queue in front of the fiber. The fiber's own
  * serialization is (rate_bps): a frame arrives len*8/rate after HTB released it.
  *
+ * Traffic classes (class_dscps): where the switch port has detpath's HTB classes, each class is
+ * serialized on its own, in arrival order within the class, as netem does with one netem leaf per
+ * class. Why not one FIFO for the whole line: the bandwidth is scaled down (1/4000: a 400 Gbit/s
+ * line is emulated at 100 Mbit/s) but frames are not, so one jumbo frame on the emulated line
+ * stands for 4,000 real ones, and a probe that waited for all of it would wait 0.72 ms where the
+ * real port's strict priority makes it wait for at most one real frame (0.18 us). HTB in front
+ * keeps the classes' rates and the line's; frames of different classes may overtake each other.
+ *
  * Why C: the first version was Python and used 80% of a core to carry 2 x 80 Mbit/s; on a 2-core
  * machine that CPU was taken from the switches and the workers, and every multi-flow measurement
  * (ring all-reduce, interference) was capped by it. This one reads frames in batches with
@@ -14,7 +22,7 @@
  * not added to the delay) and sleeps with a 1 ns timer slack until the next frame is due.
  *
  * Parameters live in a small JSON file written by the twin (delay_s, jitter_s, loss, down, seed,
- * rate_bps);
+ * rate_bps, class_dscps);
  * SIGHUP re-reads it, so `twin link set` changes a live link without losing what is in flight.
  * On SIGTERM/SIGINT it prints its counters as one JSON line and exits.
  *
@@ -55,6 +63,7 @@
 #define MAX_FRAME 65536
 #define SOCK_BUF (64 * 1024 * 1024)
 #define MAX_QUEUED_BYTES (512LL * 1024 * 1024) /* per direction; beyond it frames are dropped */
+#define MAX_CLASSES 4                        /* lane 0: unclassified; 1..3: class_dscps[0..2] */
 
 struct pkt {
     struct pkt *next;
@@ -66,6 +75,11 @@ struct pkt {
 struct fifo {
     struct pkt *head, *tail;
     int64_t last_due;
+};
+
+/* Frames read from one side, leaving by the other: one FIFO per traffic class. */
+struct direction {
+    struct fifo lanes[MAX_CLASSES];
     long long bytes;
 };
 
@@ -74,6 +88,8 @@ struct params {
     int down;
     int has_seed;
     uint64_t seed;
+    int n_classes;
+    int class_dscps[MAX_CLASSES - 1];
 };
 
 static volatile sig_atomic_t reload_requested, stop_requested;
@@ -126,6 +142,32 @@ static int json_number(const char *text, const char *key, double *out) {
     return 1;
 }
 
+/* "key": [n, n, ...] of DSCPs (0-63); returns how many, 0 if the key is absent, -1 if malformed. */
+static int json_dscp_list(const char *text, const char *key, int *out, int max) {
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\"", key);
+    const char *p = strstr(text, pattern);
+    if (!p) return 0;
+    p = strchr(p + strlen(pattern), ':');
+    if (!p) return -1;
+    p++;
+    while (*p == ' ') p++;
+    if (*p++ != '[') return -1;
+    int n = 0;
+    for (;;) {
+        while (*p == ' ') p++;
+        if (*p == ']') return n;
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > 63 || n == max) return -1;
+        out[n++] = (int)v;
+        p = end;
+        while (*p == ' ') p++;
+        if (*p == ',') p++;
+        else if (*p != ']') return -1;
+    }
+}
+
 static int load_params(const char *path, struct params *out) {
     char text[4096];
     FILE *fh = fopen(path, "r");
@@ -154,6 +196,12 @@ static int load_params(const char *path, struct params *out) {
         case 4: p.has_seed = 1; p.seed = (uint64_t)v; break;
         case 5: p.rate = v; break;
         }
+    }
+    p.n_classes = json_dscp_list(text, "class_dscps", p.class_dscps, MAX_CLASSES - 1);
+    if (p.n_classes < 0) {
+        fprintf(stderr, "delayline: %s: class_dscps: not a list of at most %d DSCPs (0-63)\n",
+                path, MAX_CLASSES - 1);
+        return -1;
     }
     *out = p;
     return 0;
@@ -190,16 +238,50 @@ static int open_port(const char *ifname) {
     return fd;
 }
 
-static struct pkt *pop(struct fifo *q) {
+static struct pkt *pop(struct direction *d, struct fifo *q) {
     struct pkt *p = q->head;
     q->head = p->next;
     if (!q->head) q->tail = NULL;
-    q->bytes -= p->len;
+    d->bytes -= p->len;
     return p;
 }
 
+/* The frame's IP DSCP (IPv4 or IPv6, one VLAN tag allowed), -1 if it carries no IP. */
+static int frame_dscp(const unsigned char *f, uint32_t len) {
+    uint32_t off = 12;
+    if (len < off + 2) return -1;
+    unsigned type = (unsigned)f[off] << 8 | f[off + 1];
+    if (type == 0x8100 || type == 0x88a8) {
+        off += 4;
+        if (len < off + 2) return -1;
+        type = (unsigned)f[off] << 8 | f[off + 1];
+    }
+    off += 2;
+    if (len < off + 2) return -1;
+    if (type == 0x0800) return f[off + 1] >> 2;
+    if (type == 0x86dd) return ((f[off] & 0x0f) << 2) | (f[off + 1] >> 6);
+    return -1;
+}
+
+static int lane_of(const struct params *prm, const unsigned char *f, uint32_t len) {
+    if (!prm->n_classes) return 0;
+    int dscp = frame_dscp(f, len);
+    for (int k = 0; k < prm->n_classes; k++)
+        if (prm->class_dscps[k] == dscp) return k + 1;
+    return 0;
+}
+
+/* The lane whose first frame is due soonest, or NULL if every lane is empty. */
+static struct fifo *next_lane(struct direction *d) {
+    struct fifo *best = NULL;
+    for (int k = 0; k < MAX_CLASSES; k++)
+        if (d->lanes[k].head && (!best || d->lanes[k].head->due_ns < best->head->due_ns))
+            best = &d->lanes[k];
+    return best;
+}
+
 /* Read what is waiting on `fd` into `q` (at most a few batches, so sending is never starved). */
-static void receive(int fd, struct fifo *q, const struct params *prm) {
+static void receive(int fd, struct direction *d, const struct params *prm) {
     static unsigned char bufs[BATCH][MAX_FRAME];
     static char ctrl[BATCH][CMSG_SPACE(sizeof(struct timespec))];
     struct mmsghdr msgs[BATCH];
@@ -235,7 +317,8 @@ static void receive(int fd, struct fifo *q, const struct params *prm) {
                 continue;
             }
             uint32_t len = msgs[i].msg_len;
-            if (q->bytes + len > MAX_QUEUED_BYTES) { counters.overflow++; continue; }
+            if (d->bytes + len > MAX_QUEUED_BYTES) { counters.overflow++; continue; }
+            struct fifo *q = &d->lanes[lane_of(prm, bufs[i], len)];
             int64_t arrival = fallback;
             for (struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c;
                  c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
@@ -255,7 +338,7 @@ static void receive(int fd, struct fifo *q, const struct params *prm) {
             double hold = prm->jitter > 0 ? rng_gauss(prm->delay, prm->jitter) : prm->delay;
             if (hold < 0) hold = 0;
             int64_t due = sent + (int64_t)(hold * 1e9);
-            if (due < q->last_due) due = q->last_due; /* never reorder */
+            if (due < q->last_due) due = q->last_due; /* never reorder within a class */
             q->last_due = due;
             struct pkt *p = malloc(sizeof *p + len);
             if (!p) { counters.overflow++; continue; }
@@ -265,15 +348,16 @@ static void receive(int fd, struct fifo *q, const struct params *prm) {
             memcpy(p->data, bufs[i], len);
             if (q->tail) q->tail->next = p; else q->head = p;
             q->tail = p;
-            q->bytes += len;
+            d->bytes += len;
         }
         if (n < BATCH) return;
     }
 }
 
-/* Send every due frame of `q` out of `fd`; returns 1 if the socket is full (retry later). */
-static int transmit(int fd, struct fifo *q, int64_t now) {
-    while (q->head && q->head->due_ns <= now) {
+/* Send every due frame of `d` out of `fd`, soonest first; returns 1 if the socket is full. */
+static int transmit(int fd, struct direction *d, int64_t now) {
+    struct fifo *q;
+    while ((q = next_lane(d)) && q->head->due_ns <= now) {
         struct pkt *p = q->head;
         if (send(fd, p->data, p->len, MSG_DONTWAIT) < 0) {
             if (errno == EAGAIN || errno == ENOBUFS) return 1;
@@ -281,7 +365,7 @@ static int transmit(int fd, struct fifo *q, int64_t now) {
         } else {
             counters.forwarded++;
         }
-        free(pop(q));
+        free(pop(d, q));
     }
     return 0;
 }
@@ -331,7 +415,7 @@ int main(int argc, char **argv) {
 
     int fds[2] = {open_port(if_a), open_port(if_b)};
     if (fds[0] < 0 || fds[1] < 0) return 1;
-    struct fifo queues[2] = {{0}, {0}}; /* queues[i]: frames read from fds[i], leaving by the other */
+    static struct direction dirs[2]; /* dirs[i]: frames read from fds[i], leaving by the other */
 
     sigset_t block, orig;
     sigemptyset(&block);
@@ -357,12 +441,14 @@ int main(int argc, char **argv) {
             }
         }
         int64_t now = now_ns();
-        for (int i = 0; i < 2; i++) blocked[i] = transmit(fds[1 - i], &queues[i], now);
+        for (int i = 0; i < 2; i++) blocked[i] = transmit(fds[1 - i], &dirs[i], now);
 
         int64_t next_due = -1;
-        for (int i = 0; i < 2; i++)
-            if (queues[i].head && !blocked[i] && (next_due < 0 || queues[i].head->due_ns < next_due))
-                next_due = queues[i].head->due_ns;
+        for (int i = 0; i < 2; i++) {
+            struct fifo *q = next_lane(&dirs[i]);
+            if (q && !blocked[i] && (next_due < 0 || q->head->due_ns < next_due))
+                next_due = q->head->due_ns;
+        }
         struct timespec timeout, *tp = NULL;
         if (blocked[0] || blocked[1]) {
             timeout.tv_sec = 0;
@@ -387,7 +473,7 @@ int main(int argc, char **argv) {
         int r = ppoll(pfd, 2, tp, &orig);
         if (r < 0) continue; /* EINTR: a signal; the loop head handles it */
         for (int i = 0; i < 2; i++)
-            if (pfd[i].revents & (POLLIN | POLLERR)) receive(fds[i], &queues[i], &prm);
+            if (pfd[i].revents & (POLLIN | POLLERR)) receive(fds[i], &dirs[i], &prm);
     }
     printf("{\"forwarded\": %llu, \"lost\": %llu, \"send_errors\": %llu, \"overflow\": %llu, "
            "\"truncated\": %llu}\n",

@@ -50,6 +50,9 @@ class Shaping:
     loss: float = 0.0
     queue_bytes: Optional[int] = None
     mtu: int = 1500
+    # DSCPs with an HTB class of their own on this link (detpath): the delay line serializes each
+    # class apart, as netem does with one leaf per class (see twin/delayline.c)
+    class_dscps: tuple[int, ...] = ()
 
     def has_impairment(self) -> bool:
         return self.delay_s > 0 or self.jitter_s > 0 or self.loss > 0
@@ -173,6 +176,13 @@ def class_commands(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: 
         leaf("1:10", "10:", queue_bytes),
         match(probe_dscp, "1:30", "1"), match(dscp, "1:20", "2"),
     ]
+
+
+def class_rate_commands(dev: str, rate_bps: float, reserved_bps: float, mtu: int = 1500
+                        ) -> list[list[str]]:
+    """Only the ``tc class`` lines of class_commands: a new line rate for a live class tree
+    ('class replace' changes a class in place; its queue and filters stay)."""
+    return [c for c in class_commands(dev, rate_bps, reserved_bps, 0, mtu=mtu) if c[1] == "class"]
 
 
 def apply_classes(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: int,
@@ -329,7 +339,8 @@ class DelayLineSpec:
 
 def delayline_params(shaping: Shaping, down: bool = False) -> dict:
     return {"delay_s": shaping.delay_s, "jitter_s": shaping.jitter_s, "loss": shaping.loss,
-            "down": down, "rate_bps": shaping.rate_bps or 0}
+            "down": down, "rate_bps": shaping.rate_bps or 0,
+            "class_dscps": list(shaping.class_dscps)}
 
 
 def start_delayline(name: str, end_a: str, end_b: str, params: dict) -> DelayLineSpec:

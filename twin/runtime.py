@@ -19,7 +19,7 @@ from typing import Iterator, Optional
 from twin import cleanup, paths, services
 from twin.build import TwinState, WanInfo, build_twin
 from twin.errors import TwinError
-from twin.links import (DelayLineSpec, frame_bytes, htb_burst_bytes,
+from twin.links import (DelayLineSpec, class_rate_commands, frame_bytes, htb_burst_bytes,
                         set_long_haul_impairments)
 from twin.topology import Topology
 
@@ -119,10 +119,16 @@ def set_link(a: str, b: str, delay_s: Optional[float] = None, rate_bps: Optional
     if loss is not None:
         w.loss = loss
     if rate_bps is not None:
+        # the twin's scale from the link as it is (before the new rate replaces w.rate_bps)
+        factor = scale if scale is not None else w.emulated_bps / w.rate_bps
         w.rate_bps = rate_bps
-        w.emulated_bps = rate_bps * (scale if scale is not None else w.emulated_bps / w.rate_bps)
+        w.emulated_bps = rate_bps * factor
         burst = str(htb_burst_bytes(w.emulated_bps, frame_bytes(state.mtu)))
         for intf in (w.intf_a, w.intf_b):
+            if w.class_dscps:  # detpath's classes: each one's rate follows the line's
+                for argv in class_rate_commands(intf, w.emulated_bps, w.reserved_bps, state.mtu):
+                    _tc(argv)
+                continue
             for classid, parent in (("1:1", "1:"), ("1:10", "1:1")):
                 _tc(["tc", "class", "change", "dev", intf, "parent", parent, "classid", classid,
                      "htb", "rate", f"{int(w.emulated_bps)}bit", "ceil",

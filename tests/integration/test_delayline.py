@@ -1,4 +1,5 @@
-"""The delay line itself, between two throwaway namespaces: delay, jitter without reordering, loss."""
+"""The delay line itself, between two throwaway namespaces: delay, jitter without reordering, loss,
+serialization and its traffic classes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import uuid
 import pytest
 
 from traffic.probe import wait_listening
-from twin.links import Shaping, delayline_params, prepare_port, start_delayline, stop_delayline
+from twin.links import (Shaping, delayline_params, prepare_port, start_delayline, stop_delayline,
+                        update_delayline)
 
 PROBE = [sys.executable, "-m", "traffic.probe"]
 
@@ -64,7 +66,7 @@ def line(clean_machine):
     time.sleep(0.3)
 
 
-def probe(nsa, nsb, count=2000, pps=2000):
+def probe(nsa, nsb, count=2000, pps=2000, dscp=0):
     receiver = subprocess.Popen(["ip", "netns", "exec", nsb] + PROBE + [
         "recv", "--port", "7200", "--duration", "20", "--expect", str(count)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -72,7 +74,7 @@ def probe(nsa, nsb, count=2000, pps=2000):
         wait_listening(receiver)
         subprocess.run(["ip", "netns", "exec", nsa] + PROBE + [
             "send", "--dst", "10.99.0.2", "--port", "7200", "--pps", str(pps), "--count",
-            str(count)], check=True, capture_output=True, timeout=60)
+            str(count), "--dscp", str(dscp)], check=True, capture_output=True, timeout=60)
         out, _ = receiver.communicate(timeout=60)
     finally:
         if receiver.poll() is None:
@@ -104,3 +106,32 @@ def test_random_loss_rate(line):
     start(Shaping(delay_s=0.001, loss=0.05))
     s = probe(nsa, nsb, count=4000, pps=4000)
     assert 0.03 <= s["loss"] <= 0.07, {k: v for k, v in s.items() if k != "delays_ms"}
+
+
+def test_classes_are_serialized_apart(line):
+    """At 1 Mbit/s a 1,400-byte frame is 11.2 ms on the line. One FIFO: a probe waits for the big
+    frame ahead of it. Its own class (class_dscps): it arrives after its own serialization only.
+    Then the same live line without classes (SIGHUP reload): the probe waits again."""
+    nsa, nsb, start = line
+    shaping = Shaping(delay_s=0.002, rate_bps=1e6, class_dscps=(46,))
+    spec = start(shaping)
+    # big best-effort frames every 10 ms (no HTB in front here: the line is never idle)
+    bulk = subprocess.Popen(["ip", "netns", "exec", nsa] + PROBE + [
+        "send", "--dst", "10.99.0.2", "--port", "7201", "--pps", "100", "--count", "1200",
+        "--size", "1400"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.2)
+        apart = probe(nsa, nsb, count=600, pps=200, dscp=46)
+        update_delayline(spec, delayline_params(Shaping(delay_s=0.002, rate_bps=1e6)))
+        time.sleep(0.2)
+        fifo = probe(nsa, nsb, count=600, pps=200, dscp=46)
+    finally:
+        bulk.kill()
+        bulk.wait()
+    brief = {k: v for k, v in apart.items() if k != "delays_ms"}
+    # 2 ms + 1.9 ms of its own 240-byte frame
+    assert apart["loss"] == 0 and apart["reordered"] == 0, brief
+    assert 3.8 <= apart["owd_min_ms"] and apart["owd_p50_ms"] <= 4.5, brief
+    # behind a big frame: up to 11.2 ms more, half of it on average
+    assert fifo["owd_p50_ms"] >= apart["owd_p50_ms"] + 3.0, {k: v for k, v in fifo.items()
+                                                          if k != "delays_ms"}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
+from pathlib import Path
 
 
 from conftest import TOPOS
 from twin import determinism, runtime
 from twin.topology import Scale, load_topology
+from twin.units import parse_rate
 
 
 def scaled(name: str):
@@ -58,5 +62,26 @@ def test_detpath_pins_paths_and_fails_over_within_a_fraction_of_a_second(clean_m
         both = determinism.failover(topo, state, "detpath", progress=lambda s: None, port=port,
                                     protection="1+1")
         assert both.loss == 0 and both.gap_ms == 0, both
+        # the delay line serializes the probe and job classes apart (twin/delayline.c)
+        wan = runtime.find_wan(state, "beijing", "shanghai")
+        params = json.loads(Path(wan.delayline["params_file"]).read_text())
+        assert params["class_dscps"] == [46, 34]
+        # a new line rate reaches every class: the reserved and probe classes too
+        # (a quarter of it: the job's reservation no longer fits, its class must shrink with it)
+        before = class_rates(wan.intf_a)
+        runtime.set_link("beijing", "shanghai", rate_bps=100e9)
+        after = class_rates(wan.intf_a)
+        assert after["1:1"] == before["1:1"] / 4
+        assert after["1:20"] < after["1:1"] < before["1:20"] and after["1:10"] < before["1:10"]
+        params = json.loads(Path(wan.delayline["params_file"]).read_text())
+        assert params["class_dscps"] == [46, 34] and params["rate_bps"] == before["1:1"] / 4
     finally:
         runtime.down()
+
+
+def class_rates(dev: str) -> dict[str, float]:
+    """HTB class id -> rate in bit/s, read back from the kernel."""
+    out = subprocess.run(["tc", "class", "show", "dev", dev], capture_output=True, text=True,
+                         check=True).stdout  # (iproute2 6.1 prints HTB classes as text even with -j)
+    return {m.group(1): parse_rate(m.group(2))
+            for m in re.finditer(r"class htb (\S+) .*? rate (\S+)", out)}

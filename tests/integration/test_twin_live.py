@@ -56,6 +56,22 @@ def test_tcp_throughput_is_shaped_to_the_emulated_rate(ci2site):
     assert bps >= rate * 0.85, f"TCP only reached {bps / 1e6:.0f} Mbit/s of {rate / 1e6:.0f}"
 
 
+def test_live_rate_change_reshapes_the_link(ci2site):
+    """`twin link set --rate`: the real rate is scaled like the topology's (until session 4 the
+    emulated rate never changed: the scale was read after the new real rate had replaced the old)."""
+    topo, state = ci2site
+    real = topo.links[0].rate
+    rate = topo.emulated_rate(real)
+    w = runtime.set_link("beijing", "wuhan", rate_bps=real / 2)
+    try:
+        assert w.emulated_bps == rate / 2
+        bps, _ = iperf(worker(state, "beijing1"), worker(state, "wuhan2"), seconds=4)
+        assert rate / 2 * 0.85 <= bps <= rate / 2 * 1.01, f"{bps / 1e6:.1f} Mbit/s"
+    finally:
+        runtime.set_link("beijing", "wuhan", rate_bps=real)
+    assert runtime.find_wan(runtime.load_state(), "beijing", "wuhan").emulated_bps == rate
+
+
 def test_worker_probe_sees_one_way_delay_in_order(ci2site):
     """Worker-side code inside the containers: one-way delay >= propagation, no reordering."""
     topo, state = ci2site
