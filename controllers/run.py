@@ -9,6 +9,7 @@ OpenFlow handler.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -22,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=6653)
     args = ap.parse_args(argv)
     os.environ["TWIN_CONTROLLER_MODEL"] = args.model
+    # the run's controller.log (the twin sends stdout/stderr there): what was installed, when
+    # each switch was ready, the wiring check; without this only warnings would be kept
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from os_ken.lib import hub
     hub.patch(thread=False)
     from os_ken import cfg

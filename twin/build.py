@@ -85,6 +85,7 @@ class TwinState:
     started: float
     controller_pid: int = 0
     mtu: int = 1500
+    log_dir: str = ""  # the run's folder: controller and delay-line logs (paths.runs_dir)
     switches: dict[str, str] = field(default_factory=dict)  # switch name -> site
     workers: list[WorkerInfo] = field(default_factory=list)
     wan: list[WanInfo] = field(default_factory=list)
@@ -129,7 +130,8 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
     from twin.capabilities import link_mechanism, ovs_datapath
     state = TwinState(run_id=run_id, topology=topo.name, topology_file=topology_file,
                       mechanism=link_mechanism(), datapath=ovs_datapath(), controller=controller,
-                      scale=topo.scale.describe(), owner_pid=0, started=time.time(), mtu=topo.mtu)
+                      scale=topo.scale.describe(), owner_pid=0, started=time.time(), mtu=topo.mtu,
+                      log_dir=str(paths.log_dir()))
     reservations = []
     if controller != "none":
         if controller not in ctl.APPS:

@@ -92,7 +92,7 @@ def cmd_up(args) -> int:
     console.print(f"twin [bold]{topo.name}[/] up in {time.monotonic() - t0:.1f} s: "
                   f"{len(state.workers)} workers, {len(state.switches)} switches, "
                   f"{len(state.wan)} WAN links; links: {state.mechanism}, OVS datapath: "
-                  f"{state.datapath}; scale: {state.scale}")
+                  f"{state.datapath}; scale: {state.scale}; logs: {_shown_path(state.log_dir)}")
     if args.calibrate:
         _run_calibration(topo, state, args.results)
     if args.detach:
@@ -145,7 +145,8 @@ def cmd_inspect(args) -> int:
     from twin.units import format_rate, format_time
     s = runtime.require_state()
     console.print(f"run {s.run_id}: topology {s.topology} ({s.topology_file}); controller "
-                  f"{s.controller}; links {s.mechanism}; OVS {s.datapath} datapath; scale {s.scale}")
+                  f"{s.controller}; links {s.mechanism}; OVS {s.datapath} datapath; scale {s.scale}; "
+                  f"logs {_shown_path(s.log_dir)}")
     nodes = Table(title="workers")
     for col in ("node", "site", "ip", "mac", "switch:port", "container"):
         nodes.add_column(col)
@@ -313,6 +314,14 @@ def cmd_model(args) -> int:
             w.writerows(rows)
         console.print(f"CSV: {args.csv}")
     return 0
+
+
+def _shown_path(path: str) -> str:
+    """Relative to the current directory where it lies below it (results/runs/...)."""
+    try:
+        return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd()) else path
+    except ValueError:
+        return path
 
 
 def _with_scale(topo, scale: str | None):

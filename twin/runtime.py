@@ -29,9 +29,11 @@ def load_state() -> Optional[TwinState]:
     if not f.exists():
         return None
     try:
-        return TwinState.from_dict(json.loads(f.read_text()))
+        state = TwinState.from_dict(json.loads(f.read_text()))
     except (ValueError, TypeError) as exc:
         raise TwinError(f"{f}: unreadable state ({exc}); run 'twin clean'") from None
+    paths.use_run_logs(state.log_dir)  # e.g. 'twin controller restart' logs where the run does
+    return state
 
 
 def save_state(state: TwinState) -> None:
@@ -82,6 +84,7 @@ def up(topo: Topology, topology_file: str, controller: str = "none", progress=pr
     ensure_services()
     refuse_if_running()
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    paths.open_run_logs(run_id)
     try:
         with terminate_as_interrupt():
             net, state = build_twin(topo, topology_file, run_id, controller, progress)
@@ -95,7 +98,9 @@ def up(topo: Topology, topology_file: str, controller: str = "none", progress=pr
 
 
 def down() -> cleanup.CleanReport:
-    return cleanup.clean()
+    report = cleanup.clean()
+    paths.use_run_logs(None)  # the run's logs stay in its folder
+    return report
 
 
 def find_wan(state: TwinState, a: str, b: str) -> WanInfo:
@@ -191,12 +196,16 @@ def health(state: TwinState) -> list[str]:
     from twin import controller as ctl
     problems = []
     if state.controller != "none" and not ctl.alive(state.controller_pid):
+        log = Path(state.log_dir or paths.log_dir()) / "controller.log"
         problems.append(f"controller {state.controller} (pid {state.controller_pid}) is dead; "
-                        "flows stay installed (fail-secure); 'twin controller restart' reinstalls them")
+                        "flows stay installed (fail-secure); 'twin controller restart' reinstalls them"
+                        f" (its log, {log}: {ctl.tail(log, 1)})")
     for w in state.wan:
         if w.delayline and not ctl.alive(w.delayline["pid"]):
+            log = Path(state.log_dir or paths.log_dir()) / f"delayline-{w.delayline['name']}.log"
             problems.append(f"delay line of {w.a}-{w.b} (pid {w.delayline['pid']}) is dead: the link "
-                            "carries nothing; 'twin down' and 'twin up' to recover")
+                            "carries nothing; 'twin down' and 'twin up' to recover"
+                            f" (its log, {log}: {ctl.tail(log, 1)})")
     for w in state.workers:
         if not ctl.alive(w.pid):
             problems.append(f"worker {w.name} (container {w.container[:12]}) is not running")

@@ -12,11 +12,12 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, TOPOS, ns_run
-from twin import runtime
+from twin import paths, runtime
 from twin.calibrate import parse_ping_rtts
 from twin.campaign import diagnose, load_campaign
 from twin.collective import run_collective
@@ -43,6 +44,12 @@ def test_controller_and_delay_line_deaths_are_reported_and_recoverable(clean_mac
         time.sleep(0.5)
         problems = runtime.health(state)
         assert len(problems) == 1 and "controller detpath" in problems[0] and "dead" in problems[0]
+        # the run's own folder keeps the logs, and the report says where to read them
+        logs = Path(state.log_dir)
+        assert logs == paths.runs_dir() / state.run_id
+        assert "WAN ports verified by LLDP" in (logs / "controller.log").read_text()
+        assert str(logs / "controller.log") in problems[0]
+        assert list(logs.glob("delayline-*.log"))
         assert len(cross_site_pings(state)) == 5, "installed flows must keep forwarding (fail-secure)"
         out = subprocess.run([TWIN, "inspect"], capture_output=True, text=True)
         assert out.returncode == 1 and "problem: controller detpath" in out.stderr
