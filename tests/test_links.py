@@ -134,3 +134,15 @@ def test_netem_leaves_are_found_in_tc_output():
              "qdisc netem 30: parent 1:30 limit 1000 delay 6.8ms\n")
     assert netem_leaves(shown) == [("10:", "1:10"), ("20:", "1:20"), ("30:", "1:30")]
     assert netem_leaves("qdisc netem 10: root refcnt 2 limit 1000 delay 5ms\n") == [("10:", "root")]
+
+
+def test_delay_line_lateness_is_read_between_two_dumps_and_never_flatters():
+    from twin.delayline import lateness
+    before = {"late_hist_pow2_us": [5, 0, 0, 100] + [0] * 24}
+    after = {"late_hist_pow2_us": [5, 0, 0, 1090] + [0] * 5 + [9, 0, 1] + [0] * 16}
+    late = lateness(before, after)
+    assert late["frames"] == 1000  # only what was released in between
+    assert late["late_p99_ms"] == 0.008  # 4-8 us bucket: its upper edge
+    assert late["late_p999_ms"] == 0.512  # the 999th frame is in the 256-512 us bucket
+    assert late["late_share"] == 0.001  # the one frame 1-2 ms late (>= 0.5 ms)
+    assert lateness({}, {"late_hist_pow2_us": [0] * 28})["late_p99_ms"] == 0.0

@@ -349,7 +349,7 @@ def cmd_experiment(args) -> int:
                     f"probe one-way delay, {topo.name} ({topo.scale.describe()})")
     table = Table(title=f"determinism A/B on {topo.name} ({topo.scale.describe()})")
     for col in ("controller", "#", "phase", "what", "offered Mbit/s", "goodput Mbit/s", "share",
-                "OWD p50 ms", "p99 ms", "PDV ms", "loss", "gap ms"):
+                "OWD p50 ms", "p99 ms", "PDV ms", "loss", "gap ms", "line late"):
         table.add_column(col)
     for r in rows:
         probe = r.metric.startswith("probe") or r.phase == "failover"
@@ -358,7 +358,8 @@ def cmd_experiment(args) -> int:
                       f"{r.share_of_offered:.1%}" if not probe else "",
                       f"{r.owd_p50_ms:.2f}" if probe else "", f"{r.owd_p99_ms:.2f}" if probe else "",
                       f"{r.pdv_ms:.2f}" if probe else "", f"{r.loss:.2%}" if probe else "",
-                      f"{r.gap_ms:.1f}" if r.phase == "failover" else "")
+                      f"{r.gap_ms:.1f}" if r.phase == "failover" else "",
+                      f"{r.line_late_share:.2%}" if r.line_late_share is not None else "")
     console.print(table)
     console.print(f"CSV and plot: {out}/determinism-{topo.name}*")
     return 0

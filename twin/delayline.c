@@ -26,6 +26,11 @@
  * SIGHUP re-reads it, so `twin link set` changes a live link without losing what is in flight.
  * On SIGTERM/SIGINT it prints its counters as one JSON line and exits.
  *
+ * How late it released each frame (now - due) goes into a power-of-two histogram: the emulator's
+ * own error, which a measurement can check instead of trusting (a real-time process on a VM
+ * still wakes late when the host pauses the VM). SIGUSR1 writes the counters and histogram to
+ * PARAMS.stats (atomically, with a dump sequence number); so does the exit.
+ *
  * Usage: twin-delayline --a IF_A --b IF_B --params FILE [--cpu N] [--rt PRIO]
  *
  * --rt runs it SCHED_FIFO at that priority (0: time-shared).
@@ -64,6 +69,7 @@
 #define SOCK_BUF (64 * 1024 * 1024)
 #define MAX_QUEUED_BYTES (512LL * 1024 * 1024) /* per direction; beyond it frames are dropped */
 #define MAX_CLASSES 4                        /* lane 0: unclassified; 1..3: class_dscps[0..2] */
+#define LATE_BUCKETS 28 /* [0]: < 1 us late; [k]: 2^(k-1) to 2^k us; the last also holds beyond */
 
 struct pkt {
     struct pkt *next;
@@ -92,13 +98,38 @@ struct params {
     int class_dscps[MAX_CLASSES - 1];
 };
 
-static volatile sig_atomic_t reload_requested, stop_requested;
+static volatile sig_atomic_t reload_requested, stop_requested, stats_requested;
 static uint64_t rng_state;
 static struct {
     unsigned long long forwarded, lost, send_errors, overflow, truncated;
 } counters;
+static unsigned long long late_hist[LATE_BUCKETS], stats_dumps;
 
 static void on_hup(int sig) { (void)sig; reload_requested = 1; }
+static void on_usr1(int sig) { (void)sig; stats_requested = 1; }
+
+static void record_late(int64_t late_ns) {
+    int k = 0;
+    int64_t us = late_ns > 0 ? late_ns / 1000 : 0;
+    while (us > 0 && k < LATE_BUCKETS - 1) { us >>= 1; k++; }
+    late_hist[k]++;
+}
+
+/* Counters and lateness histogram as one JSON object, written to PATH.stats via a rename. */
+static void write_stats(const char *params_path) {
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s.stats", params_path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *fh = fopen(tmp, "w");
+    if (!fh) return;
+    fprintf(fh, "{\"dumps\": %llu, \"forwarded\": %llu, \"lost\": %llu, \"send_errors\": %llu, "
+            "\"overflow\": %llu, \"truncated\": %llu, \"late_hist_pow2_us\": [",
+            ++stats_dumps, counters.forwarded, counters.lost, counters.send_errors,
+            counters.overflow, counters.truncated);
+    for (int k = 0; k < LATE_BUCKETS; k++) fprintf(fh, "%s%llu", k ? ", " : "", late_hist[k]);
+    fprintf(fh, "]}\n");
+    if (fclose(fh) == 0) rename(tmp, path);
+}
 static void on_term(int sig) { (void)sig; stop_requested = 1; }
 
 static int64_t now_ns(void) {
@@ -364,6 +395,7 @@ static int transmit(int fd, struct direction *d, int64_t now) {
             counters.send_errors++; /* interface down or gone: the frame is lost like on a cut */
         } else {
             counters.forwarded++;
+            record_late(now_ns() - p->due_ns); /* after the send: what the far end sees */
         }
         free(pop(d, q));
     }
@@ -422,10 +454,13 @@ int main(int argc, char **argv) {
     sigaddset(&block, SIGHUP);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGUSR1);
     sigprocmask(SIG_BLOCK, &block, &orig); /* delivered only inside ppoll: no lost wake-up */
     struct sigaction sa = {0};
     sa.sa_handler = on_hup;
     sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
     sa.sa_handler = on_term;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -439,6 +474,10 @@ int main(int argc, char **argv) {
                 if (next.has_seed && (!prm.has_seed || next.seed != prm.seed)) rng_state = next.seed;
                 prm = next;
             }
+        }
+        if (stats_requested) {
+            stats_requested = 0;
+            write_stats(params_path);
         }
         int64_t now = now_ns();
         for (int i = 0; i < 2; i++) blocked[i] = transmit(fds[1 - i], &dirs[i], now);
@@ -475,6 +514,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 2; i++)
             if (pfd[i].revents & (POLLIN | POLLERR)) receive(fds[i], &dirs[i], &prm);
     }
+    write_stats(params_path);
     printf("{\"forwarded\": %llu, \"lost\": %llu, \"send_errors\": %llu, \"overflow\": %llu, "
            "\"truncated\": %llu}\n",
            counters.forwarded, counters.lost, counters.send_errors, counters.overflow,

@@ -1,4 +1,4 @@
-"""Build and locate the delay-line program (``twin/delayline.c``).
+"""Build and locate the delay-line program (``twin/delayline.c``), and read how on time it was.
 
 The delay line is the long-haul fiber where the kernel has no netem: one process per WAN link
 that holds every frame for the link's propagation delay (see the C source for how and why it is
@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
+import signal
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from twin import paths
@@ -49,3 +52,50 @@ def ensure_built() -> Path:
         raise TwinError(f"building the delay line failed: {first}")
     os.replace(tmp, target)  # atomic: concurrent builders never see a half-written binary
     return target
+
+
+LATE_THRESHOLD_US = 512  # "late": released half a millisecond or more after its due time
+
+
+def read_stats(params_file: str, pid: int, timeout: float = 2.0) -> dict:
+    """The running delay line's counters and lateness histogram, dumped on request (SIGUSR1)."""
+    path = Path(params_file + ".stats")
+    before = _load(path).get("dumps", 0)
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = _load(path)
+        if stats.get("dumps", 0) > before:
+            return stats
+        time.sleep(0.01)
+    raise TwinError(f"delay line pid {pid} did not report its counters within {timeout:.0f} s")
+
+
+def _load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def lateness(before: dict, after: dict) -> dict:
+    """How late the frames released between two ``read_stats`` were: p99 and p99.9 as the upper
+    edge of their power-of-two bucket (so never flattering), and the share of frames released
+    LATE_THRESHOLD_US or more after their due time."""
+    old = before.get("late_hist_pow2_us") or [0] * len(after["late_hist_pow2_us"])
+    hist = [a - b for a, b in zip(after["late_hist_pow2_us"], old)]
+    frames = sum(hist)
+
+    def upper_ms(q: float) -> float:
+        seen = 0
+        for k, count in enumerate(hist):
+            seen += count
+            if seen >= q * frames:
+                return (1 << k) / 1000
+        return (1 << (len(hist) - 1)) / 1000
+
+    late = sum(c for k, c in enumerate(hist) if k >= 1 and (1 << (k - 1)) >= LATE_THRESHOLD_US)
+    return {"frames": frames,
+            "late_p99_ms": upper_ms(0.99) if frames else 0.0,
+            "late_p999_ms": upper_ms(0.999) if frames else 0.0,
+            "late_share": late / frames if frames else 0.0}

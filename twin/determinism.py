@@ -20,8 +20,8 @@ from typing import Callable, Optional
 import networkx as nx
 
 from controllers.paths import fabric_graph, spanning_tree_ports
-from twin import runtime
-from twin.build import TwinState
+from twin import delayline, runtime
+from twin.build import TwinState, WanInfo
 from twin.crosstraffic import SMALL_DATAGRAM, start_flow, start_interference, start_probe
 from twin.topology import Topology
 from twin.units import tcp_payload_share
@@ -65,6 +65,13 @@ class DeterminismRow:
     link_mbps: float
     scale: str
     mechanism: str
+    # the delay line of the probe's WAN link during the probe (both directions; blank on netem):
+    # frames it carried, how late it released them (p99, p99.9: upper edge of a power-of-two
+    # bucket) and the share released >= 0.5 ms late. The emulator's own error, next to the probe's.
+    line_frames: Optional[int] = None
+    line_late_p99_ms: Optional[float] = None
+    line_late_p999_ms: Optional[float] = None
+    line_late_share: Optional[float] = None
 
 
 def _row(topo, state, controller, phase, metric, src, dst, link_bps, prop_ms, repeat=0,
@@ -108,8 +115,10 @@ def channels(topo: Topology, state: TwinState, controller: str, seconds: float,
         # the probe sees the channels in steady state, not the launch of their processes (a
         # docker exec and three iperf3 starting cost the 2 cores tens of ms)
         time.sleep(PROBE_WARMUP_S)
+        line_before = _line_stats(wan)
         probe = start_probe(wa[0], wb[0], PROBE_PORT, pps=500, count=int(500 * probe_s))
         p = probe.result()
+        line = _line_lateness(wan, line_before)
         for name, flow in (("reserved channel", res), ("best-effort channel", be),
                            ("interference", noise)):
             if flow is None:
@@ -121,8 +130,24 @@ def channels(topo: Topology, state: TwinState, controller: str, seconds: float,
                              share_of_offered=round(bps / flow.rate_bps, 4)))
         delays.setdefault(f"{controller}, {phase}", []).extend(p.get("delays_ms", []))
         rows.append(_row(topo, state, controller, phase, "probe (reserved class)", wa[0].name,
-                         wb[0].name, link, prop, repeat, **_probe_fields(p)))
+                         wb[0].name, link, prop, repeat, **_probe_fields(p), **line))
     return rows, delays
+
+
+def _line_stats(wan: WanInfo) -> dict:
+    if not wan.delayline:
+        return {}
+    return delayline.read_stats(wan.delayline["params_file"], wan.delayline["pid"])
+
+
+def _line_lateness(wan: WanInfo, before: dict) -> dict:
+    """DeterminismRow's line_* fields for the frames the link carried since ``before``."""
+    if not wan.delayline:
+        return {}
+    late = delayline.lateness(before, _line_stats(wan))
+    return {"line_frames": late["frames"], "line_late_p99_ms": late["late_p99_ms"],
+            "line_late_p999_ms": late["late_p999_ms"],
+            "line_late_share": round(late["late_share"], 5)}
 
 
 def failover(topo: Topology, state: TwinState, controller: str, progress: Progress,

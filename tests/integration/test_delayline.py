@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from traffic.probe import wait_listening
+from twin.delayline import lateness, read_stats
 from twin.links import (Shaping, delayline_params, prepare_port, start_delayline, stop_delayline,
                         update_delayline)
 
@@ -90,6 +91,14 @@ def test_fixed_delay(line):
     s = probe(nsa, nsb)
     assert s["loss"] == 0 and s["reordered"] == 0
     assert 4.95 <= s["owd_min_ms"] and s["owd_p50_ms"] <= 5.5
+    # it counts how late it released every frame it forwarded, and reports it on request
+    stats = read_stats(spec.params_file, spec.pid)
+    assert stats["forwarded"] >= 2000 and sum(stats["late_hist_pow2_us"]) == stats["forwarded"]
+    late = lateness({}, stats)
+    assert late["frames"] == stats["forwarded"] and 0 < late["late_p99_ms"] <= late["late_p999_ms"]
+    again = read_stats(spec.params_file, spec.pid)
+    # a second dump counts only what came since (the probe is over: at most a stray IPv6 frame)
+    assert again["dumps"] == stats["dumps"] + 1 and lateness(stats, again)["frames"] < 10
 
 
 def test_jitter_spreads_delay_but_never_reorders(line):
