@@ -345,6 +345,9 @@ def cmd_experiment(args) -> int:
     rows, delays = determinism.run(topo, args.topology, seconds=args.seconds, progress=_progress,
                                    repeats=args.repeats)
     write_rows(rows, out / f"determinism-{topo.name}.csv")
+    pooled = determinism.pooled(rows, delays)
+    if pooled:
+        write_rows(pooled, out / f"determinism-{topo.name}-pooled.csv")
     plots.delay_cdf(delays, out / f"determinism-{topo.name}-owd-cdf.png",
                     f"probe one-way delay, {topo.name} ({topo.scale.describe()})")
     table = Table(title=f"determinism A/B on {topo.name} ({topo.scale.describe()})")
@@ -361,6 +364,11 @@ def cmd_experiment(args) -> int:
                       f"{r.gap_ms:.1f}" if r.phase == "failover" else "",
                       f"{r.line_late_share:.2%}" if r.line_late_share is not None else "")
     console.print(table)
+    for p in pooled:
+        console.print(f"{p.controller}, {p.phase}: {p.probes} probes of {p.repeats} repeat(s) "
+                      f"pooled: p50 {p.owd_p50_ms:.2f} ms, p99 {p.owd_p99_ms:.2f} ms "
+                      f"({p.p99_over_propagation_ms:+.2f} ms over propagation), "
+                      f"p99.9 {p.owd_p999_ms:.2f} ms")
     console.print(f"CSV and plot: {out}/determinism-{topo.name}*")
     return 0
 

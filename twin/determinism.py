@@ -25,6 +25,7 @@ from twin.build import TwinState, WanInfo
 from twin.crosstraffic import SMALL_DATAGRAM, start_flow, start_interference, start_probe
 from twin.topology import Topology
 from twin.units import tcp_payload_share
+from traffic.probe import percentile
 
 RESERVED_PORT = 29500  # a port of the job's reservation (see the topology's reservations)
 PROBE_PORT = 7100
@@ -148,6 +149,47 @@ def _line_lateness(wan: WanInfo, before: dict) -> dict:
     return {"line_frames": late["frames"], "line_late_p99_ms": late["late_p99_ms"],
             "line_late_p999_ms": late["late_p999_ms"],
             "line_late_share": round(late["late_share"], 5)}
+
+
+@dataclass
+class PooledProbe:
+    """One controller and phase, every repeat's probe packets together: the tail of a delay
+    distribution is estimated better from all of them than from any single 7 s run."""
+
+    topology: str
+    controller: str
+    phase: str
+    repeats: int
+    probes: int
+    owd_p50_ms: float
+    owd_p99_ms: float
+    owd_p999_ms: float
+    owd_max_ms: float
+    propagation_ms: float
+    p99_over_propagation_ms: float
+    scale: str
+    mechanism: str
+
+
+def pooled(rows: list[DeterminismRow], delays: dict[str, list[float]]) -> list[PooledProbe]:
+    """Pooled percentiles per (controller, phase) of the channel phases' probes."""
+    out = []
+    for key, values in delays.items():
+        controller, phase = key.split(", ", 1)
+        mine = [r for r in rows if r.controller == controller and r.phase == phase
+                and r.metric.startswith("probe")]
+        if not values or not mine:
+            continue
+        prop = mine[0].propagation_ms
+        p99 = percentile(values, 99)
+        out.append(PooledProbe(
+            topology=mine[0].topology, controller=controller, phase=phase, repeats=len(mine),
+            probes=len(values), owd_p50_ms=round(percentile(values, 50), 4),
+            owd_p99_ms=round(p99, 4), owd_p999_ms=round(percentile(values, 99.9), 4),
+            owd_max_ms=round(max(values), 4), propagation_ms=prop,
+            p99_over_propagation_ms=round(p99 - prop, 4), scale=mine[0].scale,
+            mechanism=mine[0].mechanism))
+    return out
 
 
 def failover(topo: Topology, state: TwinState, controller: str, progress: Progress,
