@@ -103,16 +103,34 @@ def test_jumbo_frames_size_buckets_quantum_and_queues():
 
 
 def test_probe_priority_queue_on_worker_nics():
-    from twin.links import probe_priority_commands
-    cmds = flat(probe_priority_commands("beijing1-eth0", 100e6, [7100], mtu=9000))
+    from twin.links import nic_class_commands
+    cmds = flat(nic_class_commands("beijing1-eth0", 100e6, [7100], mtu=9000))
     probe = next(c for c in cmds if "classid 1:30" in c)
     rest = next(c for c in cmds if "classid 1:10" in c)
     assert " prio 0 " in probe and " prio 1 " in rest
+    assert not any("classid 1:20" in c for c in cmds)  # no reservation, no job class
     assert "ceil 100000000bit" in probe and "ceil 100000000bit" in rest  # both may use the line
     filters = [c for c in cmds if "filter" in c]
     assert len(filters) == 2 and all("match ip protocol 17 0xff" in f for f in filters)
     assert any("dport 7100 0xffff flowid 1:30" in f for f in filters)
 
+
+def test_worker_links_also_give_the_job_its_reserved_rate():
+    from twin.links import nic_class_commands
+    cmds = flat(nic_class_commands("tw2-eth1", 100e6, [7100], mtu=9000, reserved_bps=50e6,
+                                   tcp_ports=[29500], dscp=34, probe_dscp=46))
+    classes = {c.split("classid ")[1].split()[0]: c for c in cmds if " class " in c}
+    assert "prio 0" in classes["1:30"] and "prio 1" in classes["1:20"] and "prio 2" in classes["1:10"]
+    assert "rate 50000000bit" in classes["1:20"] and "rate 48000000bit" in classes["1:10"]
+    filters = [c for c in cmds if " filter " in c]
+    # the worker's own frames by port (unmarked), frames from the switch by DSCP
+    assert any("protocol 6 0xff match ip dport 29500 0xffff flowid 1:20" in f for f in filters)
+    assert any("protocol 6 0xff match ip sport 29500 0xffff flowid 1:20" in f for f in filters)
+    assert any("dsfield 0x88 0xfc flowid 1:20" in f for f in filters)
+    assert any("dsfield 0xb8 0xfc flowid 1:30" in f for f in filters)
+    # a reservation larger than the link leaves the probes their share
+    big = flat(nic_class_commands("x", 100e6, [], mtu=9000, reserved_bps=400e6))
+    assert any("classid 1:20" in c and "rate 98000000bit" in c for c in big)
 
 def test_detpath_classes_keep_the_netem_delay_where_netem_carries_it():
     """On a kernel with netem the WAN port's tree is replaced by the classes: every class's queue

@@ -19,7 +19,7 @@ from mininet.node import RemoteController
 
 from controllers.paths import primary_next_hops
 from twin import controller as ctl
-from twin.links import (DelayLineSpec, Shaping, apply_classes, apply_probe_priority,
+from twin.links import (DelayLineSpec, Shaping, apply_classes, apply_nic_classes,
                         delayline_params, ns_prefix, update_delayline)
 from twin.net import Twin
 from twin.nodes import create_container, docker_client
@@ -232,15 +232,19 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
                 w.delayline = asdict(spec)
         probe_ports = sorted({port for r in reservations
                               for port in r.udp_ports + r.replicated_udp_ports})
-        if probe_ports:
-            progress("giving probes a priority queue on every worker NIC")
-            rates = {s.name: topo.emulated_rate(s.fabric.rate) for s in topo.sites}
+        job_ports = sorted({port for r in reservations for port in r.tcp_ports})
+        progress("giving the reservations' classes to every worker link (NIC and switch port)")
+        rates = {s.name: topo.emulated_rate(s.fabric.rate) for s in topo.sites}
+        # a worker's link may carry all of its site's reservations
+        site_reserved = {s.name: sum(r.rate_bps for r in reservations if s.name in (r.src, r.dst))
+                         for s in topo.sites}
 
-            def nic(w: WorkerInfo) -> None:
-                for dev, pid in ((worker_intf_name(w.site, w.index), w.pid),
-                                 (w.port_intf, None)):
-                    apply_probe_priority(dev, pid, rates[w.site], probe_ports, topo.mtu)
-            _parallel(nic, state.workers)
+        def nic(w: WorkerInfo) -> None:
+            for dev, pid in ((worker_intf_name(w.site, w.index), w.pid), (w.port_intf, None)):
+                apply_nic_classes(dev, pid, rates[w.site], probe_ports, topo.mtu,
+                                  reserved_bps=site_reserved[w.site], tcp_ports=job_ports,
+                                  dscp=reservations[0].dscp, probe_dscp=reservations[0].probe_dscp)
+        _parallel(nic, state.workers)
     install_static_arp(state)
     if controller == "none":
         progress("installing static shortest-delay forwarding")

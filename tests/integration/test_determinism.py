@@ -10,8 +10,9 @@ from pathlib import Path
 
 from conftest import TOPOS
 from twin import determinism, runtime
+from twin.crosstraffic import start_flow, start_interference
 from twin.topology import Scale, load_topology
-from twin.units import parse_rate
+from twin.units import parse_rate, tcp_payload_share
 
 
 def scaled(name: str):
@@ -41,6 +42,27 @@ def test_reserved_channel_keeps_its_rate_under_interference_only_with_detpath(cl
     # measured), but the probe always sits behind the flood in the one FIFO and waits for it
     assert by(rows, "baseline", "interference", "probe").owd_p50_ms > probe.owd_p50_ms + 2.0
     assert by(rows, "detpath", "interference", "best-effort channel").share_of_offered < 0.5
+
+
+def test_the_job_keeps_its_rate_on_the_last_hop_when_a_local_worker_floods_its_destination(
+        clean_machine):
+    """Isolation on every egress of the path, not only the WAN: the switch port facing the
+    destination worker is where a flood from a worker of the same site meets the job (before the
+    worker links got the classes: 4.5% of the job's rate there)."""
+    topo = scaled("ci-2site")
+    _, state = runtime.up(topo, str(TOPOS / "ci-2site.yaml"), "detpath", progress=lambda s: None)
+    try:
+        w = {x.name: x for x in state.workers}
+        rate = state.wan[0].emulated_bps / 2 * determinism.CHANNEL_SHARE * tcp_payload_share(state.mtu)
+        job = start_flow(w["beijing1"], w["wuhan1"], determinism.RESERVED_PORT, rate, "tcp", 6)
+        nic = topo.emulated_rate(topo.sites[1].fabric.rate)
+        flood = start_interference(w["wuhan2"], w["wuhan1"], 5302, nic, 6, state.mtu)
+        got, _ = job.result()
+        flooded, _ = flood.result()
+        assert got >= 0.95 * rate, f"job {got / 1e6:.1f} of {rate / 1e6:.1f} Mbit/s"
+        assert flooded >= 0.3 * nic  # the flood was real: it took the rest of the port
+    finally:
+        runtime.down()
 
 
 def test_detpath_pins_paths_and_fails_over_within_a_fraction_of_a_second(clean_machine):
