@@ -235,19 +235,19 @@ def nic_class_commands(dev: str, rate_bps: float, udp_ports: list[int], mtu: int
     if job:
         cmds.append(leaf("1:20", "20:", queue_bytes or 64 * frame))
     cmds.append(leaf("1:10", "10:", queue_bytes or 64 * frame))
-    for port in udp_ports:
-        for direction in ("dport", "sport"):
-            cmds.append(u32("1", "1:30", "match", "ip", "protocol", "17", "0xff", "match", "ip",
-                            direction, str(int(port)), "0xffff"))
-    if probe_dscp is not None:
-        cmds.append(u32("1", "1:30", "match", "ip", "dsfield", hex(probe_dscp << 2), "0xfc"))
-    if job:
-        for port in tcp_ports:
+    def classify(pref: str, flowid: str, proto: int, ports: Sequence[int],
+                 mark: Optional[int]) -> None:
+        """Either port of the transport header, or the DSCP a switch has set."""
+        for port in ports:
             for direction in ("dport", "sport"):
-                cmds.append(u32("2", "1:20", "match", "ip", "protocol", "6", "0xff", "match", "ip",
-                                direction, str(int(port)), "0xffff"))
-        if dscp is not None:
-            cmds.append(u32("2", "1:20", "match", "ip", "dsfield", hex(dscp << 2), "0xfc"))
+                cmds.append(u32(pref, flowid, "match", "ip", "protocol", str(proto), "0xff",
+                                "match", "ip", direction, str(int(port)), "0xffff"))
+        if mark is not None:
+            cmds.append(u32(pref, flowid, "match", "ip", "dsfield", hex(mark << 2), "0xfc"))
+
+    classify("1", "1:30", 17, udp_ports, probe_dscp)
+    if job:
+        classify("2", "1:20", 6, tcp_ports, dscp)
     return cmds
 
 
