@@ -23,3 +23,6 @@ def test_repeats_are_pooled_before_taking_percentiles():
     assert (p.controller, p.phase, p.repeats, p.probes) == ("detpath", "alone", 2, 200)
     assert p.owd_p99_ms == 7.0 and p.owd_p999_ms == 12.0 and p.owd_max_ms == 12.0
     assert p.p99_over_propagation_ms == 0.2 and p.propagation_ms == 6.8
+    assert p.machine_stalls_all_cpus is None  # no survey given
+    (q,) = pooled(rows, delays, {"p999_ms": 1.4567, "all_cpus_stalled": 3})
+    assert q.machine_wakeup_p999_ms == 1.457 and q.machine_stalls_all_cpus == 3

@@ -215,6 +215,16 @@ def probe_resources() -> Capability:
                       fix="" if ok else "the twin needs at least 1 GiB of free memory")
 
 
+def probe_wakeups() -> Capability:
+    """Informational: how punctual this machine is (see twin.wakeup). Never 'missing': a noisy
+    machine still runs the twin, but its sub-millisecond delay tails then show the machine."""
+    from twin.wakeup import describe, survey
+    s = survey(2.0)
+    paused = s["cpus"] > 1 and s["all_cpus_stalled"]
+    note = "; the VM is paused now and then: delay tails will show it" if paused else ""
+    return Capability("timer wake-ups", True, describe(s) + note)
+
+
 def probe_kernel() -> Capability:
     return Capability("kernel", True, platform.release())
 
@@ -239,6 +249,7 @@ PROBES: list[Callable[[], Capability]] = [
     probe_osken,
     probe_image,
     probe_resources,
+    probe_wakeups,
 ]
 
 

@@ -342,10 +342,13 @@ def cmd_experiment(args) -> int:
     out = Path(args.results)
     if args.repeats < 1:
         raise TwinError(f"--repeats {args.repeats}: must be at least 1")
+    from twin.wakeup import describe, survey
+    machine = survey(3.0)  # idle, before anything starts: the floor under the probes' tails
+    _progress(f"machine: {describe(machine)}")
     rows, delays = determinism.run(topo, args.topology, seconds=args.seconds, progress=_progress,
                                    repeats=args.repeats)
     write_rows(rows, out / f"determinism-{topo.name}.csv")
-    pooled = determinism.pooled(rows, delays)
+    pooled = determinism.pooled(rows, delays, machine)
     if pooled:
         write_rows(pooled, out / f"determinism-{topo.name}-pooled.csv")
     plots.delay_cdf(delays, out / f"determinism-{topo.name}-owd-cdf.png",

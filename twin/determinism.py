@@ -169,10 +169,16 @@ class PooledProbe:
     p99_over_propagation_ms: float
     scale: str
     mechanism: str
+    # the machine, idle, just before the experiment (twin.wakeup): how late a real-time thread
+    # woke from 1 ms sleeps (p99.9) and how often every CPU stalled at once (the VM not running)
+    machine_wakeup_p999_ms: Optional[float] = None
+    machine_stalls_all_cpus: Optional[int] = None
 
 
-def pooled(rows: list[DeterminismRow], delays: dict[str, list[float]]) -> list[PooledProbe]:
-    """Pooled percentiles per (controller, phase) of the channel phases' probes."""
+def pooled(rows: list[DeterminismRow], delays: dict[str, list[float]],
+           machine: Optional[dict] = None) -> list[PooledProbe]:
+    """Pooled percentiles per (controller, phase) of the channel phases' probes; ``machine``: a
+    twin.wakeup survey taken before the run."""
     out = []
     for key, values in delays.items():
         controller, phase = key.split(", ", 1)
@@ -188,7 +194,9 @@ def pooled(rows: list[DeterminismRow], delays: dict[str, list[float]]) -> list[P
             owd_p99_ms=round(p99, 4), owd_p999_ms=round(percentile(values, 99.9), 4),
             owd_max_ms=round(max(values), 4), propagation_ms=prop,
             p99_over_propagation_ms=round(p99 - prop, 4), scale=mine[0].scale,
-            mechanism=mine[0].mechanism))
+            mechanism=mine[0].mechanism,
+            machine_wakeup_p999_ms=round(machine["p999_ms"], 3) if machine else None,
+            machine_stalls_all_cpus=machine["all_cpus_stalled"] if machine else None))
     return out
 
 
