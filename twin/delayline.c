@@ -107,6 +107,7 @@ static unsigned long long late_hist[LATE_BUCKETS], stats_dumps;
 
 static void on_hup(int sig) { (void)sig; reload_requested = 1; }
 static void on_usr1(int sig) { (void)sig; stats_requested = 1; }
+static void on_term(int sig) { (void)sig; stop_requested = 1; }
 
 static void record_late(int64_t late_ns) {
     int k = 0;
@@ -130,7 +131,6 @@ static void write_stats(const char *params_path) {
     fprintf(fh, "]}\n");
     if (fclose(fh) == 0) rename(tmp, path);
 }
-static void on_term(int sig) { (void)sig; stop_requested = 1; }
 
 static int64_t now_ns(void) {
     struct timespec ts;
