@@ -130,10 +130,12 @@ def test_classes_are_serialized_apart(line):
         "--size", "1400"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.2)
-        apart = probe(nsa, nsb, count=600, pps=200, dscp=46)
+        # 173/s against the bulk's 100/s: probes land at every phase of a big frame, not at the
+        # same two (at 200/s each run drew one phase offset and the FIFO's p50 swung 4-9 ms)
+        apart = probe(nsa, nsb, count=500, pps=173, dscp=46)
         update_delayline(spec, delayline_params(Shaping(delay_s=0.002, rate_bps=1e6)))
         time.sleep(0.2)
-        fifo = probe(nsa, nsb, count=600, pps=200, dscp=46)
+        fifo = probe(nsa, nsb, count=500, pps=173, dscp=46)
     finally:
         bulk.kill()
         bulk.wait()
@@ -141,6 +143,6 @@ def test_classes_are_serialized_apart(line):
     # 2 ms + 1.9 ms of its own 240-byte frame
     assert apart["loss"] == 0 and apart["reordered"] == 0, brief
     assert 3.8 <= apart["owd_min_ms"] and apart["owd_p50_ms"] <= 4.5, brief
-    # behind a big frame: up to 11.2 ms more, half of it on average
+    # behind a big frame: up to 9.6 ms more (11.5 ms of it less the probe's own 1.9), 4.6 at p50
     assert fifo["owd_p50_ms"] >= apart["owd_p50_ms"] + 3.0, {k: v for k, v in fifo.items()
                                                           if k != "delays_ms"}
