@@ -49,18 +49,19 @@ def test_controller_and_delay_line_deaths_are_reported_and_recoverable(clean_mac
         assert logs == paths.runs_dir() / state.run_id
         assert "WAN ports verified by LLDP" in (logs / "controller.log").read_text()
         assert str(logs / "controller.log") in problems[0]
-        assert list(logs.glob("delayline-*.log"))
+        # one log per delay line (where netem carries the links there are none)
+        assert len(list(logs.glob("delayline-*.log"))) == sum(1 for w in state.wan if w.delayline)
         assert len(cross_site_pings(state)) == 5, "installed flows must keep forwarding (fail-secure)"
         out = subprocess.run([TWIN, "inspect"], capture_output=True, text=True)
         assert out.returncode == 1 and "problem: controller detpath" in out.stderr
         runtime.restart_controller()
         state = runtime.load_state()
         assert runtime.health(state) == [] and len(cross_site_pings(state)) == 5
-        dl = state.wan[0].delayline["pid"]
-        os.kill(dl, signal.SIGKILL)
-        time.sleep(0.3)
-        assert any("delay line of beijing-wuhan" in p for p in runtime.health(state))
-        assert cross_site_pings(state, 3) == []
+        if state.wan[0].delayline:  # netem links have no process that could die
+            os.kill(state.wan[0].delayline["pid"], signal.SIGKILL)
+            time.sleep(0.3)
+            assert any("delay line of beijing-wuhan" in p for p in runtime.health(state))
+            assert cross_site_pings(state, 3) == []
     finally:
         runtime.down()
 
