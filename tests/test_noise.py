@@ -1,6 +1,8 @@
 """Grouping probe repeats by the emulator's own lateness (twin.noise)."""
 
-from twin.noise import bands, main
+from pathlib import Path
+
+from twin.noise import bands, machine_warning, main
 
 
 def probe(share, p99, phase="interference", controller="detpath"):
@@ -24,3 +26,9 @@ def test_files_without_line_lateness_are_refused(tmp_path):
     f = tmp_path / "old.csv"
     f.write_text("controller,metric,owd_p99_ms\ndetpath,probe (reserved class),7.5\n")
     assert main([str(f)]) == 1
+
+
+def test_the_experiment_warns_only_when_the_emulator_was_late():
+    assert machine_warning([0.001, None, 0.005], Path("x.csv")) == ""
+    warning = machine_warning([0.001, None, 0.007, 0.02], Path("x.csv"))
+    assert warning.startswith("in 2 of 3 probe runs") and "twin.noise x.csv" in warning

@@ -372,6 +372,10 @@ def cmd_experiment(args) -> int:
                       f"pooled: p50 {p.owd_p50_ms:.2f} ms, p99 {p.owd_p99_ms:.2f} ms "
                       f"({p.p99_over_propagation_ms:+.2f} ms over propagation), "
                       f"p99.9 {p.owd_p999_ms:.2f} ms")
+    from twin.noise import machine_warning
+    warning = machine_warning([r.line_late_share for r in rows], out / f"determinism-{topo.name}.csv")
+    if warning:
+        console.print(f"[yellow]machine:[/] {warning}")
     console.print(f"CSV and plot: {out}/determinism-{topo.name}*")
     return 0
 
