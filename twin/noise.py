@@ -19,7 +19,7 @@ from pathlib import Path
 
 from twin.csvout import write_rows
 
-LATE_LINE_SHARE = 0.006  # at and above it no repeat of four runs met the 1 ms target (0 of 16)
+LATE_LINE_SHARE = 0.006  # at and above it no repeat of five runs met the 1 ms target (0 of 16)
 BANDS = ((0.0, 0.003), (0.003, LATE_LINE_SHARE), (LATE_LINE_SHARE, 1.0))  # share of frames late
 
 
