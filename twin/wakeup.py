@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+from traffic.probe import percentile
+
 LATE_MS = 0.5  # a wake-up at least this late is a stall
 
 
@@ -36,10 +38,8 @@ def measure(cpu: int, seconds: float) -> dict:
         lates.append(late_ms)
         if late_ms >= LATE_MS:
             stalls.append((t0, t0 + int((1.0 + late_ms) * 1e6)))
-    lates.sort()
-    n = len(lates)
-    return {"cpu": cpu, "sleeps": n, "p99_ms": lates[int(0.99 * (n - 1))],
-            "p999_ms": lates[int(0.999 * (n - 1))], "max_ms": lates[-1], "stalls": stalls}
+    return {"cpu": cpu, "sleeps": len(lates), "p99_ms": percentile(lates, 99),
+            "p999_ms": percentile(lates, 99.9), "max_ms": max(lates), "stalls": stalls}
 
 
 def simultaneous(per_cpu: list[list[tuple[int, int]]]) -> int:
