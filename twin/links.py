@@ -130,6 +130,11 @@ def netem_args(shaping: Shaping) -> list[str]:
     return args + (["rate", f"{int(shaping.rate_bps)}bit"] if shaping.rate_bps else [])
 
 
+def leaf_qdisc(dev: str, classid: str, handle: str) -> list[str]:
+    """The head of the command that puts a queue under an HTB class (its kind and limit follow)."""
+    return ["tc", "qdisc", "replace", "dev", dev, "parent", classid, "handle", handle]
+
+
 def htb_child(dev: str, classid: str, rate: int, ceil: int, prio: str, burst: str) -> list[str]:
     """A class under 1:1 with a guaranteed rate, borrowing up to ceil, served in prio order."""
     return ["tc", "class", "replace", "dev", dev, "parent", "1:1", "classid", classid, "htb",
@@ -161,10 +166,10 @@ def class_commands(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: 
         return htb_child(dev, classid, r, rate, prio, burst)
 
     def leaf(classid: str, handle: str, limit: int) -> list[str]:
-        head = ["tc", "qdisc", "replace", "dev", dev, "parent", classid, "handle", handle]
         if delay_stage:
-            return head + netem_args(delay_stage) + ["limit", str(max(1000, limit // frame + 1))]
-        return head + ["bfifo", "limit", str(limit)]
+            return leaf_qdisc(dev, classid, handle) + netem_args(delay_stage) + [
+                "limit", str(max(1000, limit // frame + 1))]
+        return leaf_qdisc(dev, classid, handle) + ["bfifo", "limit", str(limit)]
 
     def match(d: int, flowid: str, pref: str) -> list[str]:
         return ["tc", "filter", "replace", "dev", dev, "parent", "1:", "protocol", "ip", "prio",
@@ -220,8 +225,7 @@ def nic_class_commands(dev: str, rate_bps: float, udp_ports: list[int], mtu: int
         return htb_child(dev, classid, r, rate, prio, burst) + ["quantum", str(frame)]
 
     def leaf(classid: str, handle: str, limit: int) -> list[str]:
-        return ["tc", "qdisc", "replace", "dev", dev, "parent", classid, "handle", handle, "bfifo",
-                "limit", str(limit)]
+        return leaf_qdisc(dev, classid, handle) + ["bfifo", "limit", str(limit)]
 
     def u32(pref: str, flowid: str, *match: str) -> list[str]:
         return ["tc", "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", pref,
@@ -235,6 +239,7 @@ def nic_class_commands(dev: str, rate_bps: float, udp_ports: list[int], mtu: int
     if job:
         cmds.append(leaf("1:20", "20:", queue_bytes or 64 * frame))
     cmds.append(leaf("1:10", "10:", queue_bytes or 64 * frame))
+
     def classify(pref: str, flowid: str, proto: int, ports: Sequence[int],
                  mark: Optional[int]) -> None:
         """Either port of the transport header, or the DSCP a switch has set."""

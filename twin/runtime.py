@@ -195,14 +195,15 @@ def health(state: TwinState) -> list[str]:
     """One line per dead part of the twin: controller, delay lines, worker containers, cut links."""
     from twin import controller as ctl
     problems = []
+    logs = Path(state.log_dir or paths.log_dir())
     if state.controller != "none" and not ctl.alive(state.controller_pid):
-        log = Path(state.log_dir or paths.log_dir()) / "controller.log"
+        log = logs / "controller.log"
         problems.append(f"controller {state.controller} (pid {state.controller_pid}) is dead; "
                         "flows stay installed (fail-secure); 'twin controller restart' reinstalls them"
                         f" (its log, {log}: {ctl.tail(log, 1)})")
     for w in state.wan:
         if w.delayline and not ctl.alive(w.delayline["pid"]):
-            log = Path(state.log_dir or paths.log_dir()) / f"delayline-{w.delayline['name']}.log"
+            log = logs / f"delayline-{w.delayline['name']}.log"
             problems.append(f"delay line of {w.a}-{w.b} (pid {w.delayline['pid']}) is dead: the link "
                             "carries nothing; 'twin down' and 'twin up' to recover"
                             f" (its log, {log}: {ctl.tail(log, 1)})")
