@@ -27,10 +27,10 @@ from mininet.log import setLogLevel  # noqa: E402
 from mininet.net import Mininet  # noqa: E402
 from mininet.node import OVSSwitch  # noqa: E402
 
-from twin import cleanup, runtime  # noqa: E402
-from twin.csvout import write_rows  # noqa: E402
-from twin.capabilities import link_mechanism, ovs_datapath  # noqa: E402
-from twin.topology import load_topology  # noqa: E402
+from twin.emulation import cleanup, runtime
+from twin.host.capabilities import link_mechanism, ovs_datapath
+from twin.output.csvrows import write_rows
+from twin.spec.topology import load_topology
 
 
 def mem_used() -> int:

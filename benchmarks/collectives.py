@@ -15,11 +15,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from twin import cleanup, runtime  # noqa: E402
-from twin.collective import parse_sizes, run_collective  # noqa: E402
-from twin.csvout import write_rows  # noqa: E402
-from twin.model import allreduce_time, busbw, fabric_from_topology  # noqa: E402
-from twin.topology import Scale, load_topology  # noqa: E402
+from twin.drive.benchmark import parse_sizes, run_collective
+from twin.emulation import cleanup, runtime
+from twin.model.costs import allreduce_time, busbw
+from twin.model.fabric import fabric_from_topology
+from twin.output.csvrows import write_rows
+from twin.spec.topology import Scale, load_topology
 
 
 def main() -> int:

@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from traffic.probe import percentile  # noqa: E402
-from twin import cleanup, runtime  # noqa: E402
-from twin.csvout import write_rows  # noqa: E402
-from twin.calibrate import iperf, ping  # noqa: E402
+from twin.emulation import cleanup, runtime
+from twin.measure.iperf import iperf
+from twin.measure.ping import ping
+from twin.output.csvrows import write_rows
 from twin.units import tcp_payload_share  # noqa: E402
 
 TOPO = """name: fidelity
@@ -44,7 +45,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "link_fidelity.csv"))
     args = ap.parse_args()
-    from twin.topology import load_topology
+    from twin.spec.topology import load_topology
     runtime.ensure_services()
     cleanup.clean()
     rows = []

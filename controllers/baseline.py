@@ -14,8 +14,8 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev
 from os_ken.lib.packet import ethernet, packet
 from os_ken.ofproto import ofproto_v1_3
 
-from controllers import model as fabric
-from controllers.paths import fabric_graph, spanning_tree_ports
+from controllers import description
+from twin.plan.routing import fabric_graph, spanning_tree_ports
 
 
 class Baseline(app_manager.OSKenApp):
@@ -23,7 +23,7 @@ class Baseline(app_manager.OSKenApp):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.model = fabric.load()
+        self.model = description.load()
         self.tree = spanning_tree_ports(fabric_graph(self.model.wan)) if self.model.wan else {}
         self.mac_to_port: dict[int, dict[str, int]] = {}
         self.ready: set[str] = set()
@@ -79,4 +79,4 @@ class Baseline(app_manager.OSKenApp):
         if found:
             self.ready.add(found[0])
             if len(self.ready) == len(self.model.switches):
-                fabric.mark_ready(self.model, {"app": "baseline", "switches": len(self.ready)})
+                description.mark_ready(self.model, {"app": "baseline", "switches": len(self.ready)})

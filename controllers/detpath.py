@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib import hub
 from os_ken.lib.packet import ether_types, ethernet, lldp, packet
-from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3
 
-from controllers import model as fabric
-from controllers.paths import fabric_graph, next_hops, replica_mac, replica_routes
+from controllers import description
+from twin.plan.routing import fabric_graph, next_hops, replica_mac, replica_routes
 
 ETH_IP = 0x0800
 LLDP_SRC = "02:00:00:00:00:fe"
@@ -84,7 +84,7 @@ class DetPath(app_manager.OSKenApp):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.model = fabric.load()
+        self.model = description.load()
         self.graph = fabric_graph(self.model.wan)
         self.hops = next_hops(self.graph) if self.model.wan else {}
         self.replicas = replica_routes(self.model.reservations)
@@ -251,7 +251,7 @@ class DetPath(app_manager.OSKenApp):
             self.logger.error("wiring: %s", problem)
         self.logger.info("wiring: %d/%d WAN ports verified by LLDP", report["wiring_verified"],
                          report["wan_ports"])
-        fabric.mark_ready(self.model, dict(report, app="detpath", switches=len(self.ready),
+        description.mark_ready(self.model, dict(report, app="detpath", switches=len(self.ready),
                                            flows=self.flow_count,
                                            reservations=[r.name for r in self.model.reservations]))
 

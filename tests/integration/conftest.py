@@ -7,15 +7,13 @@ These tests skip only where the machinery cannot exist at all (not root). On CI 
 from __future__ import annotations
 
 import os
-import subprocess
-from pathlib import Path
 
 import pytest
 
-from twin import cleanup, services
-
-ROOT = Path(__file__).resolve().parents[2]
-TOPOS = ROOT / "topologies"
+from tests.integration.machine import leftovers
+from tests.locations import TOPOS
+from twin.emulation import cleanup
+from twin.host import services
 
 
 def pytest_collection_modifyitems(config, items):
@@ -35,14 +33,6 @@ def daemons():
     services.ensure_ovs()
 
 
-def leftovers() -> dict:
-    return {
-        "containers": cleanup.twin_containers(),
-        "bridges": cleanup.twin_bridges(),
-        "interfaces": cleanup.twin_interfaces(),
-        "processes": cleanup.twin_processes(),
-        "namespaces": cleanup.twin_namespaces(),
-    }
 
 
 @pytest.fixture
@@ -55,16 +45,13 @@ def clean_machine(daemons):
     assert not any(left.values()), f"the run left things behind: {left}"
 
 
-def ns_run(pid: int, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(["nsenter", "--target", str(pid), "--net"] + argv,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def ci2site(daemons):
     """ci-2site up for a whole test module; its teardown must leave nothing behind."""
-    from twin import runtime
-    from twin.topology import load_topology
+    from twin.emulation import runtime
+    from twin.spec.topology import load_topology
     cleanup.clean()
     topo = load_topology(TOPOS / "ci-2site.yaml")
     _, state = runtime.up(topo, str(TOPOS / "ci-2site.yaml"), "none", progress=lambda s: None)

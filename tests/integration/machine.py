@@ -1,0 +1,21 @@
+"""What the integration tests ask of the machine: what the twin left on it, commands in a worker's
+network namespace."""
+
+import subprocess
+
+from twin.emulation import cleanup
+
+
+def leftovers() -> dict:
+    return {
+        "containers": cleanup.twin_containers(),
+        "bridges": cleanup.twin_bridges(),
+        "interfaces": cleanup.twin_interfaces(),
+        "processes": cleanup.twin_processes(),
+        "namespaces": cleanup.twin_namespaces(),
+    }
+
+
+def ns_run(pid: int, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(["nsenter", "--target", str(pid), "--net"] + argv,
+                          capture_output=True, text=True, timeout=timeout)

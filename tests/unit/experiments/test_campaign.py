@@ -1,0 +1,98 @@
+"""Campaign files: validation before anything starts, planning, resumable CSV rows."""
+
+
+import pytest
+
+from tests.locations import ROOT
+from twin.errors import InputError
+from twin.experiments.campaign import append_row, existing_rows, load_campaign, variant
+
+GOOD = f"""name: t
+topology: {ROOT}/topologies/ci-2site.yaml
+schedule: {{forward: 10ms, backward: 20ms, buckets: [1M, 1M]}}
+iterations: 2
+sweep:
+  distance_km: [500, 2000]
+  algo: [ring, hier]
+"""
+
+
+def write(tmp_path, text):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    return f
+
+
+def problems(tmp_path, text):
+    with pytest.raises(InputError) as exc:
+        load_campaign(write(tmp_path, text))
+    return exc.value.problems
+
+
+def test_plan_is_the_cartesian_product_with_stable_ids(tmp_path):
+    c = load_campaign(write(tmp_path, GOOD))
+    pts = c.points()
+    assert len(pts) == 4 and len({p["row_id"] for p in pts}) == 4
+    assert [p["row_id"] for p in load_campaign(write(tmp_path, GOOD)).points()] == [p["row_id"] for p in pts]
+
+
+def test_unknown_parameter_names_the_line(tmp_path):
+    (p,) = problems(tmp_path, GOOD.replace("  algo: [ring, hier]", "  colour: [red]"))
+    assert p == f"{tmp_path / 'c.yaml'}: line 7: sweep.colour: unknown parameter " \
+                "(known: distance_km, wan_rate, loss, algo, overlap, controller, interference)"
+
+
+def test_empty_sweep_and_impossible_values(tmp_path):
+    ps = problems(tmp_path, GOOD.replace("[500, 2000]", "[]").replace("[ring, hier]", "[ring, warp]"))
+    assert any("line 6: sweep.distance_km: must be a non-empty list" in p for p in ps)
+    assert any("line 7: sweep.algo: 'warp' is not ring" in p for p in ps)
+    ps = problems(tmp_path, GOOD.replace("[500, 2000]", "[-5]"))
+    assert "not a distance" in ps[0]
+
+
+def test_unknown_top_level_field_and_bad_topology(tmp_path):
+    assert "line 1: nmae: unknown field" in problems(tmp_path, "nmae: x\n" + GOOD)[0]
+    ps = problems(tmp_path, GOOD.replace("ci-2site.yaml", "nope.yaml"))
+    assert "line 2: topology:" in ps[0] and "cannot read file" in ps[0]
+
+
+def test_variant_applies_distance_to_every_link(tmp_path):
+    c = load_campaign(write(tmp_path, GOOD))
+    p = c.points()[-1]
+    topo = variant(c, p)
+    assert topo.link_distance_km(topo.links[0]) == 2000
+    assert topo.link_delay(topo.links[0]) == pytest.approx(2000 * 4.9e-6)
+
+
+def test_rows_are_appended_once_and_found_again(tmp_path):
+    csv_path = tmp_path / "out.csv"
+    c = load_campaign(write(tmp_path, GOOD))
+    for p in c.points()[:3]:
+        append_row(csv_path, {"row_id": p["row_id"], "status": "ok"})
+    assert existing_rows(csv_path) == {p["row_id"] for p in c.points()[:3]}
+    assert csv_path.read_text().count("row_id") == 1  # one header
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+scalars = st.one_of(st.none(), st.integers(-5, 10**5), st.floats(allow_nan=True), st.text(max_size=8),
+                    st.booleans(), st.lists(st.integers(-3, 3), max_size=3))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(["distance_km", "wan_rate", "loss", "algo", "overlap", "controller",
+                            "interference", "colour"]),
+       values=st.one_of(scalars, st.lists(scalars, max_size=3)),
+       top=st.sampled_from(["iterations", "repeats", "schedule", "name", "extra"]), top_value=scalars)
+def test_fuzzed_campaign_files_fail_with_lines_never_tracebacks(tmp_path, key, values, top, top_value):
+    import yaml
+    doc = yaml.safe_load(GOOD)
+    doc["sweep"][key] = values
+    doc[top] = top_value
+    f = tmp_path / "fuzz.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    try:
+        load_campaign(f)
+    except InputError as exc:
+        assert exc.problems and all(p.startswith(f"{f}: ") and "\n" not in p for p in exc.problems)

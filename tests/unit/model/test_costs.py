@@ -1,0 +1,137 @@
+"""The analytic model against the textbook formulas (../shared/REFERENCE.md)."""
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from twin.model.costs import allreduce_time, busbw, hier_time
+from twin.model.fabric import Fabric
+from twin.model.iteration import (
+    Iteration,
+    buckets,
+    efficiency_vs_single_site,
+    iteration_time,
+    predict,
+)
+
+A, B, S = 20e-6, 100e9, 256 * 2**20  # alpha, bit/s, bytes
+
+
+def one_site(p):
+    return Fabric(sites=1, per_site=p, lan_bps=B, wan_bps=B, alpha_lan=A, alpha_wan=A)
+
+
+@pytest.mark.parametrize("p", [2, 3, 8, 64])
+def test_ring_matches_reference(p):
+    ref = 2 * (p - 1) * A + 2 * (p - 1) / p * S * 8 / B
+    assert allreduce_time("ring", one_site(p), S) == pytest.approx(ref)
+
+
+@pytest.mark.parametrize("p", [2, 4, 8, 1024])
+def test_halving_doubling_matches_reference(p):
+    ref = 2 * math.log2(p) * A + 2 * (p - 1) / p * S * 8 / B
+    assert allreduce_time("hd", one_site(p), S) == pytest.approx(ref)
+
+
+@pytest.mark.parametrize("k,m", [(8, 2), (4, 40), (1, 4), (16, 1)])
+def test_hierarchical_matches_reference(k, m):
+    a_l, a_w, b_l, b_w_rank = 5e-6, 9.8e-3, 400e9, 50e9
+    f = Fabric(sites=m, per_site=k, lan_bps=b_l, wan_bps=b_w_rank * k, alpha_lan=a_l, alpha_wan=a_w)
+    ref = (2 * (k - 1) * a_l + 2 * (k - 1) / k * S * 8 / b_l
+           + (2 * (m - 1) * a_w + 2 * (m - 1) / m * (S / k) * 8 / b_w_rank if m > 1 else 0))
+    assert hier_time(f, S) == pytest.approx(ref)
+
+
+def test_single_rank_costs_nothing():
+    for algo in ("ring", "hd", "tree", "hier"):
+        assert allreduce_time(algo, one_site(1), S) == 0
+
+
+def test_latency_bound_small_messages_prefer_fewer_wan_steps():
+    f = Fabric(sites=4, per_site=8, lan_bps=400e9, wan_bps=400e9, alpha_lan=5e-6, alpha_wan=9.8e-3)
+    small = 64 * 1024
+    assert allreduce_time("hier", f, small) < allreduce_time("ring", f, small)
+
+
+def test_busbw_of_ring_approaches_link_rate_for_large_messages():
+    p = 8
+    t = allreduce_time("ring", one_site(p), 16 * S)
+    assert busbw(16 * S, t, p) == pytest.approx(B, rel=0.01)
+
+
+def test_iteration_without_overlap_adds_all_communication():
+    it = Iteration(forward=1.0, backward=2.0, optimizer=0.5, buckets=(10.0, 10.0, 10.0), overlap=False)
+    pred = iteration_time(it, lambda b: 0.1 * b / 10)
+    assert pred.iteration == pytest.approx(3.5 + 0.3)
+    assert pred.exposed == pytest.approx(0.3)
+    assert pred.efficiency == pytest.approx(3.5 / 3.8)
+
+
+def test_overlap_hides_all_but_the_last_bucket_when_communication_is_fast():
+    it = Iteration(forward=1.0, backward=2.0, optimizer=0.0, buckets=(1.0,) * 10, overlap=True)
+    pred = iteration_time(it, lambda b: 0.05)
+    assert pred.exposed == pytest.approx(0.05)  # only the last bucket sticks out
+
+
+def test_overlap_cannot_hide_communication_longer_than_backward():
+    it = Iteration(forward=0.0, backward=1.0, optimizer=0.0, buckets=(1.0,) * 4, overlap=True)
+    pred = iteration_time(it, lambda b: 1.0)  # 4 s of communication, 1 s of backward
+    assert pred.iteration == pytest.approx(0.25 + 4.0)
+
+
+def test_buckets_sum_to_the_gradient():
+    bs = buckets(350e9, 25 * 2**20)
+    assert sum(bs) == pytest.approx(350e9)
+    assert all(b <= 25 * 2**20 for b in bs)
+
+
+@given(k=st.integers(1, 16), m=st.integers(1, 40), dist_km=st.floats(1, 3000),
+       wan=st.floats(1e9, 3.2e12))
+def test_spreading_never_beats_one_site_with_the_same_lan(k, m, dist_km, wan):
+    f = Fabric(sites=m, per_site=k, lan_bps=400e9, wan_bps=wan, alpha_lan=5e-6,
+               alpha_wan=dist_km * 4.9e-6 + 5e-6)
+    it = Iteration(forward=2.0, backward=4.0, optimizer=0.5, buckets=buckets(1e9, 25e6))
+    eff, spread, single = efficiency_vs_single_site("hier", f, it)
+    assert 0 < eff <= 1.0 + 1e-9
+
+
+def test_fntf_like_full_scale_case_is_computable():
+    """175B parameters in bf16 (350 GB of gradient), 2 sites 2,000 km apart."""
+    f = Fabric(sites=2, per_site=512, lan_bps=400e9, wan_bps=1.2e12, alpha_lan=5e-6,
+               alpha_wan=2000 * 1.3 * 4.9e-6)
+    it = Iteration(forward=5.0, backward=10.0, optimizer=1.0, buckets=buckets(350e9 / 512, 100e6))
+    pred = predict("hier", f, it)
+    assert pred.iteration > it.compute and 0 < pred.efficiency < 1
+
+
+def test_ring_across_sites_pays_wan_latency_once_per_site_crossing():
+    """4 ranks in 2 sites: a chunk's 6 hops cross the WAN 3 times (LAN, WAN, LAN, ...)."""
+    a_l, a_w, bps, size = 2e-4, 15e-3, 100e6, 250_000
+    f = Fabric(sites=2, per_site=2, lan_bps=bps, wan_bps=bps, alpha_lan=a_l, alpha_wan=a_w)
+    x = size / 4 * 8 / bps
+    assert allreduce_time("ring", f, size) == pytest.approx(3 * (a_w + x) + 3 * (a_l + x))
+
+
+def test_ring_with_one_rank_per_site_is_lock_step_over_the_wan():
+    f = Fabric(sites=8, per_site=1, lan_bps=B, wan_bps=B / 4, alpha_lan=A, alpha_wan=5e-3)
+    assert allreduce_time("ring", f, S) == pytest.approx(14 * (5e-3 + S / 8 * 8 / (B / 4)))
+
+
+def test_ring_on_a_slow_wan_is_bound_by_the_wan_link_serial_work():
+    a_l, a_w, size = 2e-4, 15e-3, 250_000
+    f = Fabric(sites=2, per_site=2, lan_bps=100e6, wan_bps=25e6, alpha_lan=a_l, alpha_wan=a_w)
+    assert allreduce_time("ring", f, size) == pytest.approx(6 * size / 4 * 8 / 25e6 + a_w)
+
+
+def test_ring_over_many_sites_pays_each_hops_own_delay():
+    """3 sites, one rank each, hops of 1, 2 and 3 ms: a chunk's 4 hops are one lap (6 ms) plus
+    the longest next hop (3 ms), not 4 x the worst pair."""
+    a_l, bps, size = 1e-4, 1e9, 3000
+    x = size / 3 * 8 / bps
+    f = Fabric(sites=3, per_site=1, lan_bps=bps, wan_bps=bps, alpha_lan=a_l, alpha_wan=3e-3 + a_l,
+               ring_hop_delays=(1e-3, 2e-3, 3e-3))
+    assert allreduce_time("ring", f, size) == pytest.approx(9e-3 + 4 * (a_l + x))
+    lock_step = Fabric(3, 1, bps, bps, a_l, 3e-3 + a_l)
+    assert allreduce_time("ring", lock_step, size) == pytest.approx(4 * (3e-3 + a_l + x))

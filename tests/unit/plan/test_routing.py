@@ -1,0 +1,103 @@
+"""Path computation and admission control on the shipped topologies."""
+
+
+import pytest
+
+from tests.locations import TOPOS
+from tests.unit.emulation.test_forwarding import synthetic_state
+from twin.plan.routing import (
+    RESERVABLE,
+    AdmissionError,
+    Reservation,
+    admit,
+    fabric_graph,
+    next_hops,
+    replica_mac,
+    replica_routes,
+    spanning_tree_ports,
+)
+from twin.spec.topology import load_topology
+
+
+def graph(name):
+    topo = load_topology(TOPOS / f"{name}.yaml")
+    st = synthetic_state(topo)
+    for w, link in zip(st.wan, topo.links):
+        w.emulated_bps = topo.emulated_rate(link.rate)
+    return fabric_graph([w.__dict__ for w in st.wan])
+
+
+def test_reservation_takes_the_shortest_delay_path_with_room():
+    g = graph("fntf-4site")
+    r = admit(g, Reservation("job", "beijing", "guangzhou", 100e6))
+    assert r.path == ["beijing", "guangzhou"]  # the direct chord
+    assert r.backup and r.backup[0] == "beijing" and r.backup[-1] == "guangzhou"
+    assert set(zip(r.backup, r.backup[1:])).isdisjoint(zip(r.path, r.path[1:]))
+
+
+def test_second_reservation_detours_when_the_short_path_is_full():
+    g = graph("fntf-4site")
+    cap = 400e6 * RESERVABLE
+    admit(g, Reservation("a", "beijing", "guangzhou", cap))
+    r = admit(g, Reservation("b", "beijing", "guangzhou", 50e6))
+    assert r.path != ["beijing", "guangzhou"]
+
+
+def test_oversubscription_is_refused_with_the_link_named():
+    g = graph("ci-2site")
+    admit(g, Reservation("a", "beijing", "wuhan", 300e6))
+    with pytest.raises(AdmissionError) as exc:
+        admit(g, Reservation("b", "beijing", "wuhan", 100e6))
+    msg = str(exc.value)
+    assert "'b'" in msg and "beijing-wuhan" in msg and "60 Mbit/s reservable left" in msg
+
+
+def test_unknown_site_and_bad_rate():
+    g = graph("ci-2site")
+    with pytest.raises(AdmissionError, match="unknown site"):
+        admit(g, Reservation("x", "beijing", "paris", 1e6))
+    with pytest.raises(AdmissionError, match="positive"):
+        admit(g, Reservation("x", "beijing", "wuhan", 0))
+
+
+def test_next_hops_have_disjoint_backups_on_a_mesh():
+    g = graph("fntf-4site")
+    hops = next_hops(g)
+    primary, backup = hops["beijing"]["guangzhou"]
+    assert primary == "guangzhou" and backup in ("shanghai", "chengdu")
+    assert hops["beijing"]["shanghai"][1] is not None
+
+
+def test_no_backup_on_a_single_link():
+    assert next_hops(graph("ci-2site"))["beijing"]["wuhan"] == ("wuhan", None)
+
+
+def test_spanning_tree_is_loop_free_on_forty_cities():
+    g = graph("fntf-40city")
+    ports = spanning_tree_ports(g)
+    assert sum(len(p) for p in ports.values()) == 2 * (40 - 1)  # a tree has n-1 edges
+
+
+def test_replicated_ports_get_both_directions_on_edge_disjoint_paths():
+    g = graph("fntf-4site")
+    res = admit(g, Reservation("job", "beijing", "shanghai", 20e6, replicated_udp_ports=[7101]))
+    routes = replica_routes([Reservation("plain", "beijing", "chengdu", 1e6), res])
+    assert [(r.src, r.dst) for r in routes] == [("beijing", "shanghai"), ("shanghai", "beijing")]
+    for r in routes:
+        assert r.primary[0] == r.backup[0] == r.src and r.primary[-1] == r.backup[-1] == r.dst
+        links = lambda path: {frozenset(e) for e in zip(path, path[1:])}  # noqa: E731
+        assert links(r.primary).isdisjoint(links(r.backup))
+        assert r.udp_ports == [7101] and r.dscp == res.probe_dscp
+    assert len({r.tag for r in routes}) == 2
+
+
+def test_no_replica_route_without_a_disjoint_backup():
+    g = graph("ci-2site")  # one WAN link: nothing to replicate onto
+    res = admit(g, Reservation("job", "beijing", "wuhan", 10e6, replicated_udp_ports=[7101]))
+    assert res.backup == [] and replica_routes([res]) == []
+
+
+def test_replica_macs_are_unique_locally_administered_unicast():
+    macs = {replica_mac(tag, w) for tag in range(8) for w in range(300)}
+    assert len(macs) == 8 * 300
+    assert all(int(m[:2], 16) & 0b11 == 0b10 for m in macs)

@@ -1,0 +1,2 @@
+"""Traffic on a running twin: ranks of collectives and training replays started in the workers,
+iperf3 cross traffic and probes."""

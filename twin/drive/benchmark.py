@@ -1,0 +1,155 @@
+"""Run collectives across a live twin and report them the way NCCL-tests does.
+
+The twin arranges the rendezvous (rank list with addresses and sites), starts one
+``traffic.bench`` rank in every worker container, and turns the per-rank timings into rows with
+NCCL-tests' columns and bus-bandwidth factors, plus the emulation context every number needs.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from twin.drive.ranks import launch_ranks, rank_error
+from twin.emulation.state import TwinState
+from twin.errors import TwinError
+from twin.units import parse_size
+
+
+def busbw_factor(op: str, n: int) -> float:
+    """NCCL-tests' factors: algbw x factor = busbw, comparable with the link rate."""
+    if n <= 1:
+        return 1.0 if op == "broadcast" else 0.0
+    return {"allreduce": 2 * (n - 1) / n, "reducescatter": (n - 1) / n, "allgather": (n - 1) / n,
+            "alltoall": (n - 1) / n, "broadcast": 1.0}[op]
+
+
+def parse_sizes(text: str) -> list[int]:
+    """'1M:64M' doubles from 1 MiB to 64 MiB (like nccl-tests -b/-e/-f 2); '1M,3M' lists them."""
+    if ":" in text:
+        lo, hi = (parse_size(x) for x in text.split(":", 1))
+        if lo <= 0 or hi < lo:
+            raise ValueError(f"size range {text!r} must go from a positive size up")
+        out = []
+        s = lo
+        while s <= hi:
+            out.append(s)
+            s *= 2
+        return out
+    sizes = [parse_size(x) for x in text.split(",") if x.strip()]
+    if not sizes or any(s <= 0 for s in sizes):
+        raise ValueError(f"sizes {text!r} must be positive")
+    return sizes
+
+
+@dataclass
+class CollectiveRow:
+    topology: str
+    op: str
+    algo: str
+    ranks: int
+    sites: int
+    size_bytes: int
+    count: int
+    type: str
+    redop: str
+    root: int
+    time_us: float
+    algbw_GBps: float
+    busbw_GBps: float
+    wrong: int
+    iters: int
+    conns: int
+    bottleneck_mbps: float
+    busbw_vs_bottleneck: float
+    scale: str
+    mechanism: str
+    time_us_min_rank: float
+    time_us_max_rank: float
+
+
+def bottleneck_bps(state: TwinState, fabric_bps: float) -> float:
+    rates = [w.emulated_bps for w in state.wan] + [fabric_bps]
+    return min(rates)
+
+
+def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters: int = 5,
+                   warmup: int = 1, conns: int = 1, check: bool = True, timeout: float = 30.0,
+                   deadline: float = 1800.0, fabric_bps: float = float("inf"),
+                   workers: Optional[list[str]] = None,
+                   on_start: Callable[[list[subprocess.Popen]], None] = lambda procs: None
+                   ) -> list[CollectiveRow]:
+    argv_tail = ["--op", op, "--algo", algo,
+                 "--sizes", ",".join(str(s) for s in sizes), "--iters", str(iters),
+                 "--warmup", str(warmup), "--conns", str(conns), "--timeout", str(timeout)]
+    if not check:
+        argv_tail.append("--no-check")
+    members, procs = launch_ranks(state, "traffic.bench", argv_tail, workers)
+    on_start(procs)
+    end = time.monotonic() + deadline
+    first_error: Optional[str] = None
+    outputs: dict[int, str] = {}
+    try:
+        while len(outputs) < len(procs):
+            for i, p in enumerate(procs):
+                if i in outputs or p.poll() is None:
+                    continue
+                out, err = p.communicate()
+                outputs[i] = out
+                if p.returncode != 0 and first_error is None:
+                    first_error = rank_error(out, err, i, members[i].name, p.returncode)
+            if first_error or time.monotonic() > end:
+                break
+            time.sleep(0.05)
+        if first_error:
+            # the others notice within their per-operation timeout; collect their view too
+            grace = time.monotonic() + timeout + 5
+            seen = []
+            for i, p in enumerate(procs):
+                if i not in outputs:
+                    try:
+                        out, err = p.communicate(timeout=max(0.1, grace - time.monotonic()))
+                        if p.returncode != 0:
+                            seen.append(rank_error(out, err, i, members[i].name, p.returncode))
+                    except subprocess.TimeoutExpired:
+                        pass
+            also = f"; then {'; '.join(seen[:2])}" if seen else ""
+            raise TwinError(f"{op}/{algo} failed: {first_error}{also}")
+        if len(outputs) < len(procs):
+            raise TwinError(f"{op}/{algo} did not finish within {deadline:.0f} s")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    per_rank = [[json.loads(l) for l in outputs[i].splitlines() if l.startswith("{")]
+                for i in range(len(procs))]
+    n = len(members)
+    sites = len({w.site for w in members})
+    bottleneck = bottleneck_bps(state, fabric_bps)
+    rows = []
+    for k, size in enumerate(sizes):
+        results = [r[k] for r in per_rank]
+        means = [statistics.mean(r["times_us"]) for r in results]
+        t = max(means)
+        nbytes = results[0]["size"]
+        algbw = nbytes / (t * 1e-6) / 1e9
+        busbw = algbw * busbw_factor(op, n)
+        wrong = sum(r["wrong"] for r in results) if check else -1
+        rows.append(CollectiveRow(
+            topology=state.topology, op=op, algo=algo if op == "allreduce" else "ring",
+            ranks=n, sites=sites, size_bytes=nbytes, count=results[0]["count"], type="float",
+            redop="sum" if op in ("allreduce", "reducescatter") else "none",
+            root=0 if op == "broadcast" else -1, time_us=round(t, 1),
+            algbw_GBps=round(algbw, 6), busbw_GBps=round(busbw, 6), wrong=wrong, iters=iters,
+            conns=conns, bottleneck_mbps=round(bottleneck / 1e6, 3),
+            busbw_vs_bottleneck=round(busbw * 8e9 / bottleneck, 4) if bottleneck else 0.0,
+            scale=state.scale, mechanism=state.mechanism,
+            time_us_min_rank=round(min(means), 1), time_us_max_rank=round(t, 1)))
+    return rows
+
+

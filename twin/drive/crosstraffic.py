@@ -1,0 +1,125 @@
+"""Cross traffic and probes between workers, started and stopped by the twin, results kept.
+
+iperf3 (the host's binary, run inside the workers' network namespaces) for TCP/UDP channels
+and interference; ``traffic.probe`` inside the containers for one-way delay.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from traffic.probe import wait_listening as wait_probe_listening
+from twin.emulation.state import WorkerInfo
+from twin.host.processes import ns_prefix
+from twin.measure.iperf import parse_iperf3
+from twin.units import udp_payload_bytes
+
+SMALL_DATAGRAM = 1400  # UDP payload that fits a 1,500-byte MTU with room for tunnels
+
+
+@dataclass
+class Flow:
+    """One iperf3 client/server pair; ``result()`` waits and returns (bit/s received, retransmits)."""
+
+    src: WorkerInfo
+    dst: WorkerInfo
+    port: int
+    rate_bps: float
+    proto: str
+    seconds: float
+    server: subprocess.Popen = field(repr=False, default=None)
+    client: subprocess.Popen = field(repr=False, default=None)
+
+    def result(self) -> tuple[float, int]:
+        try:
+            out, err = self.client.communicate(timeout=self.seconds + 30)
+        finally:
+            self.stop()
+        try:
+            return parse_iperf3(out)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise RuntimeError(f"iperf3 {self.src.name}->{self.dst.name}:{self.port}: {exc}") from None
+
+    def running(self) -> bool:
+        return self.client is not None and self.client.poll() is None
+
+    def stop(self) -> None:
+        for p in (self.client, self.server):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def start_flow(src: WorkerInfo, dst: WorkerInfo, port: int, rate_bps: float = 0,
+               proto: str = "tcp", seconds: float = 5.0, delay_start: float = 0.0,
+               datagram: int = SMALL_DATAGRAM) -> Flow:
+    """``datagram``: UDP payload bytes per packet (TCP sizes its own segments)."""
+    server = subprocess.Popen(ns_prefix(dst.pid) + ["iperf3", "-s", "-1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_listening(dst, port)
+    argv = ["iperf3", "-c", dst.ip, "-p", str(port), "-t", str(seconds), "-J"]
+    if proto == "udp":
+        argv += ["-u", "-l", str(datagram)]
+    if rate_bps:
+        argv += ["-b", str(int(rate_bps))]
+    if delay_start:
+        time.sleep(delay_start)
+    client = subprocess.Popen(ns_prefix(src.pid) + argv, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    return Flow(src, dst, port, rate_bps, proto, seconds, server, client)
+
+
+def start_interference(src: WorkerInfo, dst: WorkerInfo, port: int, rate_bps: float,
+                       seconds: float, mtu: int) -> Flow:
+    """Unresponsive UDP at ``rate_bps`` in full frames of the fabric's MTU, like the bulk traffic
+    of an AI fabric (and the twin's own collectives). Frames, not bits, cost the userspace switch
+    CPU: the same rate in 1,400-byte datagrams is 6x the packets (see determinism's small-frame
+    phase for what that does to delay)."""
+    return start_flow(src, dst, port, rate_bps, "udp", seconds, datagram=udp_payload_bytes(mtu))
+
+
+def wait_listening(dst: WorkerInfo, port: int, timeout: float = 10.0) -> None:
+    """Until a TCP listener is up on ``port`` in the worker (a loaded machine starts servers late,
+    and a client that finds no server would silently run no traffic)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(ns_prefix(dst.pid) + ["ss", "-ltnH", f"sport = :{port}"],
+                             capture_output=True, text=True).stdout
+        if out.strip():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"iperf3 server on {dst.name}:{port} did not start within {timeout:.0f} s")
+
+
+@dataclass
+class Probe:
+    receiver: subprocess.Popen
+    sender: Optional[subprocess.Popen] = None
+
+    def result(self, timeout: float = 60) -> dict:
+        if self.sender:
+            self.sender.communicate(timeout=timeout)
+        out, err = self.receiver.communicate(timeout=timeout)
+        lines = [l for l in out.splitlines() if l.startswith("{")]
+        if not lines:
+            raise RuntimeError(f"probe receiver gave no result: {err.strip()[-200:]}")
+        return json.loads(lines[-1])
+
+
+def start_probe(src: WorkerInfo, dst: WorkerInfo, port: int, pps: float, count: int,
+                dscp: int = 0) -> Probe:
+    duration = count / pps + 5
+    receiver = subprocess.Popen(
+        ["docker", "exec", dst.container, "python3", "-m", "traffic.probe", "recv", "--port",
+         str(port), "--duration", str(duration), "--expect", str(count)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_probe_listening(receiver)
+    sender = subprocess.Popen(
+        ["docker", "exec", src.container, "python3", "-m", "traffic.probe", "send", "--dst", dst.ip,
+         "--port", str(port), "--pps", str(pps), "--count", str(count), "--dscp", str(dscp)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return Probe(receiver, sender)

@@ -1,0 +1,72 @@
+"""Training-iteration replay across the twin: schedules, the Chakra importer, and the runner.
+
+A schedule describes one iteration (forward, backward and optimizer durations; gradient buckets
+all-reduced during the backward pass). It comes from a YAML/JSON file, from a model description
+(parameters, dtype, bucket size, compute time, model-parallel ways), or from a Chakra-style
+execution trace. Sizes are real; the topology's bandwidth scale shrinks them for the emulation,
+so communication keeps its real duration and compute durations stay real too.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+from dataclasses import dataclass
+from typing import Optional
+
+from twin.drive.ranks import launch_ranks
+from twin.emulation.state import TwinState
+from twin.errors import TwinError
+from twin.spec.schedule import Schedule
+
+
+@dataclass
+class IterationResult:
+    iteration: int
+    iteration_s: float
+    compute_s: float
+    comm_s: float
+    exposed_s: float
+    wrong: int
+
+
+def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int = 3,
+                 warmup: int = 1, conns: int = 1, check: bool = False, timeout: float = 60.0,
+                 workers: Optional[list[str]] = None) -> list[IterationResult]:
+    """Run the (already scaled) schedule on every worker; per iteration the slowest rank counts."""
+    payload = {"forward_s": sched.forward, "backward_s": sched.backward,
+               "optimizer_s": sched.optimizer, "buckets": sched.buckets, "ready": sched.ready,
+               "overlap": sched.overlap, "algo": algo, "iterations": iterations,
+               "warmup": warmup, "check": check}
+    members, procs = launch_ranks(state, "traffic.train",
+                                  ["--schedule", json.dumps(payload), "--conns", str(conns),
+                                   "--timeout", str(timeout)], workers)
+    budget = (warmup + iterations) * (sched.compute + 10 * timeout) + 60
+    outs = []
+    try:
+        for i, p in enumerate(procs):
+            try:
+                out, err = p.communicate(timeout=max(1.0, budget))
+            except subprocess.TimeoutExpired:
+                raise TwinError(f"training replay: rank {i} ({members[i].name}) did not finish") from None
+            lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+            errs = [l["error"] for l in lines if "error" in l]
+            if p.returncode != 0 or errs:
+                why = errs[0] if errs else (err.strip().splitlines() or ["no output"])[-1]
+                raise TwinError(f"training replay: rank {i} ({members[i].name}): {why}")
+            outs.append(lines)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    results = []
+    for k in range(iterations):
+        per = [o[k] for o in outs]
+        results.append(IterationResult(
+            iteration=k, iteration_s=max(r["iteration_s"] for r in per),
+            compute_s=per[0]["compute_s"], comm_s=statistics.mean(r["comm_s"] for r in per),
+            exposed_s=max(r["exposed_s"] for r in per),
+            wrong=sum(r["wrong"] for r in per) if check else -1))
+    return results

@@ -1,0 +1,228 @@
+"""Life cycle of one running twin: up (foreground or detached), state, live link changes, down.
+
+Only one twin runs on a machine at a time; the state file says which. Any failure or interrupt
+during bring-up removes everything already started before the error is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+from twin.emulation import cleanup
+from twin.emulation.build import build_twin
+from twin.emulation.delayline import DelayLineSpec
+from twin.emulation.links import set_long_haul_impairments
+from twin.emulation.state import TwinState, WanInfo
+from twin.emulation.tc import class_rate_commands, frame_bytes, htb_burst_bytes
+from twin.errors import TwinError
+from twin.host import rundirs, services
+from twin.host.processes import alive, tail
+from twin.spec.topology import Topology
+
+
+def load_state() -> Optional[TwinState]:
+    f = rundirs.state_file()
+    if not f.exists():
+        return None
+    try:
+        state = TwinState.from_dict(json.loads(f.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise TwinError(f"{f}: unreadable state ({exc}); run 'twin clean'") from None
+    rundirs.use_run_logs(state.log_dir)  # e.g. 'twin controller restart' logs where the run does
+    return state
+
+
+def save_state(state: TwinState) -> None:
+    f = rundirs.state_file()
+    tmp = f.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state.to_dict(), indent=1))
+    os.replace(tmp, f)
+
+
+def require_state() -> TwinState:
+    state = load_state()
+    if state is None:
+        raise TwinError("no twin is running; start one with 'twin up TOPOLOGY --detach'")
+    return state
+
+
+def refuse_if_running() -> None:
+    state = load_state()
+    if state is not None:
+        raise TwinError(f"a twin is already running (run {state.run_id}, topology "
+                        f"{state.topology}); stop it with 'twin down' (or 'twin clean')")
+    leftovers = cleanup.twin_containers() or cleanup.twin_bridges()
+    if leftovers:
+        raise TwinError("a previous twin run left containers or bridges behind; "
+                        "run 'twin clean' first")
+
+
+def ensure_services() -> None:
+    services.ensure_docker()
+    services.ensure_ovs()
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM/SIGHUP like Ctrl-C so the same cleanup path runs."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def up(topo: Topology, topology_file: str, controller: str = "none", progress=print):
+    """Bring a topology up and record it; returns (net, state). Cleans up on any failure."""
+    ensure_services()
+    refuse_if_running()
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    rundirs.open_run_logs(run_id)
+    try:
+        with terminate_as_interrupt():
+            net, state = build_twin(topo, topology_file, run_id, controller, progress)
+            state.owner_pid = os.getpid()
+            save_state(state)
+    except BaseException:
+        progress("bring-up failed or interrupted: removing what was started")
+        cleanup.clean()
+        raise
+    return net, state
+
+
+def down() -> cleanup.CleanReport:
+    report = cleanup.clean()
+    rundirs.use_run_logs(None)  # the run's logs stay in its folder
+    return report
+
+
+def find_wan(state: TwinState, a: str, b: str) -> WanInfo:
+    for w in state.wan:
+        if {w.a, w.b} == {a, b}:
+            return w
+    raise TwinError(f"no WAN link between {a!r} and {b!r}; links are: "
+                    + ", ".join(f"{w.a}-{w.b}" for w in state.wan))
+
+
+def set_link(a: str, b: str, delay_s: Optional[float] = None, rate_bps: Optional[float] = None,
+             loss: Optional[float] = None, jitter_s: Optional[float] = None,
+             scale: Optional[float] = None) -> WanInfo:
+    """Change a live WAN link. ``rate_bps`` is in real units; the topology's scale applies."""
+    state = require_state()
+    w = find_wan(state, a, b)
+    if delay_s is not None:
+        w.delay_s = delay_s
+    if jitter_s is not None:
+        w.jitter_s = jitter_s
+    if loss is not None:
+        w.loss = loss
+    if rate_bps is not None:
+        # the twin's scale from the link as it is (before the new rate replaces w.rate_bps)
+        factor = scale if scale is not None else w.emulated_bps / w.rate_bps
+        w.rate_bps = rate_bps
+        w.emulated_bps = rate_bps * factor
+        burst = str(htb_burst_bytes(w.emulated_bps, frame_bytes(state.mtu)))
+        for intf in (w.intf_a, w.intf_b):
+            if w.class_dscps:  # detpath's classes: each one's rate follows the line's
+                for argv in class_rate_commands(intf, w.emulated_bps, w.reserved_bps, state.mtu):
+                    _tc(argv)
+                continue
+            for classid, parent in (("1:1", "1:"), ("1:10", "1:1")):
+                _tc(["tc", "class", "change", "dev", intf, "parent", parent, "classid", classid,
+                     "htb", "rate", f"{int(w.emulated_bps)}bit", "ceil",
+                     f"{int(w.emulated_bps)}bit", "burst", burst, "cburst", burst])
+    # the delay stage also serializes at the rate (delay line, netem rate): a new rate goes there
+    if w.delayline or any(v is not None for v in (delay_s, jitter_s, loss, rate_bps)):
+        spec = DelayLineSpec(**w.delayline) if w.delayline else None
+        set_long_haul_impairments(spec, [(w.intf_a, None), (w.intf_b, None)], w.shaping(state.mtu))
+        if spec:
+            w.delayline = spec.__dict__
+    save_state(state)
+    return w
+
+
+def set_link_state(a: str, b: str, up_: bool) -> WanInfo:
+    """Cut or restore a WAN link by taking both switch ports down (OVS sees the port go down)."""
+    state = require_state()
+    w = find_wan(state, a, b)
+    for intf in (w.intf_a, w.intf_b):
+        _tc(["ip", "link", "set", "dev", intf, "up" if up_ else "down"])
+    return w
+
+
+def _tc(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise TwinError(f"{' '.join(argv)}: {proc.stderr.strip()}")
+
+
+def exec_argv(node: str, argv: list[str], interactive: bool = False) -> list[str]:
+    """docker exec argv running ``argv`` inside a worker's container."""
+    state = require_state()
+    w = state.worker(node)
+    return ["docker", "exec"] + (["-it"] if interactive else ["-i"]) + [w.container] + argv
+
+
+def restart_controller() -> int:
+    """Start the recorded controller again; it reinstalls the same state from the same model."""
+    from twin.emulation import controller as ctl
+    state = require_state()
+    if state.controller == "none":
+        raise TwinError("this twin runs without a controller (static flows)")
+    if alive(state.controller_pid):
+        os.kill(state.controller_pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while alive(state.controller_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    model_file = rundirs.run_dir() / "controller-model.json"
+    ready = rundirs.run_dir() / "controller-ready.json"
+    ready.unlink(missing_ok=True)
+    proc = ctl.start(state.controller, model_file)
+    ctl.wait_ready(model_file, proc.pid)
+    state.controller_pid = proc.pid
+    save_state(state)
+    return proc.pid
+
+
+def health(state: TwinState) -> list[str]:
+    """One line per dead part of the twin: controller, delay lines, worker containers, cut links."""
+    problems = []
+    logs = Path(state.log_dir or rundirs.log_dir())
+    if state.controller != "none" and not alive(state.controller_pid):
+        log = logs / "controller.log"
+        problems.append(f"controller {state.controller} (pid {state.controller_pid}) is dead; "
+                        "flows stay installed (fail-secure); 'twin controller restart' reinstalls them"
+                        f" (its log, {log}: {tail(log, 1)})")
+    for w in state.wan:
+        if w.delayline and not alive(w.delayline["pid"]):
+            log = logs / f"delayline-{w.delayline['name']}.log"
+            problems.append(f"delay line of {w.a}-{w.b} (pid {w.delayline['pid']}) is dead: the link "
+                            "carries nothing; 'twin down' and 'twin up' to recover"
+                            f" (its log, {log}: {tail(log, 1)})")
+    for w in state.workers:
+        if not alive(w.pid):
+            problems.append(f"worker {w.name} (container {w.container[:12]}) is not running")
+    for w in state.wan:
+        down = [i for i in (w.intf_a, w.intf_b) if _operstate(i) == "down"]
+        if down:
+            problems.append(f"WAN link {w.a}-{w.b} is cut (port {', '.join(down)} down); "
+                            f"'twin link up {w.a} {w.b}' restores it")
+    return problems
+
+
+def _operstate(dev: str) -> str:
+    try:
+        return Path(f"/sys/class/net/{dev}/operstate").read_text().strip()
+    except OSError:
+        return "missing"

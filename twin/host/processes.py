@@ -1,0 +1,58 @@
+"""Generic process helpers: run a command and fail in one line, run a host tool inside a worker's
+network namespace, tell whether a process is alive, read the end of a log.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Optional
+
+from twin.errors import TwinError
+
+WORKLOAD_ENV = "TWIN_WORKLOAD"
+
+
+def ns_prefix(pid: Optional[int]) -> list[str]:
+    """argv prefix that runs a host tool inside a process's network namespace.
+
+    The tool gets TWIN_WORKLOAD=1 in its environment so `twin clean` can find it: an iperf3 or
+    probe started this way lives outside the worker's container, and after a kill -9 of the twin
+    it outlived the container, spinning on a namespace with no interfaces at 50-60% of a core
+    (found because it made later measurements on the machine miss their targets).
+    """
+    if pid is None:
+        return []
+    return ["nsenter", "--target", str(pid), "--net", "env", f"{WORKLOAD_ENV}=1"]
+
+
+def run_argv(argv: list[str], check: bool = True, stdin: Optional[str] = None
+             ) -> subprocess.CompletedProcess:
+    proc = subprocess.run(argv, capture_output=True, text=True, input=stdin)
+    if check and proc.returncode != 0:
+        raise TwinError(f"{' '.join(argv)}: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+def tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    return " | ".join(text[-lines:]) or "empty log"
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie (a killed child of this process stays in /proc until reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return pid > 0 and stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def parallel(fn, items) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(fn, items))
+

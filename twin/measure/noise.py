@@ -1,0 +1,95 @@
+"""Did the reserved probe miss its delay target because of the network or because of the machine?
+
+Every probe row of the determinism experiment carries the delay line's own lateness during the
+probe (``line_late_share``: frames it released >= 0.5 ms after they were due). Grouping the
+repeats of one or more runs by it separates the two: if the probe meets its target whenever the
+emulator was on time, the misses are the machine's.
+
+  python3 -m twin.measure.noise results/experiments/runs/determinism-fntf-4site-*.csv [--target-ms 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from twin.output.csvrows import write_rows
+
+LATE_LINE_SHARE = 0.006  # at and above it no repeat of five runs met the 1 ms target (0 of 16)
+BANDS = ((0.0, 0.003), (0.003, LATE_LINE_SHARE), (LATE_LINE_SHARE, 1.0))  # share of frames late
+
+
+@dataclass
+class NoiseBand:
+    controller: str
+    line_late_share_from: float
+    line_late_share_to: float
+    repeats: int
+    within_target: int
+    target_ms: float
+    p99_over_propagation_median_ms: float
+    p99_over_propagation_max_ms: float
+    phases: str  # which phases the repeats came from, with counts
+
+
+def bands(rows: list[dict], controller: str = "detpath", target_ms: float = 1.0) -> list[NoiseBand]:
+    """Probe rows of ``controller`` that carry line lateness, grouped by it."""
+    probes = [r for r in rows if r.get("controller") == controller
+              and str(r.get("metric", "")).startswith("probe") and r.get("line_late_share") not in (None, "")]
+    out = []
+    for lo, hi in BANDS:
+        mine = [r for r in probes if lo <= float(r["line_late_share"]) < hi]
+        if not mine:
+            continue
+        excess = [float(r["owd_p99_ms"]) - float(r["propagation_ms"]) for r in mine]
+        phases: dict[str, int] = {}
+        for r in mine:
+            phases[r["phase"]] = phases.get(r["phase"], 0) + 1
+        out.append(NoiseBand(controller, lo, hi, len(mine), sum(e <= target_ms for e in excess),
+                             target_ms, round(statistics.median(excess), 3), round(max(excess), 3),
+                             ", ".join(f"{k} {v}" for k, v in sorted(phases.items()))))
+    return out
+
+
+def machine_warning(line_late_shares: list, csv_path: Path) -> str:
+    """One line for the end of an experiment if the emulator was late in some of its probe runs
+    (``None`` entries: rows without a delay line), else ''."""
+    shares = [x for x in line_late_shares if x is not None]
+    late = [x for x in shares if x >= LATE_LINE_SHARE]
+    if not late:
+        return ""
+    return (f"in {len(late)} of {len(shares)} probe runs the delay line released >= "
+            f"{LATE_LINE_SHARE:.1%} of its frames 0.5 ms or more late; their delay tails are the "
+            f"machine's (python3 -m twin.measure.noise {csv_path})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="twin.measure.noise", description=__doc__.splitlines()[0])
+    ap.add_argument("csv", nargs="+", help="determinism experiment CSVs (rows with line_late_*)")
+    ap.add_argument("--target-ms", type=float, default=1.0)
+    ap.add_argument("--out", help="also write the bands to this CSV")
+    a = ap.parse_args(argv)
+    rows = []
+    for f in a.csv:
+        with open(f, newline="") as fh:
+            rows += list(csv.DictReader(fh))
+    result = bands(rows, target_ms=a.target_ms)
+    if not result:
+        print("no detpath probe rows with line lateness in these files", file=sys.stderr)
+        return 1
+    for b in result:
+        print(f"line late {b.line_late_share_from:.1%}-{b.line_late_share_to:.1%}: {b.repeats} "
+              f"repeats, {b.within_target} with p99 within {b.target_ms:g} ms of propagation; "
+              f"excess median {b.p99_over_propagation_median_ms:+.2f} ms, max "
+              f"{b.p99_over_propagation_max_ms:+.2f} ms ({b.phases})")
+    if a.out:
+        write_rows(result, Path(a.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+"""What the twin derives from a topology before anything starts: names and addresses, the fabric
+graph, routes and the placement of reservations. Pure: no process, no kernel."""

@@ -1,0 +1,1 @@
+"""The files users write (topologies, campaigns, schedules) and their validated models."""

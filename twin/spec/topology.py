@@ -1,0 +1,380 @@
+"""Topology files: the declarative description of a fabric, validated before anything starts.
+
+A file lists sites (cities with coordinates and GPU-worker stand-ins) and the long-haul links
+between them. Real-world units stay in the file (``400Gbit``, ``9.8ms``); the ``scale`` section
+says how real rates map to what this machine can emulate, and every report prints it. Delays are
+never scaled: propagation is the physics the twin exists to reproduce.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+import networkx as nx
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from twin.errors import InputError
+from twin.plan.addressing import worker_intf_name
+from twin.units import (
+    parse_fraction,
+    parse_rate,
+    parse_size,
+    parse_time,
+    tcp_payload_share,
+)
+
+FIBER_US_PER_KM = 4.9  # group index ~1.468 (REFERENCE.md)
+EARTH_RADIUS_KM = 6371.0
+IFNAMSIZ = 15  # Linux interface names: 15 characters + NUL
+DEFAULT_IMAGE = None  # the project's worker image (twin.images.worker_image_ref)
+NAME_RE = re.compile(r"^[a-z][a-z0-9]*$")
+IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _rate(v: Any) -> float:
+    r = parse_rate(v)
+    if r <= 0:
+        raise ValueError("must be greater than zero")
+    return r
+
+
+def _time(v: Any) -> float:
+    t = parse_time(v)
+    if t < 0:
+        raise ValueError("must not be negative")
+    return t
+
+
+class Scale(_Strict):
+    """Maps real rates and message sizes to what this machine emulates."""
+
+    bandwidth: float = Field(1e-3, description="emulated rate = real rate x bandwidth (e.g. 0.001)")
+
+    @field_validator("bandwidth", mode="before")
+    @classmethod
+    def _ratio(cls, v: Any) -> float:
+        try:
+            if isinstance(v, str) and "/" in v:
+                num, den = v.split("/", 1)
+                v = float(num) / float(den)
+            if isinstance(v, bool):
+                raise TypeError
+            v = float(v)
+        except (TypeError, ValueError, ZeroDivisionError):
+            raise ValueError(f"{v!r} is not a ratio; use e.g. 0.001 or '1/1000'") from None
+        if not 0 < v <= 1:
+            raise ValueError("must be in (0, 1], e.g. 0.001 or '1/1000'")
+        return v
+
+    def describe(self) -> str:
+        return f"bandwidth x{self.bandwidth:g} (1/{1 / self.bandwidth:g}); delays real"
+
+
+class SiteFabric(_Strict):
+    """The intra-site network: each worker's link to its site's leaf switch."""
+
+    rate: float = Field(parse_rate("400Gbit"), description="worker NIC rate (real units)")
+    delay: float = Field(0.0, description="one-way delay worker <-> leaf")
+
+    _r = field_validator("rate", mode="before")(classmethod(lambda cls, v: _rate(v)))
+    _d = field_validator("delay", mode="before")(classmethod(lambda cls, v: _time(v)))
+
+
+class Site(_Strict):
+    name: str = Field(description="short id: lowercase letters and digits, used in interface names")
+    city: Optional[str] = Field(None, description="display name")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    workers: int = Field(1, ge=1, le=64)
+    image: Optional[str] = None
+    cpus: Optional[float] = Field(None, gt=0, description="CPU limit per worker (cores)")
+    memory: Optional[int] = Field(None, description="memory limit per worker (bytes, e.g. 512M)")
+    fabric: SiteFabric = SiteFabric()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(f"{v!r} must start with a letter and use only a-z and 0-9")
+        return v
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not IMAGE_RE.match(v):
+            raise ValueError(f"{v!r} is not a valid image reference")
+        return v
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, v: Any) -> Optional[int]:
+        if v is None:
+            return None
+        size = parse_size(v)
+        if size < 6 * 1024**2:
+            raise ValueError("must be at least 6M (Docker's minimum)")
+        return size
+
+
+class WanLink(_Strict):
+    a: str
+    b: str
+    rate: float = Field(description="real line rate, e.g. 400Gbit")
+    distance_km: Optional[float] = Field(None, gt=0)
+    route_factor: Optional[float] = Field(None, ge=1.0, le=3.0)
+    delay: Optional[float] = Field(None, description="one-way; default from distance at 4.9 us/km")
+    jitter: float = 0.0
+    loss: float = Field(0.0, ge=0.0, lt=1.0)
+    queue: Optional[int] = Field(None, description="bottleneck queue in bytes; default one BDP")
+
+    _r = field_validator("rate", mode="before")(classmethod(lambda cls, v: _rate(v)))
+    _t = field_validator("delay", "jitter", mode="before")(
+        classmethod(lambda cls, v: None if v is None else _time(v)))
+    _l = field_validator("loss", mode="before")(classmethod(lambda cls, v: parse_fraction(v)))
+
+    @field_validator("queue", mode="before")
+    @classmethod
+    def _queue(cls, v: Any) -> Optional[int]:
+        if v is None:
+            return None
+        size = parse_size(v)
+        if size < 3000:
+            raise ValueError("must hold at least two full-size frames (3000 bytes)")
+        return size
+
+
+class ReservationSpec(_Strict):
+    """A deterministic-service reservation for the detpath controller (real units)."""
+
+    name: str
+    a: str
+    b: str
+    rate: float
+    dscp: int = Field(34, ge=0, le=63, description="the job's bulk traffic (AF41)")
+    probe_dscp: int = Field(46, ge=0, le=63, description="probes (EF): a strict, short queue")
+    tcp_ports: list[int] = Field(default_factory=lambda: [29500, 29600],
+                                 description="the job's collective traffic (traffic.bench/train)")
+    udp_ports: list[int] = Field(default_factory=lambda: [7100], description="probes")
+    replicated_udp_ports: list[int] = Field(
+        default_factory=list,
+        description="probes sent 1+1: on the primary and the edge-disjoint backup path at once, "
+                    "the receiver keeping the first copy")
+
+    _r = field_validator("rate", mode="before")(classmethod(lambda cls, v: _rate(v)))
+
+    @field_validator("tcp_ports", "udp_ports", "replicated_udp_ports")
+    @classmethod
+    def _ports(cls, v: list[int]) -> list[int]:
+        if any(not 0 < p < 65536 for p in v):
+            raise ValueError("ports must be in 1..65535")
+        return v
+
+
+class Topology(_Strict):
+    name: str
+    description: str = ""
+    route_factor: float = Field(1.3, ge=1.0, le=3.0, description="fiber route / great circle")
+    image: Optional[str] = DEFAULT_IMAGE
+    scale: Scale = Scale()
+    mtu: int = Field(9000, ge=1280, le=9216, description=(
+        "IP MTU of every twin interface. AI fabrics run jumbo frames; it also matters for the "
+        "emulation: every frame costs CPU in the userspace switch and delay line, so 9000 carries "
+        "6x the bytes of 1500 for the same work (a ring all-reduce on 2 cores went from 77% to 97% "
+        "of the link rate). Use 1500 to study standard frames."))
+    sites: list[Site] = Field(min_length=1)
+    links: list[WanLink] = Field(default_factory=list)
+    reservations: list[ReservationSpec] = Field(default_factory=list)
+
+    # ---- derived quantities -------------------------------------------------
+    def site(self, name: str) -> Site:
+        return next(s for s in self.sites if s.name == name)
+
+    def link_distance_km(self, link: WanLink) -> float:
+        if link.distance_km is not None:
+            return link.distance_km
+        a, b = self.site(link.a), self.site(link.b)
+        factor = link.route_factor or self.route_factor
+        return great_circle_km(a.lat, a.lon, b.lat, b.lon) * factor
+
+    def link_delay(self, link: WanLink) -> float:
+        """One-way propagation delay in seconds (given, or from fiber distance)."""
+        if link.delay is not None:
+            return link.delay
+        return self.link_distance_km(link) * FIBER_US_PER_KM * 1e-6
+
+    def emulated_rate(self, real_bps: float) -> float:
+        return real_bps * self.scale.bandwidth
+
+    def link_queue_bytes(self, link: WanLink) -> int:
+        """Queue at the link's egress: one bandwidth-delay product of the emulated link."""
+        if link.queue is not None:
+            return link.queue
+        rtt = 2 * self.link_delay(link)
+        bdp = self.emulated_rate(link.rate) * max(rtt, 1e-3) / 8
+        return max(int(bdp), 64 * (self.mtu + 14))
+
+    def tcp_payload_share(self) -> float:
+        return tcp_payload_share(self.mtu)
+
+    def workers(self) -> list[tuple[Site, int]]:
+        return [(s, k) for s in self.sites for k in range(1, s.workers + 1)]
+
+    def graph(self) -> nx.Graph:
+        """Sites as nodes; links weighted by one-way delay (s) and carrying real rate."""
+        g = nx.Graph()
+        for s in self.sites:
+            g.add_node(s.name)
+        for i, link in enumerate(self.links):
+            g.add_edge(link.a, link.b, index=i, delay=self.link_delay(link),
+                       rate=link.rate, km=self.link_distance_km(link))
+        return g
+
+    def span_km(self) -> float:
+        """Largest great-circle distance between any two sites."""
+        return max((great_circle_km(a.lat, a.lon, b.lat, b.lon)
+                    for a in self.sites for b in self.sites), default=0.0)
+
+
+def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Haversine distance on a spherical Earth."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+# ---- loading and validation -------------------------------------------------
+
+def _loc(loc: tuple, data: Any) -> str:
+    """Turn pydantic's location into 'sites[1].workers' with the site name when known."""
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            label = f"[{part}]"
+            if isinstance(node, list) and part < len(node) and isinstance(node[part], dict):
+                nm = node[part].get("name") or (
+                    f"{node[part].get('a')}-{node[part].get('b')}" if "a" in node[part] else None)
+                if nm:
+                    label = f"[{part}:{nm}]"
+            out += label
+        else:
+            name = str(part)
+            if not name.isidentifier():
+                name = repr(name)  # keys from the file may hold newlines or spaces
+            out += ("." if out else "") + name
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return out or "(top level)"
+
+
+def _semantic_problems(topo: Topology) -> list[str]:
+    """Checks that span fields: references, duplicates, connectivity, name lengths."""
+    problems = []
+    names = [s.name for s in topo.sites]
+    seen: set[str] = set()
+    for i, n in enumerate(names):
+        if n in seen:
+            problems.append(f"sites[{i}:{n}].name: duplicate site name {n!r}")
+        seen.add(n)
+    for i, s in enumerate(topo.sites):
+        longest = worker_intf_name(s.name, s.workers)
+        if len(longest) > IFNAMSIZ:
+            room = IFNAMSIZ - len(f"{s.workers}-eth0")
+            problems.append(
+                f"sites[{i}:{s.name}].name: interface {longest!r} would exceed Linux's "
+                f"{IFNAMSIZ} characters; use a name of at most {room} characters")
+    pairs: set[frozenset] = set()
+    for i, link in enumerate(topo.links):
+        where = f"links[{i}:{link.a}-{link.b}]"
+        for end in ("a", "b"):
+            if getattr(link, end) not in seen:
+                problems.append(f"{where}.{end}: unknown site {getattr(link, end)!r}")
+        if link.a == link.b:
+            problems.append(f"{where}.b: a link must join two different sites")
+        pair = frozenset((link.a, link.b))
+        if pair in pairs and link.a != link.b:
+            problems.append(f"{where}: duplicate link between {link.a} and {link.b}")
+        pairs.add(pair)
+        if {link.a, link.b} <= seen and link.jitter > topo.link_delay(link):
+            problems.append(f"{where}.jitter: larger than the link's delay; packets cannot arrive before they leave")
+    for i, r in enumerate(topo.reservations):
+        for end in ("a", "b"):
+            if getattr(r, end) not in seen:
+                problems.append(f"reservations[{i}:{r.name}].{end}: unknown site {getattr(r, end)!r}")
+        both = sorted(set(r.udp_ports) & set(r.replicated_udp_ports))
+        if both:
+            problems.append(f"reservations[{i}:{r.name}].replicated_udp_ports: {both} also in "
+                            f"udp_ports; a port is either protected by failover or sent 1+1")
+    if problems:
+        return problems
+    g = topo.graph()
+    if len(topo.sites) > 1 and not nx.is_connected(g):
+        parts = sorted((sorted(c) for c in nx.connected_components(g)), key=len)
+        problems.append(f"links: sites are disconnected; {', '.join(parts[0])} cannot reach the others")
+    return problems
+
+
+def parse_topology(data: Any, source: str = "<topology>") -> Topology:
+    """Validate a parsed document; raise InputError with one line per problem."""
+    if not isinstance(data, dict):
+        raise InputError([f"{source}: (top level): expected a mapping with name, sites and links"])
+    try:
+        topo = Topology.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field"
+            lines.append(f"{source}: {_loc(err['loc'], data)}: {msg}")
+        raise InputError(lines) from None
+    problems = _semantic_problems(topo)
+    if problems:
+        raise InputError([f"{source}: {p}" for p in problems])
+    return topo
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Read and validate a topology file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError([f"{path}: cannot read file: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(parse)"
+        raise InputError([f"{path}: {where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    return parse_topology(data, str(path))
+
+
+def single_site(topo: Topology) -> Topology:
+    """The equal-compute single-site twin: same workers and fabric, one site, no WAN.
+
+    Efficiency claims compare iteration time on one site with the same GPU count spread
+    over sites; this derives that reference from any topology.
+    """
+    total = sum(s.workers for s in topo.sites)
+    first = topo.sites[0]
+    site = first.model_copy(update={"name": "single", "city": "single site", "workers": total})
+    return topo.model_copy(update={"name": f"{topo.name}-single", "sites": [site], "links": [],
+                                   "reservations": [],
+                                   "description": f"equal-compute single site of {topo.name}"})
+
+
+def json_schema() -> str:
+    return json.dumps(Topology.model_json_schema(), indent=2)
