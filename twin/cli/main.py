@@ -336,9 +336,8 @@ def _shown_path(path: str) -> str:
 def _with_scale(topo, scale: str | None):
     if not scale:
         return topo
-    from twin.spec.topology import Scale
     try:
-        return topo.model_copy(update={"scale": Scale(bandwidth=scale)})
+        return topo.with_scale(scale)
     except ValueError as exc:
         raise TwinError(f"--scale {scale!r}: {exc}") from None
 
