@@ -280,47 +280,26 @@ def cmd_collective(args) -> int:
 
 def cmd_model(args) -> int:
     """Full-scale predictions: iteration time and efficiency vs the single data centre."""
-    import csv as _csv
-
-    from twin.model.fabric import Fabric
-    from twin.model.iteration import Iteration, buckets, efficiency_vs_single_site
-    from twin.units import parse_rate
-    params = float(args.params.upper().replace("B", "e9").replace("M", "e6"))
-    grad = params * {"bf16": 2, "fp16": 2, "fp32": 4}[args.dtype] / args.model_parallel
-    compute = args.compute
-    it_base = dict(forward=compute / 3, backward=compute * 2 / 3 - args.optimizer,
-                   optimizer=args.optimizer, buckets=buckets(grad, args.bucket_mb * 2**20))
-    rows = []
-    table = Table(title=f"model: {args.params} params {args.dtype}, gradient {grad / 1e9:.1f} GB per "
-                        f"replica, {args.per_site} ranks/site, LAN {args.lan_rate}, compute {compute:g} s")
+    from twin.model.full_scale import Job, parse_params, sweep
+    from twin.output.csvrows import write_rows
+    try:  # a parameter count or a rate that cannot be read; the message names the value
+        job = Job(parse_params(args.params), args.dtype, args.model_parallel, args.compute,
+                  args.optimizer, args.bucket_mb)
+        rows = sweep(job, args.sites, args.per_site, args.distance, args.wan_rate, args.lan_rate,
+                     args.algo, args.alpha_lan)
+    except ValueError as exc:
+        raise TwinError(f"model: {exc}") from None
+    table = Table(title=f"model: {args.params} params {args.dtype}, gradient {job.gradient_bytes / 1e9:.1f} GB per "
+                        f"replica, {args.per_site} ranks/site, LAN {args.lan_rate}, compute {args.compute:g} s")
     for col in ("sites", "km", "WAN", "algo", "overlap", "iteration s", "exposed s",
                 "efficiency vs 1 DC"):
         table.add_column(col)
-    for m in args.sites:
-        for km in args.distance:
-            for wan in args.wan_rate:
-                f = Fabric(m, args.per_site, parse_rate(args.lan_rate), parse_rate(wan),
-                           args.alpha_lan, km * 4.9e-6 + args.alpha_lan)
-                for algo in args.algo:
-                    for overlap in (True, False):
-                        it = Iteration(overlap=overlap, **it_base)
-                        eff, spread, single = efficiency_vs_single_site(algo, f, it)
-                        rows.append({"params": params, "dtype": args.dtype, "sites": m,
-                                     "per_site": args.per_site, "distance_km": km, "wan_rate": wan,
-                                     "lan_rate": args.lan_rate, "algo": algo, "overlap": overlap,
-                                     "iteration_s": round(spread.iteration, 4),
-                                     "exposed_s": round(spread.exposed, 4),
-                                     "single_site_s": round(single.iteration, 4),
-                                     "efficiency": round(eff, 4)})
-                        table.add_row(str(m), f"{km:g}", wan, algo, "yes" if overlap else "no",
-                                      f"{spread.iteration:.2f}", f"{spread.exposed:.2f}", f"{eff:.1%}")
+    for r in rows:
+        table.add_row(str(r.sites), f"{r.distance_km:g}", r.wan_rate, r.algo, "yes" if r.overlap else "no",
+                      f"{r.iteration_s:.2f}", f"{r.exposed_s:.2f}", f"{r.efficiency:.1%}")
     console.print(table)
     if args.csv:
-        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.csv, "w", newline="") as fh:
-            w = _csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        write_rows([r.rounded() for r in rows], Path(args.csv))
         console.print(f"CSV: {args.csv}")
     return 0
 
