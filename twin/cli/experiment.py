@@ -1,7 +1,8 @@
-"""``twin experiment determinism``: the packaged experiments.
+"""``twin experiment determinism|noise``: the packaged experiments.
 
 determinism: the reserved-path A/B (detpath vs baseline) on one topology, with the machine's own
-timer punctuality measured first.
+timer punctuality measured first; noise: the probe rows of determinism runs grouped by how late
+the delay line itself was, to tell the network's misses from the machine's.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from twin.cli.console import console, progress
+from twin.cli.console import console, error_line, progress
 from twin.cli.options import add_scale, scaled
 from twin.errors import TwinError
 
@@ -26,11 +27,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     d.add_argument("--repeats", type=int, default=1,
                    help="repeat the channel phases (one bring-up per controller)")
     d.add_argument("--results", default="results/experiments")
+    n = names.add_parser("noise", help="group determinism probe rows by the delay line's lateness")
+    n.add_argument("csv", nargs="+", help="determinism experiment CSVs (rows with line_late_*)")
+    n.add_argument("--target-ms", type=float, default=1.0)
+    n.add_argument("--out", help="also write the bands to this CSV")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"determinism": run_determinism}[args.name](args)
+    return {"determinism": run_determinism, "noise": run_noise}[args.name](args)
 
 
 def run_determinism(args: argparse.Namespace) -> int:
@@ -77,4 +82,18 @@ def run_determinism(args: argparse.Namespace) -> int:
     if warning:
         console.print(f"[yellow]machine:[/] {warning}")
     console.print(f"CSV and plot: {out}/determinism-{topo.name}*")
+    return 0
+
+
+def run_noise(args: argparse.Namespace) -> int:
+    from twin.measure.noise import bands, describe, read_rows
+    from twin.output.csvrows import write_rows
+    result = bands(read_rows([Path(f) for f in args.csv]), target_ms=args.target_ms)
+    if not result:
+        error_line("no detpath probe rows with line lateness in these files")
+        return 1
+    for b in result:
+        print(describe(b))
+    if args.out:
+        write_rows(result, Path(args.out))
     return 0
