@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    """Every file is read, so one run lists the problems of all of them."""
+    """Every file is read, so one run lists the problems of all of them; a bad file exits 2, as
+    bad input does for every verb."""
     from twin.spec.topology import load_topology
     bad = 0
     for f in args.files:
@@ -28,4 +29,4 @@ def run(args: argparse.Namespace) -> int:
             bad += 1
             for line in exc.problems:
                 error_line(line)
-    return 1 if bad else 0
+    return 2 if bad else 0
