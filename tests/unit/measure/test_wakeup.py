@@ -26,9 +26,10 @@ def test_survey_measures_every_cpu_for_real():
 
 
 def test_one_cpu_sleeps_a_millisecond_at_a_time():
-    if os.fork() == 0:  # measure() pins and may raise the priority of the process it runs in
+    pid = os.fork()
+    if pid == 0:  # measure() pins and may raise the priority of the process it runs in
         r = measure(min(os.sched_getaffinity(0)), 0.2)
         os._exit(0 if 20 <= r["sleeps"] <= 200 and r["p99_ms"] <= r["max_ms"]
                  and all(b > a for a, b in r["stalls"]) else 1)
-    _, status = os.wait()
+    _, status = os.waitpid(pid, 0)  # this child's status, not that of another the run left
     assert os.waitstatus_to_exitcode(status) == 0
