@@ -11,7 +11,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(VENV)/bin/python -m twin.experiments.demo
+	$(TWIN) demo
 
 test: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -6,19 +6,19 @@
    measured next to the analytic model;
 3. bus bandwidth vs message size, NCCL-tests style.
 
-Writes results/demo/ (CSVs, PNGs, summary.md) and prints a short summary. Everything is torn
-down afterwards, also on failure or Ctrl-C.
+Writes results/demo/ (CSVs, PNGs, summary.md) and returns the summary for ``twin demo`` to
+print. Everything is torn down afterwards, also on failure or Ctrl-C.
 """
 
 from __future__ import annotations
 
-import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
-from twin.cli.main import _progress, console
 from twin.drive.benchmark import run_collective
 from twin.emulation import runtime
-from twin.errors import TwinError
 from twin.experiments import campaign as camp
 from twin.experiments.efficiency import efficiency
 from twin.host.rundirs import project_root
@@ -27,7 +27,7 @@ from twin.output import campaign_report, plots
 from twin.output.csvrows import write_rows
 from twin.output.nccl import nccl_table
 from twin.spec.schedule import Schedule
-from twin.spec.topology import Scale, load_topology
+from twin.spec.topology import load_topology
 
 ROOT = project_root()
 TOPOLOGY = ROOT / "topologies" / "ci-2site.yaml"
@@ -40,11 +40,18 @@ SCHEDULE = Schedule(forward=0.2, backward=0.4, optimizer=0.05, buckets=[1_000_00
 SCALE = "1/4000"
 
 
-def main() -> int:
+@dataclass(frozen=True)
+class DemoReport:
+    summary: str  # the text of summary.md
+    out: Path  # the folder of every file the demo wrote
+
+
+def run(progress: Callable[[str], None]) -> DemoReport:
+    """The whole demo; ``progress`` gets one line per step. A TwinError stops it (the twin is
+    torn down first)."""
     out = ROOT / "results" / "demo"
     out.mkdir(parents=True, exist_ok=True)
-    topo = load_topology(TOPOLOGY)
-    topo = topo.model_copy(update={"scale": Scale(bandwidth=SCALE)})
+    topo = load_topology(TOPOLOGY).with_scale(SCALE)
     t0 = time.monotonic()
     lines = [f"# fabric-twin demo: {topo.name}", "",
              f"Emulated: {topo.scale.describe()}; {len(topo.sites)} sites, "
@@ -52,16 +59,16 @@ def main() -> int:
              f"{topo.link_distance_km(topo.links[0]):.0f} km fiber, one-way "
              f"{topo.link_delay(topo.links[0]) * 1e3:.2f} ms.", ""]
     try:
-        _, state = runtime.up(topo, str(TOPOLOGY), "none", _progress)
+        _, state = runtime.up(topo, str(TOPOLOGY), "none", progress)
         lines.append(f"Mechanisms: links {state.mechanism}, OVS {state.datapath} datapath.")
-        rows = calibrate(state, fabric_of(topo), progress=_progress)
-        write_csv(rows, out / "calibration.csv")
-        for r in rows:
-            lines.append(f"- calibration {r.src} -> {r.dst}: RTT {r.measured_rtt_median_ms:.2f} ms "
-                         f"(configured {r.configured_rtt_ms:.2f}), TCP {r.goodput_mbps:.0f} Mbit/s of "
-                         f"{r.emulated_rate_mbps:g} ({r.wire_ratio:.1%} at frame level)")
-        lines.append(f"- {summary(rows)}")
-        _progress("collective sweep: ring and hierarchical all-reduce, 1 MiB to 16 MiB")
+        cal = calibrate(state, fabric_of(topo), progress=progress)
+        write_csv(cal, out / "calibration.csv")
+        for c in cal:
+            lines.append(f"- calibration {c.src} -> {c.dst}: RTT {c.measured_rtt_median_ms:.2f} ms "
+                         f"(configured {c.configured_rtt_ms:.2f}), TCP {c.goodput_mbps:.0f} Mbit/s of "
+                         f"{c.emulated_rate_mbps:g} ({c.wire_ratio:.1%} at frame level)")
+        lines.append(f"- {summary(cal)}")
+        progress("collective sweep: ring and hierarchical all-reduce, 1 MiB to 16 MiB")
         fabric = min(topo.emulated_rate(s.fabric.rate) for s in topo.sites)
         coll = []
         for algo in ("ring", "hier"):
@@ -75,7 +82,7 @@ def main() -> int:
         runtime.down()
 
         eff = efficiency(topo, str(TOPOLOGY), SCHEDULE, ["ring", "hier"], [True, False],
-                         iterations=5, progress=_progress)
+                         iterations=5, progress=progress)
         write_rows(eff, out / "efficiency.csv")
         plots.efficiency_bars(eff, out / "efficiency.png",
                               f"{topo.name}: efficiency vs equal-compute single site "
@@ -87,19 +94,19 @@ def main() -> int:
                     f"- {r.algo}{' + overlap' if r.overlap else ''}: {r.measured_efficiency:.1%} "
                     f"measured, {r.model_efficiency:.1%} model (iteration {r.measured_iteration_s:.3f} s "
                     f"measured, {r.model_iteration_s:.3f} s model, error {r.model_error:+.1%})")
-        _progress("deterministic vs best effort under interference (campaigns/determinism.yaml)")
+        progress("deterministic vs best effort under interference (campaigns/determinism.yaml)")
         det_csv = out / "determinism.csv"
         det_csv.unlink(missing_ok=True)
         det = camp.load_campaign(ROOT / "campaigns" / "determinism.yaml")
         # the full campaign repeats more; best effort under a flood takes ~1 min per iteration
         det.repeats, det.iterations = 1, 2
-        camp.run(det, det_csv, progress=_progress)
-        rows = {(r["controller"], r["interference"]): r for r in campaign_report.read(det_csv)}
+        camp.run(det, det_csv, progress=progress)
+        by_case = {(r["controller"], r["interference"]): r for r in campaign_report.read(det_csv)}
         lines += ["", "## Deterministic network vs best effort (UDP interference at 100% of the WAN rate)", "",
                   f"Emulated at {det.scale} of real rates; the job runs on 1 worker per site, the other "
                   "worker of each site carries the interference.", ""]
         for ctl in ("detpath", "baseline"):
-            calm, noisy = rows.get((ctl, "False")), rows.get((ctl, "True"))
+            calm, noisy = by_case.get((ctl, "False")), by_case.get((ctl, "True"))
             if not (calm and noisy):
                 continue
             before = (f"{float(calm['iteration_s']):.2f} s without interference" if calm["status"] == "ok"
@@ -112,17 +119,9 @@ def main() -> int:
         headline = (f"efficiency at {topo.link_distance_km(topo.links[0]):,.0f} km, {best.algo}"
                     f"{' + overlap' if best.overlap else ''}: {best.measured_efficiency:.1%} measured, "
                     f"{best.model_efficiency:.1%} model")
-    except TwinError as exc:
-        console.print(f"demo: {exc}")
-        return 1
     finally:
         runtime.down()
     lines += ["", f"Headline: {headline}", f"Demo took {time.monotonic() - t0:.0f} s.", ""]
-    (out / "summary.md").write_text("\n".join(lines))
-    console.print("\n".join(lines))
-    console.print(f"results: {out}/ (summary.md, calibration.csv, allreduce.csv, efficiency.csv, PNGs)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    text = "\n".join(lines)
+    (out / "summary.md").write_text(text)
+    return DemoReport(text, out)

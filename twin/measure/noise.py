@@ -5,19 +5,17 @@ probe (``line_late_share``: frames it released >= 0.5 ms after they were due). G
 repeats of one or more runs by it separates the two: if the probe meets its target whenever the
 emulator was on time, the misses are the machine's.
 
-  python3 -m twin.measure.noise results/experiments/runs/determinism-fntf-4site-*.csv [--target-ms 1]
+  twin experiment noise results/experiments/runs/determinism-fntf-4site-*.csv [--target-ms 1]
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import statistics
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from twin.output.csvrows import write_rows
+from twin.errors import InputError
 
 LATE_LINE_SHARE = 0.006  # at and above it no repeat of five runs met the 1 ms target (0 of 16)
 BANDS = ((0.0, 0.003), (0.003, LATE_LINE_SHARE), (LATE_LINE_SHARE, 1.0))  # share of frames late
@@ -64,32 +62,23 @@ def machine_warning(line_late_shares: list, csv_path: Path) -> str:
         return ""
     return (f"in {len(late)} of {len(shares)} probe runs the delay line released >= "
             f"{LATE_LINE_SHARE:.1%} of its frames 0.5 ms or more late; their delay tails are the "
-            f"machine's (python3 -m twin.measure.noise {csv_path})")
+            f"machine's (twin experiment noise {csv_path})")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="twin.measure.noise", description=__doc__.splitlines()[0])
-    ap.add_argument("csv", nargs="+", help="determinism experiment CSVs (rows with line_late_*)")
-    ap.add_argument("--target-ms", type=float, default=1.0)
-    ap.add_argument("--out", help="also write the bands to this CSV")
-    a = ap.parse_args(argv)
-    rows = []
-    for f in a.csv:
-        with open(f, newline="") as fh:
-            rows += list(csv.DictReader(fh))
-    result = bands(rows, target_ms=a.target_ms)
-    if not result:
-        print("no detpath probe rows with line lateness in these files", file=sys.stderr)
-        return 1
-    for b in result:
-        print(f"line late {b.line_late_share_from:.1%}-{b.line_late_share_to:.1%}: {b.repeats} "
-              f"repeats, {b.within_target} with p99 within {b.target_ms:g} ms of propagation; "
-              f"excess median {b.p99_over_propagation_median_ms:+.2f} ms, max "
-              f"{b.p99_over_propagation_max_ms:+.2f} ms ({b.phases})")
-    if a.out:
-        write_rows(result, Path(a.out))
-    return 0
+def read_rows(paths: list[Path]) -> list[dict]:
+    """The rows of every determinism CSV, in order; a file that cannot be read is one line."""
+    rows: list[dict] = []
+    for path in paths:
+        try:
+            with Path(path).open(newline="") as fh:
+                rows += list(csv.DictReader(fh))
+        except OSError as exc:
+            raise InputError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    return rows
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def describe(b: NoiseBand) -> str:
+    return (f"line late {b.line_late_share_from:.1%}-{b.line_late_share_to:.1%}: {b.repeats} "
+            f"repeats, {b.within_target} with p99 within {b.target_ms:g} ms of propagation; "
+            f"excess median {b.p99_over_propagation_median_ms:+.2f} ms, max "
+            f"{b.p99_over_propagation_max_ms:+.2f} ms ({b.phases})")

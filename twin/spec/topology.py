@@ -238,6 +238,17 @@ class Topology(_Strict):
                        rate=link.rate, km=self.link_distance_km(link))
         return g
 
+    def with_scale(self, bandwidth: str) -> "Topology":
+        """This topology at another bandwidth scale (``--scale 1/4000``): the same sites, links
+        and delays, emulated at ``bandwidth`` of the real rates. ValueError says why a ratio is
+        refused."""
+        try:
+            scale = Scale.model_validate({"bandwidth": bandwidth})
+        except ValidationError as exc:
+            raise ValueError("; ".join(e["msg"].removeprefix("Value error, ")
+                                       for e in exc.errors())) from None
+        return self.model_copy(update={"scale": scale})
+
     def span_km(self) -> float:
         """Largest great-circle distance between any two sites."""
         return max((great_circle_km(a.lat, a.lon, b.lat, b.lon)

@@ -1,0 +1,53 @@
+"""``twin calibrate``: measure every path of the running twin against its configured delay and
+rate (``twin up --calibrate`` prints the same table right after bring-up)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+from twin.cli.console import console, progress
+
+if TYPE_CHECKING:
+    from twin.emulation.state import TwinState
+    from twin.spec.topology import Topology
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("calibrate", help="measure the running twin's links")
+    p.add_argument("--results", default="results/calibration")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from twin.emulation import runtime
+    from twin.spec.topology import load_topology, single_site
+    state = runtime.require_state()
+    topo = load_topology(state.topology_file)
+    if state.topology.endswith("-single"):
+        topo = single_site(topo)
+    show_calibration(topo, state, args.results)
+    return 0
+
+
+def show_calibration(topo: Topology, state: TwinState, results: str) -> None:
+    """Measure, write the CSV under ``results`` and print the table and its one-line summary."""
+    from twin.measure.calibrate import calibrate, fabric_of, summary, write_csv
+    rows = calibrate(state, fabric_of(topo), progress=progress)
+    out = Path(results) / f"calibration-{topo.name}-{state.run_id}.csv"
+    write_csv(rows, out)
+    table = Table(title=f"calibration of {topo.name} ({state.mechanism}; {state.scale})")
+    for col in ("path", "RTT cfg ms", "RTT median ms", "err ms", "PDV ms", "rate Mbit/s",
+                "goodput Mbit/s", "wire ratio", "ok"):
+        table.add_column(col)
+    for r in rows:
+        ok = r.rtt_ok and r.pdv_ok and r.throughput_ok
+        table.add_row(f"{r.src}->{r.dst}", f"{r.configured_rtt_ms:.2f}",
+                      f"{r.measured_rtt_median_ms:.2f}", f"{r.rtt_error_ms:+.2f}",
+                      f"{r.pdv_ms:.2f}", f"{r.emulated_rate_mbps:g}", f"{r.goodput_mbps:.1f}",
+                      f"{r.wire_ratio:.3f}", "[green]yes[/]" if ok else "[red]no[/]")
+    console.print(table)
+    console.print(f"{summary(rows)}; CSV: {out}")

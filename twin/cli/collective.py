@@ -1,0 +1,77 @@
+"""``twin collective`` and ``twin allreduce``: collectives across the twin over real TCP, printed
+as NCCL-tests prints them."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Optional
+
+from twin.cli.console import console, progress
+from twin.errors import TwinError
+
+if TYPE_CHECKING:
+    from twin.emulation.state import TwinState
+    from twin.spec.topology import Topology
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``allreduce`` is ``collective --op allreduce``."""
+    for name, op in (("collective", None), ("allreduce", "allreduce")):
+        p = subparsers.add_parser(name, help="run collectives across the twin, NCCL-tests style")
+        p.add_argument("topology", nargs="?", help="bring this up (default: the running twin)")
+        if op is None:
+            p.add_argument("--op", default="allreduce",
+                           choices=["allreduce", "reducescatter", "allgather", "broadcast", "alltoall"])
+        else:
+            p.set_defaults(op=op)
+        p.add_argument("--algo", nargs="+", default=["ring"], choices=["ring", "hd", "tree", "hier"])
+        p.add_argument("--sizes", default="1M:64M", help="'1M:64M' (doubling) or '1M,8M'")
+        p.add_argument("--iters", type=int, default=5)
+        p.add_argument("--warmup", type=int, default=1)
+        p.add_argument("--conns", type=int, default=1, help="TCP connections per peer")
+        p.add_argument("--timeout", type=float, default=30.0, help="per-operation deadline (s)")
+        p.add_argument("--no-check", action="store_true", help="move bytes only, no reduce/verify")
+        p.add_argument("--csv", help="write the rows to this CSV")
+        p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from twin.drive.benchmark import parse_sizes, run_collective
+    from twin.output.csvrows import write_rows
+    from twin.output.nccl import nccl_table
+    try:
+        sizes = parse_sizes(args.sizes)
+    except ValueError as exc:
+        raise TwinError(f"--sizes: {exc}") from None
+    with twin_for(args.topology) as (topo, state):
+        fabric = min(topo.emulated_rate(s.fabric.rate) for s in topo.sites)
+        rows = []
+        for algo in args.algo:
+            rows += (r := run_collective(state, args.op, algo, sizes, iters=args.iters,
+                                         warmup=args.warmup, conns=args.conns,
+                                         check=not args.no_check, timeout=args.timeout,
+                                         fabric_bps=fabric))
+            print(nccl_table(r), flush=True)
+    if args.csv:
+        write_rows(rows, Path(args.csv))
+        console.print(f"CSV: {args.csv}")
+    return 1 if any(r.wrong > 0 for r in rows) else 0
+
+
+@contextlib.contextmanager
+def twin_for(topology: Optional[str], controller: str = "none") -> Iterator[tuple[Topology, TwinState]]:
+    """The running twin, or one brought up for this command and torn down after it."""
+    from twin.emulation import runtime
+    from twin.spec.topology import load_topology
+    if topology is None:
+        state = runtime.require_state()
+        yield load_topology(state.topology_file), state
+        return
+    topo = load_topology(topology)
+    _, state = runtime.up(topo, topology, controller, progress)
+    try:
+        yield topo, state
+    finally:
+        progress(runtime.down().summary())

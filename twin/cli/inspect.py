@@ -1,0 +1,51 @@
+"""``twin inspect``: the running twin's workers and long-haul links, and whether all of it runs."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from twin.cli.console import console, error_line, shown_path
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    subparsers.add_parser("inspect", help="show the running twin and its health").set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from twin.emulation import runtime
+    from twin.host.processes import alive as ctl_alive
+    from twin.units import format_rate, format_time
+    s = runtime.require_state()
+    console.print(f"run {s.run_id}: topology {s.topology} ({s.topology_file}); controller "
+                  f"{s.controller}; links {s.mechanism}; OVS {s.datapath} datapath; scale {s.scale}; "
+                  f"logs {shown_path(s.log_dir)}")
+    nodes = Table(title="workers")
+    for col in ("node", "site", "ip", "mac", "switch:port", "container"):
+        nodes.add_column(col)
+    for w in s.workers:
+        nodes.add_row(w.name, w.site, w.ip, w.mac, f"{w.switch}:{w.port}", w.container[:12])
+    console.print(nodes)
+    links = Table(title="long-haul links")
+    for col in ("link", "ports", "km", "one-way delay", "jitter", "loss", "rate (real)",
+                "rate (emulated)", "queue", "mechanism"):
+        links.add_column(col)
+    for wan in s.wan:
+        alive = ""
+        if wan.delayline:
+            pid = wan.delayline["pid"]
+            alive = f"delay line pid {pid}" + ("" if ctl_alive(pid) else " [red]DEAD[/]")
+        links.add_row(f"{wan.a}-{wan.b}", f"{wan.intf_a} / {wan.intf_b}", f"{wan.km:.0f}",
+                      format_time(wan.delay_s), format_time(wan.jitter_s) if wan.jitter_s else "-",
+                      f"{wan.loss:.3%}" if wan.loss else "-", format_rate(wan.rate_bps),
+                      format_rate(wan.emulated_bps), f"{wan.queue_bytes / 1e3:.0f} KB",
+                      alive or "netem")
+    console.print(links)
+    problems = runtime.health(s)
+    for line in problems:
+        error_line(f"problem: {line}")
+    if not problems:
+        console.print("health: all workers, delay lines"
+                      + (" and the controller" if s.controller != "none" else "") + " running")
+    return 1 if problems else 0
