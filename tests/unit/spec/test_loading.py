@@ -6,11 +6,12 @@ from pydantic import Field
 
 from tests.locations import TOPOS
 from twin.errors import InputError
+from twin.experiments.campaign import load_campaign
 from twin.spec.loading import Document, FileModel, field_path, read_document, validate
 from twin.spec.schedule import load_schedule
 from twin.spec.topology import load_topology
 
-LOADERS = [load_topology, load_schedule]
+LOADERS = [load_topology, load_campaign, load_schedule]
 
 
 def problems(load, path) -> list[str]:
