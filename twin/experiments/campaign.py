@@ -159,8 +159,8 @@ def estimate_seconds(c: Campaign, todo: list[dict]) -> float:
     total = twins * per_twin
     for p in todo:
         topo = variant(c, p)
-        it = Iteration(c.schedule.forward, c.schedule.backward, c.schedule.optimizer,
-                       tuple(c.schedule.scaled(topo.scale.bandwidth).buckets), p["overlap"])
+        it = Iteration.of(c.schedule.scaled(topo.scale.bandwidth)
+                          .model_copy(update={"overlap": p["overlap"]}))
         total += (c.iterations + 1) * predict(p["algo"], fabric_from_topology(topo), it).iteration + 2
     return total
 
@@ -302,7 +302,7 @@ def _row(c: Campaign, base: dict, topo: Topology, p: dict, ctx: RunContext, res=
     if res and sched is not None:
         times = [r.iteration_s for r in res]
         measured = statistics.median(times)
-        it = Iteration(sched.forward, sched.backward, sched.optimizer, tuple(sched.buckets), p["overlap"])
+        it = Iteration.of(sched)
         model = predict(p["algo"], fabric_from_topology(topo), it).iteration
         model_single = predict("ring", fabric_from_topology(single_site(topo)), it).iteration
         single = ctx.single_site.get(p["overlap"])
