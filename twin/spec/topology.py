@@ -19,6 +19,7 @@ from pydantic import Field, field_validator
 
 from twin.errors import InputError
 from twin.plan.addressing import worker_intf_name
+from twin.plan.graph import fabric_graph
 from twin.spec.loading import Document, FileModel, Loc, read_document, validate
 from twin.units import (
     parse_fraction,
@@ -230,14 +231,11 @@ class Topology(FileModel):
         return [(s, k) for s in self.sites for k in range(1, s.workers + 1)]
 
     def graph(self) -> nx.Graph:
-        """Sites as nodes; links weighted by one-way delay (s) and carrying real rate."""
-        g = nx.Graph()
-        for s in self.sites:
-            g.add_node(s.name)
-        for i, link in enumerate(self.links):
-            g.add_edge(link.a, link.b, index=i, delay=self.link_delay(link),
-                       rate=link.rate, km=self.link_distance_km(link))
-        return g
+        """The fabric graph of the model (twin.plan.graph): every site, every link with its
+        one-way delay and emulated rate."""
+        return fabric_graph(({"a": link.a, "b": link.b, "delay_s": self.link_delay(link),
+                              "emulated_bps": self.emulated_rate(link.rate)} for link in self.links),
+                            sites=[s.name for s in self.sites])
 
     def span_km(self) -> float:
         """Largest great-circle distance between any two sites."""
