@@ -15,7 +15,8 @@ from os_ken.lib.packet import ethernet, packet
 from os_ken.ofproto import ofproto_v1_3
 
 from controllers import description
-from twin.plan.routing import fabric_graph, spanning_tree_ports
+from twin.plan.graph import fabric_graph
+from twin.plan.routing import spanning_tree_ports
 
 
 class Baseline(app_manager.OSKenApp):

@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twin.plan.routing import Reservation, fabric_graph
+from twin.plan.graph import fabric_graph
+from twin.plan.routing import Reservation
 
 MODEL_ENV = "TWIN_CONTROLLER_MODEL"
 

@@ -16,6 +16,8 @@ gives the DSCP class its reserved rate and priority (OVS's userspace datapath do
 
 from __future__ import annotations
 
+from typing import Any
+
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
@@ -24,7 +26,8 @@ from os_ken.lib.packet import ether_types, ethernet, lldp, packet
 from os_ken.ofproto import ofproto_v1_3
 
 from controllers import description
-from twin.plan.routing import fabric_graph, next_hops, replica_mac, replica_routes
+from twin.plan.graph import fabric_graph
+from twin.plan.routing import next_hops, replica_mac, replica_routes
 
 ETH_IP = 0x0800
 LLDP_SRC = "02:00:00:00:00:fe"
@@ -94,7 +97,7 @@ class DetPath(app_manager.OSKenApp):
                                     "%s are not sent 1+1", r.name, r.replicated_udp_ports)
         self.ready: set[str] = set()
         self.flow_count = 0
-        self.datapaths: dict[str, object] = {}
+        self.datapaths: dict[str, Any] = {}
         self.seen: dict[tuple[int, int], tuple[int, int]] = {}  # (dpid, port) -> (dpid, port)
         self.verifying = False
 

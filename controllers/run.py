@@ -13,7 +13,9 @@ import logging
 import os
 import sys
 
-APPS = ("detpath", "baseline")
+from controllers.description import MODEL_ENV
+
+APPS = ("detpath", "baseline")  # the one list of controller apps: the twin and campaigns import it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("model", help="fabric model JSON written by the twin")
     ap.add_argument("--port", type=int, default=6653)
     args = ap.parse_args(argv)
-    os.environ["TWIN_CONTROLLER_MODEL"] = args.model
+    os.environ[MODEL_ENV] = args.model
     # the run's controller.log (the twin sends stdout/stderr there): what was installed, when
     # each switch was ready, the wiring check; without this only warnings would be kept
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,

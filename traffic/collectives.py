@@ -18,7 +18,7 @@ from traffic.comm import Comm, _split
 
 PIPELINE_BYTES = 1 << 20  # sub-chunk size: reduce one piece while the next is on the wire
 
-ALLREDUCE_ALGOS = ("ring", "hd", "tree", "hier")
+ALLREDUCE_ALGOS = ("ring", "hd", "tree", "hier")  # the one list: the twin's model and campaigns import it
 OPS = ("allreduce", "reducescatter", "allgather", "broadcast", "alltoall")
 
 

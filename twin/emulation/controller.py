@@ -15,13 +15,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from controllers.run import APPS
 from twin.errors import TwinError
 from twin.host import rundirs
 from twin.host.processes import alive, tail
 from twin.plan.routing import Reservation
 
 CONTROLLER_PORT = 6653
-APPS = ("detpath", "baseline")
 
 
 def write_description(state, reservations: list[Reservation]) -> Path:

@@ -23,27 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import yaml
-
 from twin.emulation import runtime
-from twin.errors import InputError, TwinError
+from twin.errors import TwinError
 from twin.host import rundirs
 from twin.host.capabilities import link_mechanism, ovs_datapath
 from twin.model.fabric import fabric_from_topology
 from twin.model.iteration import Iteration, predict
-from twin.spec.schedule import Schedule, from_model
-from twin.spec.topology import Topology, load_topology, single_site
+from twin.spec.campaign import Sweep, load_campaign_spec
+from twin.spec.schedule import Schedule
+from twin.spec.topology import Scale, Topology, bandwidth_ratio, single_site
 from twin.units import format_rate, parse_fraction, parse_rate
 
-SWEEP_KEYS = {
-    "distance_km": float, "wan_rate": str, "loss": str, "algo": str, "overlap": bool,
-    "controller": str, "interference": bool,
-}
 TWIN_KEYS = ("distance_km", "wan_rate", "loss", "controller")  # what needs a new bring-up
-DEFAULTS = {"distance_km": None, "wan_rate": None, "loss": "0", "algo": "ring", "overlap": True,
-            "controller": "none", "interference": False}
-TOP_KEYS = {"name", "description", "topology", "schedule", "iterations", "repeats", "seed",
-            "sweep", "scale"}
 FIELDS = ["row_id", "campaign", "status", "error", "fault", "time", "git_commit", "machine", "kernel",
           "link_mechanism", "ovs_datapath", "topology", "scale", "sites", "workers", "repeat",
           "distance_km", "one_way_delay_ms", "wan_rate_real", "wan_rate_emulated_mbps", "loss",
@@ -55,24 +46,27 @@ FIELDS = ["row_id", "campaign", "status", "error", "fault", "time", "git_commit"
 
 @dataclass
 class Campaign:
+    """A campaign as the runner plans and runs it, from its validated file (twin.spec.campaign);
+    ``topology`` is the topology the file names, at the campaign's scale when it gives one. A
+    caller may shorten ``iterations`` and ``repeats`` for a quick run (the demo does)."""
+
     name: str
+    description: str
     topology_file: str
     topology: Topology
     schedule: Schedule
     iterations: int
     repeats: int
-    sweep: dict[str, list]
-    source: str
-    scale: Optional[str] = None
-    description: str = ""
+    scale: Optional[str]  # the campaign's bandwidth scale as written (e.g. 1/4000), if any
+    sweep: Sweep
 
     def points(self) -> list[dict]:
-        keys = list(SWEEP_KEYS)
-        values = [self.sweep.get(k, [DEFAULTS[k]]) for k in keys]
+        """Every measurement: each combination of the sweep's values, each repeat, keyed."""
+        axes = self.sweep.axes()
         out = []
-        for combo in itertools.product(*values):
+        for combo in itertools.product(*axes.values()):
             for rep in range(self.repeats):
-                p = dict(zip(keys, combo), repeat=rep)
+                p = dict(zip(axes, combo), repeat=rep)
                 p["row_id"] = row_id(self.name, p)
                 out.append(p)
         return out
@@ -83,141 +77,33 @@ def row_id(campaign: str, point: dict) -> str:
     return hashlib.sha256(f"{campaign}|{key}".encode()).hexdigest()[:16]
 
 
-def _lines(text: str) -> dict[str, int]:
-    """'key' and 'sweep.key' -> line number, for error messages that name the line."""
-    out: dict[str, int] = {}
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return out
-    if isinstance(root, yaml.MappingNode):
-        for k, v in root.value:
-            out[k.value] = k.start_mark.line + 1
-            if k.value == "sweep" and isinstance(v, yaml.MappingNode):
-                for sk, _ in v.value:
-                    out[f"sweep.{sk.value}"] = sk.start_mark.line + 1
-    return out
-
-
 def load_campaign(path: str | Path) -> Campaign:
     """Validate everything before anything starts; one line per problem, naming the line."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-        data = yaml.safe_load(text)
-    except OSError as exc:
-        raise InputError([f"{path}: cannot read file: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError([f"{path}: line {mark.line + 1 if mark else '?'}: not valid YAML"]) from None
-    if not isinstance(data, dict):
-        raise InputError([f"{path}: line 1: a campaign is a mapping (name, topology, schedule, sweep)"])
-    lines = _lines(text)
-    problems: list[str] = []
-
-    def bad(key, msg: str) -> None:
-        label = key if str(key).replace(".", "_").isidentifier() else repr(key)  # one line, always
-        problems.append(f"{path}: line {lines.get(key, '?')}: {label}: {msg}")
-
-    for k in data:
-        if k not in TOP_KEYS:
-            bad(k, f"unknown field (known: {', '.join(sorted(TOP_KEYS))})")
-    for k in ("name", "topology", "schedule", "sweep"):
-        if k not in data:
-            problems.append(f"{path}: {k}: missing")
-    if problems:
-        raise InputError(problems)
-    topo_file = str((path.parent / data["topology"]).resolve()) if not Path(data["topology"]).is_absolute() \
-        else data["topology"]
-    if not Path(topo_file).exists() and Path(data["topology"]).exists():
-        topo_file = data["topology"]
-    try:
-        topo = load_topology(topo_file)
-    except InputError as exc:
-        raise InputError([f"{path}: line {lines.get('topology', '?')}: topology: {p}" for p in exc.problems]) from None
-    try:
-        s = data["schedule"]
-        if isinstance(s, dict) and "model" in s:
-            m = s["model"]
-            sched = from_model(float(m["params"]), m.get("dtype", "bf16"), float(m.get("compute_s", 1.0)),
-                               float(m.get("bucket_bytes", 25 * 2**20)), int(m.get("model_parallel", 1)))
-        else:
-            sched = Schedule.model_validate(s)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise InputError([f"{path}: line {lines.get('schedule', '?')}: schedule: "
-                          f"{str(exc).splitlines()[0]}"]) from None
-    sweep = data["sweep"]
-    if not isinstance(sweep, dict) or not sweep:
-        bad("sweep", "must list at least one parameter with values")
-        raise InputError(problems)
-    clean: dict[str, list] = {}
-    for k, vals in sweep.items():
-        key = f"sweep.{k}"
-        if k not in SWEEP_KEYS:
-            bad(key, f"unknown parameter (known: {', '.join(SWEEP_KEYS)})")
-            continue
-        if not isinstance(vals, list) or not vals:
-            bad(key, "must be a non-empty list of values")
-            continue
-        try:
-            clean[k] = [_check(k, v, topo) for v in vals]
-        except ValueError as exc:
-            bad(key, str(exc))
-    for k in ("iterations", "repeats"):
-        if k in data and (not isinstance(data[k], int) or data[k] < 1):
-            bad(k, "must be a whole number >= 1")
-    if problems:
-        raise InputError(problems)
-    return Campaign(name=str(data["name"]), topology_file=topo_file, topology=topo, schedule=sched,
-                    iterations=int(data.get("iterations", 3)), repeats=int(data.get("repeats", 1)),
-                    sweep=clean, source=str(path), scale=data.get("scale"),
-                    description=str(data.get("description", "")))
+    spec, topo = load_campaign_spec(path)
+    if spec.scale is not None:
+        topo = topo.model_copy(update={"scale": Scale(bandwidth=bandwidth_ratio(spec.scale))})
+    return Campaign(name=spec.name, description=spec.description, topology_file=str(spec.topology),
+                    topology=topo, schedule=spec.schedule, iterations=spec.iterations,
+                    repeats=spec.repeats, scale=spec.scale, sweep=spec.sweep)
 
 
-def _check(key: str, value: Any, topo: Topology) -> Any:
-    if key == "distance_km":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 20000:
-            raise ValueError(f"{value!r} is not a distance in km (0 < d <= 20000)")
-        return float(value)
-    if key == "wan_rate":
-        if parse_rate(value) <= 0:
-            raise ValueError(f"{value!r} must be positive")
-        return str(value)
-    if key == "loss":
-        f = parse_fraction(value)
-        if not 0 <= f < 1:
-            raise ValueError(f"{value!r} must be in [0, 1)")
-        return str(value)
-    if key == "algo":
-        if value not in ("ring", "hd", "tree", "hier"):
-            raise ValueError(f"{value!r} is not ring, hd, tree or hier")
-        return value
-    if key == "controller":
-        if value not in ("none", "detpath", "baseline"):
-            raise ValueError(f"{value!r} is not none, detpath or baseline")
-        return value
-    if key in ("overlap", "interference"):
-        if not isinstance(value, bool):
-            raise ValueError(f"{value!r} must be true or false")
-        return value
-    raise ValueError(f"unknown parameter {key}")
+def describe_point(p: dict) -> str:
+    """The point's parameters, for progress lines and dry runs: 'algo=ring, overlap=True, ...'."""
+    return ", ".join(f"{k}={p[k]}" for k in Sweep.model_fields if p[k] is not None)
 
 
 def variant(c: Campaign, p: dict) -> Topology:
     """The topology for one sweep point: every WAN link gets the point's distance/rate/loss."""
     topo = c.topology
-    if c.scale:
-        from twin.spec.topology import Scale
-        topo = topo.model_copy(update={"scale": Scale(bandwidth=c.scale)})
     links = []
-    for l in topo.links:
+    for link in topo.links:
         upd: dict[str, Any] = {"loss": parse_fraction(p["loss"])}
         if p["distance_km"] is not None:
             upd.update(distance_km=p["distance_km"], delay=None)
         if p["wan_rate"] is not None:
             upd["rate"] = parse_rate(p["wan_rate"])
-        links.append(l.model_copy(update=upd))
-    reservations = [r.model_copy(update={"rate": min(r.rate, min(l.rate for l in links) * 0.5)})
+        links.append(link.model_copy(update=upd))
+    reservations = [r.model_copy(update={"rate": min(r.rate, min(link.rate for link in links) * 0.5)})
                     for r in topo.reservations]
     return topo.model_copy(update={"links": links, "reservations": reservations})
 
@@ -273,8 +159,8 @@ def estimate_seconds(c: Campaign, todo: list[dict]) -> float:
     total = twins * per_twin
     for p in todo:
         topo = variant(c, p)
-        it = Iteration(c.schedule.forward, c.schedule.backward, c.schedule.optimizer,
-                       tuple(c.schedule.scaled(topo.scale.bandwidth).buckets), p["overlap"])
+        it = Iteration.of(c.schedule.scaled(topo.scale.bandwidth)
+                          .model_copy(update={"overlap": p["overlap"]}))
         total += (c.iterations + 1) * predict(p["algo"], fabric_from_topology(topo), it).iteration + 2
     return total
 
@@ -347,7 +233,7 @@ def run(c: Campaign, csv_path: Path, progress: Callable[[str], None] = lambda s:
             continue
         try:
             for p in points:
-                progress(f"point {n + 1}/{len(todo)}: {_describe(p)}")
+                progress(f"point {n + 1}/{len(todo)}: {describe_point(p)}")
                 s = c.schedule.scaled(topo.scale.bandwidth).model_copy(update={"overlap": p["overlap"]})
                 noise = None
                 try:
@@ -378,10 +264,6 @@ def run(c: Campaign, csv_path: Path, progress: Callable[[str], None] = lambda s:
         finally:
             runtime.down()
     return written, failed
-
-
-def _describe(p: dict) -> str:
-    return ", ".join(f"{k}={p[k]}" for k in SWEEP_KEYS if p[k] is not None)
 
 
 def diagnose(state, error: str) -> str:
@@ -417,10 +299,10 @@ def _row(c: Campaign, base: dict, topo: Topology, p: dict, ctx: RunContext, res=
                wan_rate_emulated_mbps=round(topo.emulated_rate(link.rate) / 1e6, 3),
                loss=p["loss"], algo=p["algo"], overlap=p["overlap"], controller=p["controller"],
                interference=p["interference"], iterations=c.iterations)
-    if res:
+    if res and sched is not None:
         times = [r.iteration_s for r in res]
         measured = statistics.median(times)
-        it = Iteration(sched.forward, sched.backward, sched.optimizer, tuple(sched.buckets), p["overlap"])
+        it = Iteration.of(sched)
         model = predict(p["algo"], fabric_from_topology(topo), it).iteration
         model_single = predict("ring", fabric_from_topology(single_site(topo)), it).iteration
         single = ctx.single_site.get(p["overlap"])

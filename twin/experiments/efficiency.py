@@ -44,10 +44,8 @@ class EfficiencyRow:
     mechanism: str
 
 
-def _model_iteration(topo: Topology, sched: Schedule, algo: str, overlap: bool,
-                     alpha_lan: float) -> float:
-    it = Iteration(sched.forward, sched.backward, sched.optimizer, tuple(sched.buckets), overlap)
-    return predict(algo, fabric_from_topology(topo, alpha_lan), it).iteration
+def _model_iteration(topo: Topology, sched: Schedule, algo: str, alpha_lan: float) -> float:
+    return predict(algo, fabric_from_topology(topo, alpha_lan), Iteration.of(sched)).iteration
 
 
 def run_layout(topo: Topology, path: str, sched_real: Schedule, algos: list[str],
@@ -66,7 +64,7 @@ def run_layout(topo: Topology, path: str, sched_real: Schedule, algos: list[str]
                 s = sched.model_copy(update={"overlap": overlap})
                 res = run_training(state, s, algo, iterations=iterations)
                 measured = statistics.median(r.iteration_s for r in res)
-                model = _model_iteration(topo, s, algo, overlap, alpha_lan)
+                model = _model_iteration(topo, s, algo, alpha_lan)
                 rows.append(EfficiencyRow(
                     topology=topo.name, layout=layout, sites=len(topo.sites),
                     workers=len(state.workers), span_km=round(topo.span_km(), 1), algo=algo,

@@ -8,7 +8,7 @@ twin's own traffic code cannot hide a bug in its links.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -19,6 +19,7 @@ from twin.emulation.state import TwinState, WorkerInfo
 from twin.measure.iperf import iperf
 from twin.measure.ping import ping
 from twin.output.csvrows import write_rows
+from twin.plan.graph import fabric_graph
 from twin.units import tcp_payload_share
 
 
@@ -49,7 +50,7 @@ def path_properties(g: nx.Graph, src_site: str, dst_site: str,
                     fabric: dict[str, tuple[float, float]]) -> tuple[float, float, int]:
     """(configured one-way delay s, bottleneck emulated bit/s, WAN hops) along the forwarding path.
 
-    ``g`` edges carry 'delay' and 'emulated'; ``fabric`` maps site -> (delay s, emulated bit/s)
+    ``g`` is the fabric graph (twin.plan.graph); ``fabric`` maps site -> (delay s, emulated bit/s)
     for the worker links at both ends.
     """
     path = nx.dijkstra_path(g, src_site, dst_site, weight="delay") if src_site != dst_site else [src_site]
@@ -57,17 +58,15 @@ def path_properties(g: nx.Graph, src_site: str, dst_site: str,
     rate = min(fabric[src_site][1], fabric[dst_site][1])
     for u, v in zip(path, path[1:]):
         delay += g[u][v]["delay"]
-        rate = min(rate, g[u][v]["emulated"])
+        rate = min(rate, g[u][v]["capacity"])
     return delay, rate, len(path) - 1
 
 
 def calibrate(state: TwinState, fabric: dict[str, tuple[float, float]], pings: int = 100,
               seconds: float = 5.0, max_pairs: int = 12,
               progress: Callable[[str], None] = lambda s: None) -> list[CalibrationRow]:
-    g = nx.Graph()
-    for w in state.wan:
-        g.add_edge(w.a, w.b, delay=w.delay_s, emulated=w.emulated_bps)
-    first = {}
+    g = fabric_graph(asdict(w) for w in state.wan)
+    first: dict[str, WorkerInfo] = {}
     for w in state.workers:
         first.setdefault(w.site, w)
     jobs: list[tuple[str, WorkerInfo, WorkerInfo]] = [

@@ -6,9 +6,8 @@ from __future__ import annotations
 import itertools
 import math
 
+from traffic.collectives import ALLREDUCE_ALGOS
 from twin.model.fabric import Fabric, ring_hops
-
-ALGOS = ("ring", "hd", "tree", "hier")
 
 
 def _step(alpha: float, nbytes: float, bps: float) -> float:
@@ -85,7 +84,7 @@ def tree_time(f: Fabric, size: float, piece: float = 1 << 20) -> float:
     for child in range(1, p):
         parent = (child - 1) // 2
         if site[child] != site[parent]:
-            key = tuple(sorted((site[child], site[parent])))
+            key = (min(site[child], site[parent]), max(site[child], site[parent]))
             wan_edges[key] = wan_edges.get(key, 0) + 1
     children = 2 if p > 2 else 1
     bottleneck = size * children * 8 / f.lan_bps
@@ -121,7 +120,7 @@ def allreduce_time(algo: str, f: Fabric, size: float) -> float:
         return tree_time(f, size)
     if algo == "hier":
         return hier_time(f, size)
-    raise ValueError(f"unknown algorithm {algo!r} (use {', '.join(ALGOS)})")
+    raise ValueError(f"unknown algorithm {algo!r} (use {', '.join(ALLREDUCE_ALGOS)})")
 
 
 def busbw(size: float, seconds: float, p: int) -> float:

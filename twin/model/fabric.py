@@ -77,7 +77,7 @@ def fabric_from_topology(topo, alpha_lan: float = 2e-4) -> Fabric:
     g = topo.graph()
     delays = dict(nx.all_pairs_dijkstra_path_length(g, weight="delay"))
     worst = max(delays[a][b] for a in delays for b in delays[a])
-    wan = min(topo.emulated_rate(l.rate) for l in topo.links) * payload
+    wan = min(topo.emulated_rate(link.rate) for link in topo.links) * payload
     ring_sites = [s.name for s, _ in topo.workers()]  # ranks are numbered site by site
     hop_delays = tuple(delays[a][b] if a != b else 0.0
                        for a, b in zip(ring_sites, ring_sites[1:] + ring_sites[:1]))

@@ -8,8 +8,10 @@ import math
 from dataclasses import dataclass
 from functools import partial
 
-from twin.model.costs import ALGOS, allreduce_time
+from traffic.collectives import ALLREDUCE_ALGOS
+from twin.model.costs import allreduce_time
 from twin.model.fabric import Fabric
+from twin.spec.schedule import Schedule
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,12 @@ class Iteration:
     optimizer: float  # s
     buckets: tuple[float, ...]  # gradient bucket sizes in bytes, in the order backward produces them
     overlap: bool = True
+
+    @classmethod
+    def of(cls, sched: Schedule) -> "Iteration":
+        """The model's view of a training schedule: its times, buckets and overlap."""
+        return cls(sched.forward, sched.backward, sched.optimizer, tuple(sched.buckets),
+                   sched.overlap)
 
     @property
     def compute(self) -> float:
@@ -92,7 +100,7 @@ def predict(algo: str, f: Fabric, it: Iteration) -> IterationPrediction:
 def best_single_site(f: Fabric, it: Iteration) -> tuple[str, IterationPrediction]:
     """The single data centre runs its best algorithm: that is what a claim is measured against."""
     one = f.single_site()
-    return min(((a, predict(a, one, it)) for a in ALGOS), key=lambda x: x[1].iteration)
+    return min(((a, predict(a, one, it)) for a in ALLREDUCE_ALGOS), key=lambda x: x[1].iteration)
 
 
 def efficiency_vs_single_site(algo: str, f: Fabric, it: Iteration

@@ -30,8 +30,8 @@ import numpy as np
 from twin.model.fabric import Fabric, ring_hops
 
 
-def _ring_phase(have: np.ndarray, free: np.ndarray, steps: int, x: np.ndarray,
-                lat: np.ndarray, axis: int) -> np.ndarray:
+def _ring_phase(have: np.ndarray, free: np.ndarray, steps: int, x: np.ndarray | np.float64,
+                lat: np.ndarray | np.float64, axis: int) -> np.ndarray:
     """``steps`` ring steps along ``axis`` of the rank grid; returns when each rank holds the last
     chunk it received. ``x``/``lat``: each rank's hop to its ring successor (broadcastable).
     ``free`` is updated in place; ``have`` is only read."""

@@ -4,8 +4,6 @@ path with room, or refused with the link that is short.
 
 from __future__ import annotations
 
-import networkx as nx
-
 from twin.errors import TwinError
 from twin.plan.routing import AdmissionError, Reservation, admit
 from twin.spec.topology import Topology
@@ -13,10 +11,7 @@ from twin.spec.topology import Topology
 
 def admit_reservations(topo: Topology) -> list[Reservation]:
     """Place every reservation of the topology or refuse with the link that is short."""
-    g = nx.Graph()
-    for link in topo.links:
-        g.add_edge(link.a, link.b, delay=topo.link_delay(link),
-                   capacity=topo.emulated_rate(link.rate), reserved=0.0)
+    g = topo.graph()
     out = []
     for r in topo.reservations:
         res = Reservation(r.name, r.a, r.b, topo.emulated_rate(r.rate), r.dscp, r.probe_dscp,

@@ -1,10 +1,10 @@
 """Explicit paths with reserved bandwidth: the deterministic network's control logic, pure.
 
 The controller gets the fabric from the twin's model (sites, WAN links with delay and emulated
-rate, switch ports), never from discovery. Reservations are admitted on delay-shortest paths
-with enough unreserved capacity on every link; a request that would oversubscribe a link is
-refused with a message, never silently degraded. Each switch also gets a backup next hop from
-an edge-disjoint path, for fast-failover groups.
+rate, switch ports: the graph of twin.plan.graph), never from discovery. Reservations are
+admitted on delay-shortest paths with enough unreserved capacity on every link; a request that
+would oversubscribe a link is refused with a message, never silently degraded. Each switch also
+gets a backup next hop from an edge-disjoint path, for fast-failover groups.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import networkx as nx
+
+from twin.plan.graph import fabric_graph  # noqa: F401  (twin.experiments.determinism imports it here)
 
 RESERVABLE = 0.9  # share of a link that reservations may take; the rest stays for best effort
 
@@ -52,15 +54,6 @@ class ReplicaRoute:
     dscp: int  # the reservation's probe class, set on both copies
 
 
-def fabric_graph(wan: list[dict]) -> nx.Graph:
-    """Sites as nodes; edges carry delay (s), capacity (emulated bit/s) and the switch ports."""
-    g = nx.Graph()
-    for w in wan:
-        g.add_edge(w["a"], w["b"], delay=w["delay_s"], capacity=w["emulated_bps"], reserved=0.0,
-                   ports={w["a"]: (w["switch_a"], w["port_a"]), w["b"]: (w["switch_b"], w["port_b"])})
-    return g
-
-
 def _path_ok(g: nx.Graph, path: list[str], rate: float) -> Optional[tuple[str, str, float]]:
     """None if every link on the path can take ``rate`` more; else the first link that cannot."""
     for u, v in zip(path, path[1:]):
@@ -78,16 +71,21 @@ def admit(g: nx.Graph, res: Reservation) -> Reservation:
         raise AdmissionError(f"reservation {res.name!r}: unknown site {res.src if res.src not in g else res.dst!r}")
     if res.rate_bps <= 0:
         raise AdmissionError(f"reservation {res.name!r}: rate must be positive")
-    blocked = None
-    for path in nx.shortest_simple_paths(g, res.src, res.dst, weight="delay"):
-        problem = _path_ok(g, path, res.rate_bps)
-        if problem is None:
-            for u, v in zip(path, path[1:]):
-                g[u][v]["reserved"] += res.rate_bps
-            res.path = path
-            res.backup = disjoint_backup(g, path)
-            return res
-        blocked = blocked or problem
+    blocked: Optional[tuple[str, str, float]] = None
+    try:
+        for path in nx.shortest_simple_paths(g, res.src, res.dst, weight="delay"):
+            problem = _path_ok(g, path, res.rate_bps)
+            if problem is None:
+                for u, v in zip(path, path[1:]):
+                    g[u][v]["reserved"] += res.rate_bps
+                res.path = path
+                res.backup = disjoint_backup(g, path)
+                return res
+            blocked = blocked or problem
+    except nx.NetworkXNoPath:
+        pass
+    if blocked is None:
+        raise AdmissionError(f"reservation {res.name!r}: no path from {res.src} to {res.dst}")
     u, v, left = blocked
     raise AdmissionError(
         f"reservation {res.name!r} ({res.rate_bps / 1e6:g} Mbit/s {res.src}->{res.dst}) refused: "

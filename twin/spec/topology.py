@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 import networkx as nx
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from twin.errors import InputError
 from twin.plan.addressing import worker_intf_name
+from twin.plan.graph import fabric_graph
+from twin.spec.loading import Document, FileModel, Loc, read_document, validate
 from twin.units import (
     parse_fraction,
     parse_rate,
@@ -31,13 +32,8 @@ from twin.units import (
 FIBER_US_PER_KM = 4.9  # group index ~1.468 (REFERENCE.md)
 EARTH_RADIUS_KM = 6371.0
 IFNAMSIZ = 15  # Linux interface names: 15 characters + NUL
-DEFAULT_IMAGE = None  # the project's worker image (twin.images.worker_image_ref)
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*$")
 IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _rate(v: Any) -> float:
@@ -54,42 +50,50 @@ def _time(v: Any) -> float:
     return t
 
 
-class Scale(_Strict):
+def image_ref(v: Optional[str]) -> Optional[str]:
+    if v is not None and not IMAGE_RE.match(v):
+        raise ValueError(f"{v!r} is not a valid image reference")
+    return v
+
+
+def bandwidth_ratio(v: Any) -> float:
+    """How real rates map to emulated ones: a number in (0, 1] or a fraction such as '1/4000'."""
+    try:
+        if isinstance(v, str) and "/" in v:
+            num, den = v.split("/", 1)
+            v = float(num) / float(den)
+        if isinstance(v, bool):
+            raise TypeError
+        v = float(v)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise ValueError(f"{v!r} is not a ratio; use e.g. 0.001 or '1/1000'") from None
+    if not 0 < v <= 1:
+        raise ValueError("must be in (0, 1], e.g. 0.001 or '1/1000'")
+    return v
+
+
+class Scale(FileModel):
     """Maps real rates and message sizes to what this machine emulates."""
 
-    bandwidth: float = Field(1e-3, description="emulated rate = real rate x bandwidth (e.g. 0.001)")
+    bandwidth: float = Field(default=1e-3, description="emulated rate = real rate x bandwidth (e.g. 0.001)")
 
-    @field_validator("bandwidth", mode="before")
-    @classmethod
-    def _ratio(cls, v: Any) -> float:
-        try:
-            if isinstance(v, str) and "/" in v:
-                num, den = v.split("/", 1)
-                v = float(num) / float(den)
-            if isinstance(v, bool):
-                raise TypeError
-            v = float(v)
-        except (TypeError, ValueError, ZeroDivisionError):
-            raise ValueError(f"{v!r} is not a ratio; use e.g. 0.001 or '1/1000'") from None
-        if not 0 < v <= 1:
-            raise ValueError("must be in (0, 1], e.g. 0.001 or '1/1000'")
-        return v
+    _b = field_validator("bandwidth", mode="before")(classmethod(lambda cls, v: bandwidth_ratio(v)))
 
     def describe(self) -> str:
         return f"bandwidth x{self.bandwidth:g} (1/{1 / self.bandwidth:g}); delays real"
 
 
-class SiteFabric(_Strict):
+class SiteFabric(FileModel):
     """The intra-site network: each worker's link to its site's leaf switch."""
 
-    rate: float = Field(parse_rate("400Gbit"), description="worker NIC rate (real units)")
-    delay: float = Field(0.0, description="one-way delay worker <-> leaf")
+    rate: float = Field(default=parse_rate("400Gbit"), description="worker NIC rate (real units)")
+    delay: float = Field(default=0.0, description="one-way delay worker <-> leaf")
 
     _r = field_validator("rate", mode="before")(classmethod(lambda cls, v: _rate(v)))
     _d = field_validator("delay", mode="before")(classmethod(lambda cls, v: _time(v)))
 
 
-class Site(_Strict):
+class Site(FileModel):
     name: str = Field(description="short id: lowercase letters and digits, used in interface names")
     city: Optional[str] = Field(None, description="display name")
     lat: float = Field(ge=-90, le=90)
@@ -107,12 +111,7 @@ class Site(_Strict):
             raise ValueError(f"{v!r} must start with a letter and use only a-z and 0-9")
         return v
 
-    @field_validator("image")
-    @classmethod
-    def _image(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None and not IMAGE_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid image reference")
-        return v
+    _i = field_validator("image")(classmethod(lambda cls, v: image_ref(v)))
 
     @field_validator("memory", mode="before")
     @classmethod
@@ -125,13 +124,14 @@ class Site(_Strict):
         return size
 
 
-class WanLink(_Strict):
+class WanLink(FileModel):
     a: str
     b: str
     rate: float = Field(description="real line rate, e.g. 400Gbit")
     distance_km: Optional[float] = Field(None, gt=0)
     route_factor: Optional[float] = Field(None, ge=1.0, le=3.0)
-    delay: Optional[float] = Field(None, description="one-way; default from distance at 4.9 us/km")
+    delay: Optional[float] = Field(
+        None, description=f"one-way; default from distance at {FIBER_US_PER_KM} us/km")
     jitter: float = 0.0
     loss: float = Field(0.0, ge=0.0, lt=1.0)
     queue: Optional[int] = Field(None, description="bottleneck queue in bytes; default one BDP")
@@ -152,7 +152,7 @@ class WanLink(_Strict):
         return size
 
 
-class ReservationSpec(_Strict):
+class ReservationSpec(FileModel):
     """A deterministic-service reservation for the detpath controller (real units)."""
 
     name: str
@@ -179,11 +179,11 @@ class ReservationSpec(_Strict):
         return v
 
 
-class Topology(_Strict):
+class Topology(FileModel):
     name: str
     description: str = ""
     route_factor: float = Field(1.3, ge=1.0, le=3.0, description="fiber route / great circle")
-    image: Optional[str] = DEFAULT_IMAGE
+    image: Optional[str] = Field(None, description="worker image; default the project's own")
     scale: Scale = Scale()
     mtu: int = Field(9000, ge=1280, le=9216, description=(
         "IP MTU of every twin interface. AI fabrics run jumbo frames; it also matters for the "
@@ -193,6 +193,8 @@ class Topology(_Strict):
     sites: list[Site] = Field(min_length=1)
     links: list[WanLink] = Field(default_factory=list)
     reservations: list[ReservationSpec] = Field(default_factory=list)
+
+    _i = field_validator("image")(classmethod(lambda cls, v: image_ref(v)))
 
     # ---- derived quantities -------------------------------------------------
     def site(self, name: str) -> Site:
@@ -229,14 +231,11 @@ class Topology(_Strict):
         return [(s, k) for s in self.sites for k in range(1, s.workers + 1)]
 
     def graph(self) -> nx.Graph:
-        """Sites as nodes; links weighted by one-way delay (s) and carrying real rate."""
-        g = nx.Graph()
-        for s in self.sites:
-            g.add_node(s.name)
-        for i, link in enumerate(self.links):
-            g.add_edge(link.a, link.b, index=i, delay=self.link_delay(link),
-                       rate=link.rate, km=self.link_distance_km(link))
-        return g
+        """The fabric graph of the model (twin.plan.graph): every site, every link with its
+        one-way delay and emulated rate."""
+        return fabric_graph(({"a": link.a, "b": link.b, "delay_s": self.link_delay(link),
+                              "emulated_bps": self.emulated_rate(link.rate)} for link in self.links),
+                            sites=[s.name for s in self.sites])
 
     def with_scale(self, bandwidth: str) -> "Topology":
         """This topology at another bandwidth scale (``--scale 1/4000``): the same sites, links
@@ -265,112 +264,71 @@ def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float
 
 # ---- loading and validation -------------------------------------------------
 
-def _loc(loc: tuple, data: Any) -> str:
-    """Turn pydantic's location into 'sites[1].workers' with the site name when known."""
-    out = ""
-    node = data
-    for part in loc:
-        if isinstance(part, int):
-            label = f"[{part}]"
-            if isinstance(node, list) and part < len(node) and isinstance(node[part], dict):
-                nm = node[part].get("name") or (
-                    f"{node[part].get('a')}-{node[part].get('b')}" if "a" in node[part] else None)
-                if nm:
-                    label = f"[{part}:{nm}]"
-            out += label
-        else:
-            name = str(part)
-            if not name.isidentifier():
-                name = repr(name)  # keys from the file may hold newlines or spaces
-            out += ("." if out else "") + name
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            node = None
-    return out or "(top level)"
-
-
-def _semantic_problems(topo: Topology) -> list[str]:
+def _semantic_problems(topo: Topology) -> list[tuple[Loc, str]]:
     """Checks that span fields: references, duplicates, connectivity, name lengths."""
-    problems = []
-    names = [s.name for s in topo.sites]
+    problems: list[tuple[Loc, str]] = []
     seen: set[str] = set()
-    for i, n in enumerate(names):
-        if n in seen:
-            problems.append(f"sites[{i}:{n}].name: duplicate site name {n!r}")
-        seen.add(n)
+    for i, s in enumerate(topo.sites):
+        if s.name in seen:
+            problems.append((("sites", i, "name"), f"duplicate site name {s.name!r}"))
+        seen.add(s.name)
     for i, s in enumerate(topo.sites):
         longest = worker_intf_name(s.name, s.workers)
         if len(longest) > IFNAMSIZ:
             room = IFNAMSIZ - len(f"{s.workers}-eth0")
-            problems.append(
-                f"sites[{i}:{s.name}].name: interface {longest!r} would exceed Linux's "
-                f"{IFNAMSIZ} characters; use a name of at most {room} characters")
+            problems.append((("sites", i, "name"),
+                             f"interface {longest!r} would exceed Linux's {IFNAMSIZ} characters; "
+                             f"use a name of at most {room} characters"))
     pairs: set[frozenset] = set()
     for i, link in enumerate(topo.links):
-        where = f"links[{i}:{link.a}-{link.b}]"
         for end in ("a", "b"):
             if getattr(link, end) not in seen:
-                problems.append(f"{where}.{end}: unknown site {getattr(link, end)!r}")
+                problems.append((("links", i, end), f"unknown site {getattr(link, end)!r}"))
         if link.a == link.b:
-            problems.append(f"{where}.b: a link must join two different sites")
+            problems.append((("links", i, "b"), "a link must join two different sites"))
         pair = frozenset((link.a, link.b))
         if pair in pairs and link.a != link.b:
-            problems.append(f"{where}: duplicate link between {link.a} and {link.b}")
+            problems.append((("links", i), f"duplicate link between {link.a} and {link.b}"))
         pairs.add(pair)
         if {link.a, link.b} <= seen and link.jitter > topo.link_delay(link):
-            problems.append(f"{where}.jitter: larger than the link's delay; packets cannot arrive before they leave")
+            problems.append((("links", i, "jitter"), "larger than the link's delay; packets "
+                                                     "cannot arrive before they leave"))
     for i, r in enumerate(topo.reservations):
         for end in ("a", "b"):
             if getattr(r, end) not in seen:
-                problems.append(f"reservations[{i}:{r.name}].{end}: unknown site {getattr(r, end)!r}")
+                problems.append((("reservations", i, end), f"unknown site {getattr(r, end)!r}"))
         both = sorted(set(r.udp_ports) & set(r.replicated_udp_ports))
         if both:
-            problems.append(f"reservations[{i}:{r.name}].replicated_udp_ports: {both} also in "
-                            f"udp_ports; a port is either protected by failover or sent 1+1")
+            problems.append((("reservations", i, "replicated_udp_ports"),
+                             f"{both} also in udp_ports; a port is either protected by failover "
+                             f"or sent 1+1"))
     if problems:
         return problems
     g = topo.graph()
     if len(topo.sites) > 1 and not nx.is_connected(g):
         parts = sorted((sorted(c) for c in nx.connected_components(g)), key=len)
-        problems.append(f"links: sites are disconnected; {', '.join(parts[0])} cannot reach the others")
+        problems.append((("links",), f"sites are disconnected; {', '.join(parts[0])} cannot "
+                                     f"reach the others"))
     return problems
 
 
-def parse_topology(data: Any, source: str = "<topology>") -> Topology:
-    """Validate a parsed document; raise InputError with one line per problem."""
-    if not isinstance(data, dict):
-        raise InputError([f"{source}: (top level): expected a mapping with name, sites and links"])
-    try:
-        topo = Topology.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown field"
-            lines.append(f"{source}: {_loc(err['loc'], data)}: {msg}")
-        raise InputError(lines) from None
+def topology_of(doc: Document) -> Topology:
+    """The document as a topology: its fields, then what spans them; one line per problem."""
+    topo = validate(Topology, doc)
     problems = _semantic_problems(topo)
     if problems:
-        raise InputError([f"{source}: {p}" for p in problems])
+        raise InputError([doc.problem(loc, reason) for loc, reason in problems])
     return topo
+
+
+def parse_topology(data: Any, source: str = "<topology>") -> Topology:
+    """Validate an already parsed document (no line numbers: there is no text)."""
+    return topology_of(Document(source, data))
 
 
 def load_topology(path: str | Path) -> Topology:
     """Read and validate a topology file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError([f"{path}: cannot read file: {exc.strerror}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(parse)"
-        raise InputError([f"{path}: {where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
-    return parse_topology(data, str(path))
+    return topology_of(read_document(path))
 
 
 def single_site(topo: Topology) -> Topology:

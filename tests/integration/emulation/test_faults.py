@@ -23,7 +23,7 @@ def test_bad_topology_is_one_line_and_starts_nothing(clean_machine, tmp_path):
     proc = subprocess.run([TWIN, "up", str(bad), "--detach"], capture_output=True, text=True)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert lines == [f"{bad}: links[0:beijing-paris].b: unknown site 'paris'"]
+    assert lines == [f"{bad}: line 21: links[0:beijing-paris].b: unknown site 'paris'"]
     assert not any(leftovers().values())
 
 

@@ -3,9 +3,17 @@
 
 import pytest
 
-from tests.locations import ROOT
+from tests.locations import CAMPAIGNS, ROOT
 from twin.errors import InputError
-from twin.experiments.campaign import append_row, existing_rows, load_campaign, variant
+from twin.experiments.campaign import (
+    append_row,
+    describe_point,
+    estimate_seconds,
+    existing_rows,
+    load_campaign,
+    variant,
+)
+from twin.spec.topology import FIBER_US_PER_KM
 
 GOOD = f"""name: t
 topology: {ROOT}/topologies/ci-2site.yaml
@@ -38,14 +46,14 @@ def test_plan_is_the_cartesian_product_with_stable_ids(tmp_path):
 
 def test_unknown_parameter_names_the_line(tmp_path):
     (p,) = problems(tmp_path, GOOD.replace("  algo: [ring, hier]", "  colour: [red]"))
-    assert p == f"{tmp_path / 'c.yaml'}: line 7: sweep.colour: unknown parameter " \
+    assert p == f"{tmp_path / 'c.yaml'}: line 7: sweep.colour: unknown field " \
                 "(known: distance_km, wan_rate, loss, algo, overlap, controller, interference)"
 
 
 def test_empty_sweep_and_impossible_values(tmp_path):
     ps = problems(tmp_path, GOOD.replace("[500, 2000]", "[]").replace("[ring, hier]", "[ring, warp]"))
     assert any("line 6: sweep.distance_km: must be a non-empty list" in p for p in ps)
-    assert any("line 7: sweep.algo: 'warp' is not ring" in p for p in ps)
+    assert any("line 7: sweep.algo[1]: 'warp' is not ring, hd, tree or hier" in p for p in ps)
     ps = problems(tmp_path, GOOD.replace("[500, 2000]", "[-5]"))
     assert "not a distance" in ps[0]
 
@@ -61,7 +69,48 @@ def test_variant_applies_distance_to_every_link(tmp_path):
     p = c.points()[-1]
     topo = variant(c, p)
     assert topo.link_distance_km(topo.links[0]) == 2000
-    assert topo.link_delay(topo.links[0]) == pytest.approx(2000 * 4.9e-6)
+    assert topo.link_delay(topo.links[0]) == pytest.approx(2000 * FIBER_US_PER_KM * 1e-6)
+
+
+# The first row ids of each shipped campaign, as planned by main before the campaign file became
+# a model: they are the ids of the committed CSVs (results/campaigns/*.csv), and resuming a
+# committed campaign must not run its rows again.
+SHIPPED_IDS = {
+    "determinism": (12, ["50e623760095e029", "a8688d9a160844c6", "943c863b5790f6cd"]),
+    "fntf-40city": (2, ["f41499856bd6e953", "e72ce895b1e8247e"]),
+    "fntf-reference": (32, ["7ddcafd2edd30a08", "362056cd5e55dc08", "c76f798d0e266d3b"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_IDS))
+def test_shipped_campaigns_plan_the_rows_of_their_committed_csvs(name):
+    count, first = SHIPPED_IDS[name]
+    ids = [p["row_id"] for p in load_campaign(CAMPAIGNS / f"{name}.yaml").points()]
+    assert len(ids) == count and ids[:len(first)] == first
+    committed = ROOT / "results" / "campaigns" / f"{name}.csv"
+    assert set(ids) <= existing_rows(committed)
+
+
+def test_points_describe_themselves_in_the_order_of_the_sweep(tmp_path):
+    c = load_campaign(write(tmp_path, GOOD))
+    p = c.points()[0]
+    assert describe_point(p) == "distance_km=500.0, loss=0, algo=ring, overlap=True, " \
+                                "controller=none, interference=False"
+
+
+def test_the_campaign_scale_replaces_the_topology_scale(tmp_path):
+    c = load_campaign(write(tmp_path, GOOD + "scale: 1/4000\n"))
+    assert c.scale == "1/4000" and c.topology.scale.bandwidth == pytest.approx(1 / 4000)
+    topo = variant(c, c.points()[0])
+    assert topo.emulated_rate(topo.links[0].rate) == pytest.approx(400e9 / 4000)
+
+
+def test_a_shortened_campaign_plans_and_estimates_less(tmp_path):
+    c = load_campaign(write(tmp_path, GOOD.replace("iterations: 2", "iterations: 3\nrepeats: 2")))
+    full = estimate_seconds(c, c.points())
+    assert len(c.points()) == 8
+    c.repeats, c.iterations = 1, 1  # what the demo does for its quick run
+    assert len(c.points()) == 4 and estimate_seconds(c, c.points()) < full
 
 
 def test_rows_are_appended_once_and_found_again(tmp_path):
@@ -84,7 +133,8 @@ scalars = st.one_of(st.none(), st.integers(-5, 10**5), st.floats(allow_nan=True)
 @given(key=st.sampled_from(["distance_km", "wan_rate", "loss", "algo", "overlap", "controller",
                             "interference", "colour"]),
        values=st.one_of(scalars, st.lists(scalars, max_size=3)),
-       top=st.sampled_from(["iterations", "repeats", "schedule", "name", "extra"]), top_value=scalars)
+       top=st.sampled_from(["iterations", "repeats", "schedule", "name", "extra", "topology", "scale",
+                            "description", "sweep", "seed"]), top_value=scalars)
 def test_fuzzed_campaign_files_fail_with_lines_never_tracebacks(tmp_path, key, values, top, top_value):
     import yaml
     doc = yaml.safe_load(GOOD)

@@ -2,13 +2,13 @@
 
 import json
 
-import networkx as nx
 import pytest
 
 from tests.locations import DATA
 from twin.measure.calibrate import path_properties
 from twin.measure.iperf import parse_iperf3
 from twin.measure.ping import parse_ping_rtts
+from twin.plan.graph import fabric_graph
 
 
 def test_ping_rtts_from_real_output():
@@ -28,10 +28,9 @@ def test_iperf3_error_is_raised():
 
 
 def test_path_properties_sum_delays_and_take_bottleneck():
-    g = nx.Graph()
-    g.add_edge("a", "b", delay=0.005, emulated=400e6)
-    g.add_edge("b", "c", delay=0.004, emulated=100e6)
-    g.add_edge("a", "c", delay=0.020, emulated=1e9)
+    g = fabric_graph([{"a": "a", "b": "b", "delay_s": 0.005, "emulated_bps": 400e6},
+                      {"a": "b", "b": "c", "delay_s": 0.004, "emulated_bps": 100e6},
+                      {"a": "a", "b": "c", "delay_s": 0.020, "emulated_bps": 1e9}])
     fabric = {s: (1e-6, 400e6) for s in "abc"}
     delay, rate, hops = path_properties(g, "a", "c", fabric)
     assert hops == 2

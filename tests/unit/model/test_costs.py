@@ -15,6 +15,7 @@ from twin.model.iteration import (
     iteration_time,
     predict,
 )
+from twin.spec.topology import FIBER_US_PER_KM
 
 A, B, S = 20e-6, 100e9, 256 * 2**20  # alpha, bit/s, bytes
 
@@ -91,7 +92,7 @@ def test_buckets_sum_to_the_gradient():
        wan=st.floats(1e9, 3.2e12))
 def test_spreading_never_beats_one_site_with_the_same_lan(k, m, dist_km, wan):
     f = Fabric(sites=m, per_site=k, lan_bps=400e9, wan_bps=wan, alpha_lan=5e-6,
-               alpha_wan=dist_km * 4.9e-6 + 5e-6)
+               alpha_wan=dist_km * FIBER_US_PER_KM * 1e-6 + 5e-6)
     it = Iteration(forward=2.0, backward=4.0, optimizer=0.5, buckets=buckets(1e9, 25e6))
     eff, spread, single = efficiency_vs_single_site("hier", f, it)
     assert 0 < eff <= 1.0 + 1e-9
@@ -100,7 +101,7 @@ def test_spreading_never_beats_one_site_with_the_same_lan(k, m, dist_km, wan):
 def test_fntf_like_full_scale_case_is_computable():
     """175B parameters in bf16 (350 GB of gradient), 2 sites 2,000 km apart."""
     f = Fabric(sites=2, per_site=512, lan_bps=400e9, wan_bps=1.2e12, alpha_lan=5e-6,
-               alpha_wan=2000 * 1.3 * 4.9e-6)
+               alpha_wan=2000 * 1.3 * FIBER_US_PER_KM * 1e-6)
     it = Iteration(forward=5.0, backward=10.0, optimizer=1.0, buckets=buckets(350e9 / 512, 100e6))
     pred = predict("hier", f, it)
     assert pred.iteration > it.compute and 0 < pred.efficiency < 1

@@ -50,7 +50,7 @@ def test_bad_schedule_file_names_the_field(tmp_path):
     f.write_text("forward: 10ms\nbackward: -1s\nbuckets: [1M]\n")
     with pytest.raises(InputError) as exc:
         load_schedule(f)
-    assert exc.value.problems[0].startswith(f"{f}: backward:")
+    assert exc.value.problems == [f"{f}: line 2: backward: cannot read time '-1s'"]
 
 
 def test_model_shortcut_file(tmp_path):
@@ -83,3 +83,47 @@ def test_replay_over_loopback_reduces_exactly_and_times_the_phases(overlap):
         assert o["exposed_s"] == pytest.approx(o["iteration_s"] - 0.17)
         assert o["comm_s"] > 0
     json.dumps(out)
+
+
+def schedule_problems(tmp_path, text) -> list[str]:
+    f = tmp_path / "s.yaml"
+    f.write_text(text)
+    with pytest.raises(InputError) as exc:
+        load_schedule(f)
+    return [p.removeprefix(f"{f}: ") for p in exc.value.problems]
+
+
+def test_a_bad_model_description_names_its_fields_and_lines(tmp_path):
+    assert schedule_problems(tmp_path, "model:\n  params: 7e9\n  dtype: fp8\n  compute: 1s\n"
+                                       "  optimizer: 2s\n") == \
+        ["line 3: model.dtype: 'fp8' is not bf16, fp16, fp32"]
+    assert schedule_problems(tmp_path, "model: {params: 7e9, compute: 1s, optimizer: 2s}\n") == \
+        ["line 1: model: optimizer is longer than compute, which includes it"]
+    assert schedule_problems(tmp_path, "model: {params: 7e9, compute: 1s}\nforward: 1s\n") == \
+        ["(top level): give either model or forward, backward and buckets, not both"]
+
+
+def test_ready_fractions_match_the_buckets(tmp_path):
+    assert schedule_problems(tmp_path, "forward: 1s\nbackward: 1s\nbuckets: [1M, 1M]\n"
+                                       "ready: [0.5]\n") == \
+        ["line 4: ready: 1 fractions for 2 buckets"]
+    assert schedule_problems(tmp_path, "forward: 1s\nbackward: 1s\nbuckets: [1M]\nready: [2]\n") == \
+        ["line 4: ready: fractions must be in [0, 1]"]
+
+
+def test_a_bad_chakra_trace_is_one_line_at_its_nodes(tmp_path):
+    assert schedule_problems(tmp_path, "nodes: [{type: COMP_NODE}]\n") == \
+        ["line 1: nodes: a node has no 'id'"]
+    assert schedule_problems(tmp_path, "nodes: [{id: 0, type: COMP_NODE, duration_micros: 5}]\n") == \
+        ["line 1: nodes: the trace has no COMM_COLL node"]
+    assert schedule_problems(tmp_path, "nodes: [{id: 0, type: COMM_COLL_NODE, comm_size: 0}]\n") == \
+        ["line 1: nodes: the trace's buckets: bucket sizes must be positive"]
+
+
+def test_a_chakra_trace_file(tmp_path):
+    f = tmp_path / "t.json"
+    f.write_text(json.dumps({"nodes": [
+        {"id": 0, "type": "COMP_NODE", "duration_micros": 4000},
+        {"id": 1, "type": "COMM_COLL_NODE", "comm_size": 1000, "data_deps": [0]}]}))
+    s = load_schedule(f)
+    assert s.forward == pytest.approx(0.004) and s.buckets == [1000]
