@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from traffic.probe import wait_listening as wait_probe_listening
+from twin.drive.workerexec import WorkerProcess, stop
 from twin.emulation.state import WorkerInfo
 from twin.host.processes import ns_prefix
 from twin.measure.iperf import parse_iperf3
@@ -97,14 +98,23 @@ def wait_listening(dst: WorkerInfo, port: int, timeout: float = 10.0) -> None:
 
 @dataclass
 class Probe:
-    receiver: subprocess.Popen
-    sender: Optional[subprocess.Popen] = None
+    """A ``traffic.probe`` receiver in one worker's container and its sender in another's."""
+
+    receiver: WorkerProcess
+    sender: Optional[WorkerProcess] = None
 
     def result(self, timeout: float = 60) -> dict:
-        if self.sender:
-            self.sender.communicate(timeout=timeout)
-        out, err = self.receiver.communicate(timeout=timeout)
-        lines = [l for l in out.splitlines() if l.startswith("{")]
+        """The receiver's metrics once both have ended; neither is left running."""
+        try:
+            if self.sender:
+                _, err = self.sender.communicate(timeout=timeout)
+                if self.sender.returncode:
+                    raise RuntimeError(f"probe sender exited with status "
+                                       f"{self.sender.returncode}: {err.strip()[-200:]}")
+            out, err = self.receiver.communicate(timeout=timeout)
+        finally:
+            stop([p for p in (self.sender, self.receiver) if p])
+        lines = [line for line in out.splitlines() if line.startswith("{")]
         if not lines:
             raise RuntimeError(f"probe receiver gave no result: {err.strip()[-200:]}")
         return json.loads(lines[-1])
@@ -112,14 +122,18 @@ class Probe:
 
 def start_probe(src: WorkerInfo, dst: WorkerInfo, port: int, pps: float, count: int,
                 dscp: int = 0) -> Probe:
+    """``count`` probes at ``pps`` from ``src`` to ``dst`` with DSCP ``dscp``, sent once the
+    receiver listens."""
     duration = count / pps + 5
-    receiver = subprocess.Popen(
-        ["docker", "exec", dst.container, "python3", "-m", "traffic.probe", "recv", "--port",
-         str(port), "--duration", str(duration), "--expect", str(count)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_probe_listening(receiver)
-    sender = subprocess.Popen(
-        ["docker", "exec", src.container, "python3", "-m", "traffic.probe", "send", "--dst", dst.ip,
-         "--port", str(port), "--pps", str(pps), "--count", str(count), "--dscp", str(dscp)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    receiver = WorkerProcess(dst.container, [
+        "python3", "-m", "traffic.probe", "recv", "--port", str(port), "--duration", str(duration),
+        "--expect", str(count)])
+    try:
+        wait_probe_listening(receiver)
+    except BaseException:
+        stop([receiver])
+        raise
+    sender = WorkerProcess(src.container, [
+        "python3", "-m", "traffic.probe", "send", "--dst", dst.ip, "--port", str(port), "--pps",
+        str(pps), "--count", str(count), "--dscp", str(dscp)])
     return Probe(receiver, sender)
