@@ -1,6 +1,6 @@
 """Commands in real worker containers through the engine's exec API, and the traffic started
 that way: output as it comes, exit status, a kill that ends the command inside its container,
-probes that leave nothing behind."""
+probes and iperf3 that leave nothing behind."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from tests.integration.drive.containers import in_container
 from traffic.probe import wait_listening
 from twin.drive.crosstraffic import start_probe
 from twin.drive.workerexec import WorkerProcess
-from twin.emulation.cleanup import cmdline
+from twin.emulation.cleanup import cmdline, twin_processes
+from twin.measure.iperf import iperf
 
 
 def test_output_comes_as_written_and_the_exit_status_is_the_commands(ci2site):
@@ -57,3 +58,10 @@ def test_probe_across_sites_counts_every_packet(ci2site):
     assert result["received"] == 300 and result["loss"] == 0
     assert one_way_ms <= result["owd_min_ms"] < one_way_ms + 5
     assert probe.receiver.returncode == 0 and probe.sender and probe.sender.returncode == 0
+
+
+def test_calibration_iperf_waits_for_its_server_and_leaves_nothing(ci2site):
+    topo, state = ci2site
+    bps, _ = iperf(state.worker("beijing1"), state.worker("wuhan2"), seconds=2)
+    assert 0 < bps <= topo.emulated_rate(topo.links[0].rate) * 1.02
+    assert [p for p in twin_processes() if "iperf3" in cmdline(p)] == []
