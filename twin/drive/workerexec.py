@@ -36,7 +36,7 @@ from twin.emulation.nodes import docker_client
 from twin.errors import TwinError
 
 PIPE_BYTES = 1 << 20  # pipe capacity: a rank's whole output fits while nobody reads it yet
-START_WAIT_S = 10.0  # how long kill() waits for the engine to report a just-started command
+START_WAIT_S = 10.0  # how long kill() waits for a just-started command to show, stop() for an end
 GONE = -1  # exit status of a command whose container was removed (the engine forgot the rest)
 
 
@@ -145,8 +145,13 @@ def stop(procs: Iterable[WorkerProcess]) -> None:
     running = [p for p in procs if p.poll() is None]
     for p in running:
         p.kill()
+    deadline = time.monotonic() + START_WAIT_S
     for p in running:
-        p.wait()
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise TwinError(f"{' '.join(p.args[:3])} in container {p.container[:12]} did not "
+                            f"end {START_WAIT_S:.0f} s after SIGKILL") from None
 
 
 def _pipe() -> tuple[int, int]:
