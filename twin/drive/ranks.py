@@ -36,11 +36,11 @@ def launch_ranks(state: TwinState, module: str, argv_tail: list[str],
     """Start one rank of a worker-side module in every member's container (all workers, or
     those named), with the rendezvous (rank list with addresses and sites) the twin arranges.
 
-    One after the other, 17 ms each on the 40-city topology: the engine answers a start before
-    it has spawned the command, so the ranks come up together. Until every rank of a 4-byte
-    all-reduce had printed its result: 6.3 s there (9.0 s with a ``docker exec`` client per
-    rank, 40 client processes competing with the ranks for 2 cores), 0.40 s on ci-2site
-    (0.72 s); medians of 3 and 5 runs under the machine lock."""
+    One after the other, 12-20 ms each on the 40-city topology: the engine answers a start
+    before it has spawned the command, so the ranks come up together. Until every rank of a
+    4-byte all-reduce had printed its result: 6.2 s there (5.8-6.7 s; 8.5 s, 6.3-11.3 s, with a
+    ``docker exec`` client per rank: 40 client processes competing with the ranks for 2 cores),
+    0.40 s on ci-2site (0.72 s); medians of 9 and 5 runs under the machine lock."""
     members = [state.worker(n) for n in workers] if workers else list(state.workers)
     ranks = json.dumps([{"rank": i, "ip": w.ip, "site": w.site} for i, w in enumerate(members)])
     procs: list[WorkerProcess] = []
