@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from traffic import collectives as C
-from traffic.comm import Comm, _split, run_rank
+from traffic.comm import Comm, _split, add_rank_arguments, run_rank
 
 DTYPE = np.float32
 
@@ -106,16 +106,12 @@ def bench_size(comm: Comm, op: str, algo: str, size: int, iters: int, warmup: in
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="traffic.bench")
-    ap.add_argument("--rank", type=int, required=True)
-    ap.add_argument("--ranks", required=True, help="JSON list of {rank, ip, site}")
+    add_rank_arguments(ap, port=29500, timeout=30.0)
     ap.add_argument("--op", default="allreduce", choices=C.OPS)
     ap.add_argument("--algo", default="ring", choices=C.ALLREDUCE_ALGOS)
     ap.add_argument("--sizes", required=True, help="comma-separated byte counts")
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--conns", type=int, default=1, help="TCP connections per peer")
-    ap.add_argument("--port", type=int, default=29500)
-    ap.add_argument("--timeout", type=float, default=30.0, help="per-operation deadline (s)")
     ap.add_argument("--no-check", action="store_true", help="move bytes only (no fill/reduce/verify)")
     a = ap.parse_args(argv)
 
@@ -123,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in (int(s) for s in a.sizes.split(",")):
             res = bench_size(comm, a.op, a.algo, size, a.iters, a.warmup, not a.no_check)
             print(json.dumps(res), flush=True)
-    return run_rank(a.rank, a.ranks, a.port, a.conns, a.timeout, body)
+    return run_rank(a, body)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from traffic.comm import Comm, _split
+from traffic.comm import Comm, _split, concurrently
 
 PIPELINE_BYTES = 1 << 20  # sub-chunk size: reduce one piece while the next is on the wire
 
@@ -23,7 +23,7 @@ OPS = ("allreduce", "reducescatter", "allgather", "broadcast", "alltoall")
 
 
 def _mv(a: np.ndarray) -> memoryview:
-    return memoryview(a).cast("B")
+    return a.data.cast("B")
 
 
 def _recv_reduce(comm: Comm, src: int, target: np.ndarray, tmp: np.ndarray, reduce: bool) -> None:
@@ -38,22 +38,8 @@ def _recv_reduce(comm: Comm, src: int, target: np.ndarray, tmp: np.ndarray, redu
 
 def _sendrecv_reduce(comm: Comm, dst: int, send: np.ndarray, src: int, target: np.ndarray,
                      tmp: np.ndarray, reduce: bool) -> None:
-    import threading
-    errors: list[Exception] = []
-
-    def do_send():
-        try:
-            comm.send(dst, _mv(send))
-        except Exception as exc:  # noqa: BLE001 - re-raised below with its message
-            errors.append(exc)
-    t = threading.Thread(target=do_send)
-    t.start()
-    try:
-        _recv_reduce(comm, src, target, tmp, reduce)
-    finally:
-        t.join()
-    if errors:
-        raise errors[0]
+    concurrently(lambda: _recv_reduce(comm, src, target, tmp, reduce),
+                 lambda: comm.send(dst, _mv(send)))
 
 
 # ---- ring ------------------------------------------------------------------------

@@ -8,12 +8,14 @@ peer and the phase instead of hanging.
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import struct
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 HELLO = struct.Struct("!II")  # sender rank, connection index
 STRIPE = 256 * 1024  # bytes per block when a peer's stream is spread over several connections
@@ -40,6 +42,36 @@ def _split(n: int, parts: int) -> list[tuple[int, int]]:
         out.append((start, end))
         start = end
     return out
+
+
+def concurrently(*calls: Callable[[], None]) -> None:
+    """Run the calls at the same time, the first in this thread and each other one in a thread of
+    its own, and return once all have ended. An exception is raised here only after every call
+    has ended, so no thread is left sending into a buffer its caller reuses: the first call's own
+    exception, else the first one another call raised. A send that fails while its receive
+    succeeds is reported, not lost in its thread."""
+    if not calls:
+        return
+    errors: list[BaseException] = []
+
+    def keep(call: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                call()
+            except Exception as exc:  # noqa: BLE001 - raised in the caller's thread below
+                errors.append(exc)
+        return run
+    first, *others = calls
+    threads = [threading.Thread(target=keep(c)) for c in others]
+    for t in threads:
+        t.start()
+    try:
+        first()
+    finally:
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
 
 
 class Comm:
@@ -92,7 +124,7 @@ class Comm:
                     peer, idx = HELLO.unpack(self._recv_exact(s, HELLO.size, -1))
                     accepted[peer][idx] = s
             except OSError as exc:
-                missing = [j for j, l in accepted.items() if None in l]
+                missing = [j for j, socks in accepted.items() if None in socks]
                 errors.append(f"no connection from rank(s) {missing} ({exc})")
 
         t = threading.Thread(target=accept_all, daemon=True)
@@ -174,26 +206,14 @@ class Comm:
         if len(socks) == 1:
             fn(socks[0], mv, peer)
             return
-        work = [(s, pieces) for s, pieces in zip(socks, self._stripes(peer, len(mv), sent))
-                if pieces]
-        errors: list[Exception] = []
 
-        def run(s, pieces):
-            try:
+        def carry(s: socket.socket, pieces: list[tuple[int, int]]) -> Callable[[], None]:
+            def run() -> None:
                 for a, b in pieces:
                     fn(s, mv[a:b], peer)
-            except CollectiveError as exc:
-                errors.append(exc)
-        if len(work) == 1:
-            run(*work[0])
-        else:
-            threads = [threading.Thread(target=run, args=w) for w in work]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        if errors:
-            raise errors[0]
+            return run
+        concurrently(*(carry(s, pieces) for s, pieces in
+                       zip(socks, self._stripes(peer, len(mv), sent)) if pieces))
 
     def send(self, peer: int, mv: memoryview) -> None:
         self._striped(peer, mv.cast("B") if mv.format != "B" else mv, self._send, sent=True)
@@ -203,21 +223,7 @@ class Comm:
 
     def sendrecv(self, dst: int, send_mv: memoryview, src: int, recv_mv: memoryview) -> None:
         """Send to dst while receiving from src (a ring step); both complete or an error names who."""
-        errors: list[Exception] = []
-
-        def do_send():
-            try:
-                self.send(dst, send_mv)
-            except CollectiveError as exc:
-                errors.append(exc)
-        t = threading.Thread(target=do_send)
-        t.start()
-        try:
-            self.recv(src, recv_mv)
-        finally:
-            t.join()
-        if errors:
-            raise errors[0]
+        concurrently(lambda: self.recv(src, recv_mv), lambda: self.send(dst, send_mv))
 
     def barrier(self) -> None:
         """Gather a byte at rank 0, then release everyone (2 one-way latencies across the fabric)."""
@@ -248,11 +254,21 @@ def ranks_from_json(text: str) -> list[RankInfo]:
     return [RankInfo(int(r["rank"]), r["ip"], r["site"], r.get("port")) for r in json.loads(text)]
 
 
-def run_rank(rank: int, ranks_json: str, port: int, conns: int, timeout: float, body) -> int:
-    """Connect this rank, run ``body(comm)``, and turn any failure into one JSON error line."""
+def add_rank_arguments(ap: argparse.ArgumentParser, port: int, timeout: float) -> None:
+    """The options of every rank program: who it is, the rendezvous, and its transport."""
+    ap.add_argument("--rank", type=int, required=True)
+    ap.add_argument("--ranks", required=True, help="JSON list of {rank, ip, site}")
+    ap.add_argument("--conns", type=int, default=1, help="TCP connections per peer")
+    ap.add_argument("--port", type=int, default=port)
+    ap.add_argument("--timeout", type=float, default=timeout, help="per-operation deadline (s)")
+
+
+def run_rank(args: argparse.Namespace, body: Callable[[Comm], None]) -> int:
+    """Connect the rank ``args`` name (see add_rank_arguments), run ``body(comm)``, and turn any
+    failure into one JSON error line."""
     comm = None
     try:
-        comm = Comm(rank, ranks_from_json(ranks_json), port, conns, timeout)
+        comm = Comm(args.rank, ranks_from_json(args.ranks), args.port, args.conns, args.timeout)
         body(comm)
     except (CollectiveError, ValueError, KeyError) as exc:
         print(json.dumps({"error": str(exc)}), flush=True)

@@ -27,6 +27,7 @@ import struct
 import sys
 import threading
 import time
+from typing import Sequence
 
 HEADER = struct.Struct("!QQI")  # sequence, send time (ns), magic
 LISTENING = "probe: listening"  # the receiver's first stderr line, once its socket is bound
@@ -45,7 +46,7 @@ def percentile(values: list[float], q: float) -> float:
     return s[k]
 
 
-def summarize(records: list[tuple[int, ...]], sent: int | None = None) -> dict:
+def summarize(records: Sequence[tuple[int, ...]], sent: int | None = None) -> dict:
     """records: (seq, send_ns, arrival_ns[, read_ns]) in arrival order -> metrics in milliseconds.
 
     ``arrival_ns`` is the kernel's receive timestamp; ``read_ns``, when given, is when the

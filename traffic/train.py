@@ -16,14 +16,13 @@ import argparse
 import json
 import queue
 import sys
-import threading
 import time
 
 import numpy as np
 
 from traffic import collectives as C
 from traffic.bench import DTYPE, expected, fill
-from traffic.comm import Comm, run_rank
+from traffic.comm import Comm, add_rank_arguments, concurrently, run_rank
 
 
 def _sleep_until(t: float) -> None:
@@ -41,40 +40,35 @@ def run_iteration(comm: Comm, sched: dict, bufs: list[np.ndarray]) -> dict:
     t0 = time.perf_counter()
     ready: queue.Queue = queue.Queue()
     durations: list[float] = []
-    errors: list[BaseException] = []
+    bwd_start = t0 + sched["forward_s"]
 
-    def communicate():
-        while True:
-            i = ready.get()
-            if i is None:
-                return
+    def communicate() -> None:
+        while (i := ready.get()) is not None:
             s = time.perf_counter()
-            try:
-                C.allreduce(comm, bufs[i], algo, reduce=check)
-            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-                errors.append(exc)
-                return
+            C.allreduce(comm, bufs[i], algo, reduce=check)
             durations.append(time.perf_counter() - s)
 
-    worker = threading.Thread(target=communicate)
-    worker.start()
-    _sleep_until(t0 + sched["forward_s"])
-    bwd_start = time.perf_counter()
-    produced = 0
-    fractions = sched.get("ready")  # explicit ready points (from a trace), else uniform production
-    for i, b in enumerate(bufs):
-        produced += len(b)
-        frac = fractions[i] if fractions else produced / total
-        _sleep_until(bwd_start + sched["backward_s"] * frac)
-        if overlap:
-            ready.put(i)
-    if not overlap:
-        for i in range(len(bufs)):
-            ready.put(i)
-    ready.put(None)
-    worker.join()
-    if errors:
-        raise errors[0]
+    def forward_backward() -> None:
+        """Forward, then backward producing the buckets; the end mark stops communicate()."""
+        nonlocal bwd_start
+        try:
+            _sleep_until(t0 + sched["forward_s"])
+            bwd_start = time.perf_counter()
+            produced = 0
+            fractions = sched.get("ready")  # explicit ready points (a trace), else uniform
+            for i, b in enumerate(bufs):
+                produced += len(b)
+                frac = fractions[i] if fractions else produced / total
+                _sleep_until(bwd_start + sched["backward_s"] * frac)
+                if overlap:
+                    ready.put(i)
+            if not overlap:
+                for i in range(len(bufs)):
+                    ready.put(i)
+        finally:
+            ready.put(None)
+
+    concurrently(forward_backward, communicate)
     after_comm = time.perf_counter()
     _sleep_until(max(after_comm, bwd_start + sched["backward_s"]) + sched["optimizer_s"])
     t1 = time.perf_counter()
@@ -90,12 +84,8 @@ def run_iteration(comm: Comm, sched: dict, bufs: list[np.ndarray]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="traffic.train")
-    ap.add_argument("--rank", type=int, required=True)
-    ap.add_argument("--ranks", required=True)
+    add_rank_arguments(ap, port=29600, timeout=60.0)
     ap.add_argument("--schedule", required=True, help="JSON schedule (see module doc)")
-    ap.add_argument("--conns", type=int, default=1)
-    ap.add_argument("--port", type=int, default=29600)
-    ap.add_argument("--timeout", type=float, default=60.0)
     a = ap.parse_args(argv)
     sched = json.loads(a.schedule)
 
@@ -107,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             if it >= warmup:
                 res["iteration"] = it - warmup
                 print(json.dumps(res), flush=True)
-    return run_rank(a.rank, a.ranks, a.port, a.conns, a.timeout, body)
+    return run_rank(a, body)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from twin.drive.ranks import launch_ranks, rank_error
+from twin.drive.workerexec import WorkerProcess
 from twin.emulation.state import TwinState
 from twin.errors import TwinError
 from twin.units import parse_size
@@ -81,27 +82,32 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
                    warmup: int = 1, conns: int = 1, check: bool = True, timeout: float = 30.0,
                    deadline: float = 1800.0, fabric_bps: float = float("inf"),
                    workers: Optional[list[str]] = None,
-                   on_start: Callable[[list[subprocess.Popen]], None] = lambda procs: None
+                   on_start: Callable[[list[WorkerProcess]], None] = lambda procs: None
                    ) -> list[CollectiveRow]:
+    """Every size of one collective on every member (all workers, or those named), a row each.
+
+    ``timeout`` bounds each operation inside the ranks, ``deadline`` the whole run; ``on_start``
+    sees the rank processes once they are started (tests use it to break something mid-run).
+    Ranks still running when this returns or raises are killed."""
     argv_tail = ["--op", op, "--algo", algo,
                  "--sizes", ",".join(str(s) for s in sizes), "--iters", str(iters),
                  "--warmup", str(warmup), "--conns", str(conns), "--timeout", str(timeout)]
     if not check:
         argv_tail.append("--no-check")
-    members, procs = launch_ranks(state, "traffic.bench", argv_tail, workers)
-    on_start(procs)
-    end = time.monotonic() + deadline
-    first_error: Optional[str] = None
-    outputs: dict[int, str] = {}
-    try:
+    with launch_ranks(state, "traffic.bench", argv_tail, workers) as ranks:
+        members, procs = ranks.members, ranks.procs
+        on_start(procs)
+        end = time.monotonic() + deadline
+        first_error: Optional[str] = None
+        outputs: dict[int, str] = {}
         while len(outputs) < len(procs):
             for i, p in enumerate(procs):
-                if i in outputs or p.poll() is None:
+                if i in outputs or (rc := p.poll()) is None:
                     continue
                 out, err = p.communicate()
                 outputs[i] = out
-                if p.returncode != 0 and first_error is None:
-                    first_error = rank_error(out, err, i, members[i].name, p.returncode)
+                if rc != 0 and first_error is None:
+                    first_error = rank_error(out, err, i, members[i].name, rc)
             if first_error or time.monotonic() > end:
                 break
             time.sleep(0.05)
@@ -113,20 +119,15 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
                 if i not in outputs:
                     try:
                         out, err = p.communicate(timeout=max(0.1, grace - time.monotonic()))
-                        if p.returncode != 0:
-                            seen.append(rank_error(out, err, i, members[i].name, p.returncode))
+                        if (rc := p.wait()) != 0:
+                            seen.append(rank_error(out, err, i, members[i].name, rc))
                     except subprocess.TimeoutExpired:
                         pass
             also = f"; then {'; '.join(seen[:2])}" if seen else ""
             raise TwinError(f"{op}/{algo} failed: {first_error}{also}")
         if len(outputs) < len(procs):
             raise TwinError(f"{op}/{algo} did not finish within {deadline:.0f} s")
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    per_rank = [[json.loads(l) for l in outputs[i].splitlines() if l.startswith("{")]
+    per_rank = [[json.loads(line) for line in outputs[i].splitlines() if line.startswith("{")]
                 for i in range(len(procs))]
     n = len(members)
     sites = len({w.site for w in members})

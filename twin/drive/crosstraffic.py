@@ -1,7 +1,8 @@
 """Cross traffic and probes between workers, started and stopped by the twin, results kept.
 
-iperf3 (the host's binary, run inside the workers' network namespaces) for TCP/UDP channels
-and interference; ``traffic.probe`` inside the containers for one-way delay.
+iperf3 for TCP/UDP channels, interference and calibration's goodput: the one place the twin runs
+it, the host's binary inside the workers' network namespaces (the worker image has only
+python3), with its JSON result. ``traffic.probe`` inside the containers for one-way delay.
 """
 
 from __future__ import annotations
@@ -13,12 +14,37 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from traffic.probe import wait_listening as wait_probe_listening
+from twin.drive.workerexec import WorkerProcess, stop
 from twin.emulation.state import WorkerInfo
 from twin.host.processes import ns_prefix
-from twin.measure.iperf import parse_iperf3
 from twin.units import udp_payload_bytes
 
 SMALL_DATAGRAM = 1400  # UDP payload that fits a 1,500-byte MTU with room for tunnels
+
+
+def parse_iperf3(text: str) -> tuple[float, int]:
+    """(received bit/s, retransmits) from iperf3 -J output."""
+    data = json.loads(text)
+    if "error" in data:
+        raise RuntimeError(f"iperf3: {data['error']}")
+    end = data["end"]
+    return float(end["sum_received"]["bits_per_second"]), int(end["sum_sent"].get("retransmits", 0))
+
+
+def client_argv(dst_ip: str, port: int, seconds: float, proto: str = "tcp", rate_bps: float = 0,
+                datagram: int = SMALL_DATAGRAM, streams: int = 1, omit: int = 0) -> list[str]:
+    """The iperf3 client's command line: ``seconds`` measured after ``omit`` seconds left out
+    (TCP's slow start), ``streams`` parallel connections, UDP in ``datagram``-byte payloads."""
+    argv = ["iperf3", "-c", dst_ip, "-p", str(port), "-t", str(seconds), "-J"]
+    if proto == "udp":
+        argv += ["-u", "-l", str(datagram)]
+    if rate_bps:
+        argv += ["-b", str(int(rate_bps))]
+    if streams != 1:
+        argv += ["-P", str(streams)]
+    if omit:
+        argv += ["-O", str(omit)]
+    return argv
 
 
 @dataclass
@@ -31,8 +57,8 @@ class Flow:
     rate_bps: float
     proto: str
     seconds: float
-    server: subprocess.Popen = field(repr=False, default=None)
-    client: subprocess.Popen = field(repr=False, default=None)
+    server: subprocess.Popen = field(repr=False)
+    client: subprocess.Popen = field(repr=False)
 
     def result(self) -> tuple[float, int]:
         try:
@@ -45,31 +71,33 @@ class Flow:
             raise RuntimeError(f"iperf3 {self.src.name}->{self.dst.name}:{self.port}: {exc}") from None
 
     def running(self) -> bool:
-        return self.client is not None and self.client.poll() is None
+        return self.client.poll() is None
 
     def stop(self) -> None:
         for p in (self.client, self.server):
-            if p and p.poll() is None:
+            if p.poll() is None:
                 p.kill()
                 p.wait()
 
 
 def start_flow(src: WorkerInfo, dst: WorkerInfo, port: int, rate_bps: float = 0,
                proto: str = "tcp", seconds: float = 5.0, delay_start: float = 0.0,
-               datagram: int = SMALL_DATAGRAM) -> Flow:
-    """``datagram``: UDP payload bytes per packet (TCP sizes its own segments)."""
+               datagram: int = SMALL_DATAGRAM, streams: int = 1, omit: int = 0) -> Flow:
+    """An iperf3 server in ``dst``, once it listens a client in ``src``; see client_argv."""
     server = subprocess.Popen(ns_prefix(dst.pid) + ["iperf3", "-s", "-1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_listening(dst, port)
-    argv = ["iperf3", "-c", dst.ip, "-p", str(port), "-t", str(seconds), "-J"]
-    if proto == "udp":
-        argv += ["-u", "-l", str(datagram)]
-    if rate_bps:
-        argv += ["-b", str(int(rate_bps))]
+    try:
+        wait_listening(dst, port)
+    except BaseException:
+        server.kill()
+        server.wait()
+        raise
     if delay_start:
         time.sleep(delay_start)
-    client = subprocess.Popen(ns_prefix(src.pid) + argv, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    client = subprocess.Popen(
+        ns_prefix(src.pid) + client_argv(dst.ip, port, seconds, proto, rate_bps, datagram,
+                                         streams, omit),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return Flow(src, dst, port, rate_bps, proto, seconds, server, client)
 
 
@@ -97,14 +125,23 @@ def wait_listening(dst: WorkerInfo, port: int, timeout: float = 10.0) -> None:
 
 @dataclass
 class Probe:
-    receiver: subprocess.Popen
-    sender: Optional[subprocess.Popen] = None
+    """A ``traffic.probe`` receiver in one worker's container and its sender in another's."""
+
+    receiver: WorkerProcess
+    sender: Optional[WorkerProcess] = None
 
     def result(self, timeout: float = 60) -> dict:
-        if self.sender:
-            self.sender.communicate(timeout=timeout)
-        out, err = self.receiver.communicate(timeout=timeout)
-        lines = [l for l in out.splitlines() if l.startswith("{")]
+        """The receiver's metrics once both have ended; neither is left running."""
+        try:
+            if self.sender:
+                _, err = self.sender.communicate(timeout=timeout)
+                if self.sender.returncode:
+                    raise RuntimeError(f"probe sender exited with status "
+                                       f"{self.sender.returncode}: {err.strip()[-200:]}")
+            out, err = self.receiver.communicate(timeout=timeout)
+        finally:
+            stop([p for p in (self.sender, self.receiver) if p])
+        lines = [line for line in out.splitlines() if line.startswith("{")]
         if not lines:
             raise RuntimeError(f"probe receiver gave no result: {err.strip()[-200:]}")
         return json.loads(lines[-1])
@@ -112,14 +149,18 @@ class Probe:
 
 def start_probe(src: WorkerInfo, dst: WorkerInfo, port: int, pps: float, count: int,
                 dscp: int = 0) -> Probe:
+    """``count`` probes at ``pps`` from ``src`` to ``dst`` with DSCP ``dscp``, sent once the
+    receiver listens."""
     duration = count / pps + 5
-    receiver = subprocess.Popen(
-        ["docker", "exec", dst.container, "python3", "-m", "traffic.probe", "recv", "--port",
-         str(port), "--duration", str(duration), "--expect", str(count)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_probe_listening(receiver)
-    sender = subprocess.Popen(
-        ["docker", "exec", src.container, "python3", "-m", "traffic.probe", "send", "--dst", dst.ip,
-         "--port", str(port), "--pps", str(pps), "--count", str(count), "--dscp", str(dscp)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    receiver = WorkerProcess(dst.container, [
+        "python3", "-m", "traffic.probe", "recv", "--port", str(port), "--duration", str(duration),
+        "--expect", str(count)])
+    try:
+        wait_probe_listening(receiver)
+    except BaseException:
+        stop([receiver])
+        raise
+    sender = WorkerProcess(src.container, [
+        "python3", "-m", "traffic.probe", "send", "--dst", dst.ip, "--port", str(port), "--pps",
+        str(pps), "--count", str(count), "--dscp", str(dscp)])
     return Probe(receiver, sender)

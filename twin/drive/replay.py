@@ -39,28 +39,22 @@ def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int =
                "optimizer_s": sched.optimizer, "buckets": sched.buckets, "ready": sched.ready,
                "overlap": sched.overlap, "algo": algo, "iterations": iterations,
                "warmup": warmup, "check": check}
-    members, procs = launch_ranks(state, "traffic.train",
-                                  ["--schedule", json.dumps(payload), "--conns", str(conns),
-                                   "--timeout", str(timeout)], workers)
     budget = (warmup + iterations) * (sched.compute + 10 * timeout) + 60
     outs = []
-    try:
-        for i, p in enumerate(procs):
+    with launch_ranks(state, "traffic.train",
+                      ["--schedule", json.dumps(payload), "--conns", str(conns),
+                       "--timeout", str(timeout)], workers) as ranks:
+        for i, (w, p) in enumerate(zip(ranks.members, ranks.procs)):
             try:
                 out, err = p.communicate(timeout=max(1.0, budget))
             except subprocess.TimeoutExpired:
-                raise TwinError(f"training replay: rank {i} ({members[i].name}) did not finish") from None
-            lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
-            errs = [l["error"] for l in lines if "error" in l]
+                raise TwinError(f"training replay: rank {i} ({w.name}) did not finish") from None
+            lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+            errs = [r["error"] for r in lines if "error" in r]
             if p.returncode != 0 or errs:
                 why = errs[0] if errs else (err.strip().splitlines() or ["no output"])[-1]
-                raise TwinError(f"training replay: rank {i} ({members[i].name}): {why}")
+                raise TwinError(f"training replay: rank {i} ({w.name}): {why}")
             outs.append(lines)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
     results = []
     for k in range(iterations):
         per = [o[k] for o in outs]

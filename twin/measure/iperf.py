@@ -1,39 +1,17 @@
-"""iperf3 run from the host inside workers' network namespaces, and its JSON result.
+"""TCP goodput between two workers as calibration measures it: iperf3 (see
+twin.drive.crosstraffic), the first second left out so that TCP's slow start does not count.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import time
-
+from twin.drive.crosstraffic import start_flow
 from twin.emulation.state import WorkerInfo
-from twin.host.processes import ns_prefix
 
 IPERF_PORT = 5399
-
-
-def parse_iperf3(text: str) -> tuple[float, int]:
-    """(received bit/s, retransmits) from iperf3 -J output."""
-    data = json.loads(text)
-    if "error" in data:
-        raise RuntimeError(f"iperf3: {data['error']}")
-    end = data["end"]
-    return float(end["sum_received"]["bits_per_second"]), int(end["sum_sent"].get("retransmits", 0))
+OMIT_S = 1  # seconds of slow start iperf3 runs but leaves out of the result
 
 
 def iperf(src: WorkerInfo, dst: WorkerInfo, seconds: float, port: int = IPERF_PORT,
           streams: int = 1) -> tuple[float, int]:
-    server = subprocess.Popen(ns_prefix(dst.pid) + ["iperf3", "-s", "-1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(0.3)
-        proc = subprocess.run(
-            ns_prefix(src.pid) + ["iperf3", "-c", dst.ip, "-p", str(port), "-t", str(seconds),
-                                  "-P", str(streams), "-J", "-O", "1"],
-            capture_output=True, text=True, timeout=seconds + 30)
-        return parse_iperf3(proc.stdout)
-    finally:
-        server.kill()
-        server.wait()
-
+    """(received bit/s, retransmits) of ``streams`` TCP connections for ``seconds``."""
+    return start_flow(src, dst, port, seconds=seconds, streams=streams, omit=OMIT_S).result()

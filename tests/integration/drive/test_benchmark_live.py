@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.drive.containers import in_container
 from twin.drive.benchmark import busbw_factor, run_collective
 from twin.emulation.cleanup import cmdline
 from twin.errors import TwinError
@@ -71,6 +72,18 @@ def test_killed_rank_ends_the_run_with_a_named_error_and_the_twin_stays_usable(c
     # the twin still works afterwards
     rows = run_collective(state, "allreduce", "ring", [1024**2], iters=1, warmup=0)
     assert rows[0].wrong == 0
+
+
+def test_ranks_past_the_deadline_are_gone_from_their_containers(ci2site):
+    """A run over its deadline kills its ranks inside the containers, not only the twin's side:
+    left running they would go on loading the WAN under the next measurement."""
+    _, state = ci2site
+    with pytest.raises(TwinError, match="did not finish within 3 s"):
+        run_collective(state, "allreduce", "ring", [64 * 1024**2], iters=50, warmup=0,
+                       deadline=3.0)
+    left = {w.name: in_container(w.container, "traffic.bench") for w in state.workers}
+    assert left == {w.name: [] for w in state.workers}
+    assert run_collective(state, "allreduce", "ring", [1024**2], iters=1, warmup=0)[0].wrong == 0
 
 
 @pytest.mark.parametrize("algo", ["ring", "hier"])
