@@ -16,6 +16,7 @@ import sys
 from controllers.description import MODEL_ENV
 
 APPS = ("detpath", "baseline")  # the one list of controller apps: the twin and campaigns import it
+CONTROLLERS = ("none", *APPS)  # what --controller and campaigns accept; "none": static flows, no process
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
                   f"(topology {c.topology.name}, scale {c.scale or c.topology.scale.describe()})")
     if args.dry_run:
         for p in todo:
-            console.print(f"  {p['row_id']}  {camp._describe(p)}, repeat {p['repeat']}")
+            console.print(f"  {p['row_id']}  {camp.describe_point(p)}, repeat {p['repeat']}")
         return 0
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeRemainingColumn(), console=console) as bar:

@@ -8,6 +8,7 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
 
+from traffic.collectives import ALLREDUCE_ALGOS, OPS
 from twin.cli.console import console, progress
 from twin.errors import TwinError
 
@@ -23,10 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         p.add_argument("topology", nargs="?", help="bring this up (default: the running twin)")
         if op is None:
             p.add_argument("--op", default="allreduce",
-                           choices=["allreduce", "reducescatter", "allgather", "broadcast", "alltoall"])
+                           choices=OPS)
         else:
             p.set_defaults(op=op)
-        p.add_argument("--algo", nargs="+", default=["ring"], choices=["ring", "hd", "tree", "hier"])
+        p.add_argument("--algo", nargs="+", default=["ring"], choices=ALLREDUCE_ALGOS)
         p.add_argument("--sizes", default="1M:64M", help="'1M:64M' (doubling) or '1M,8M'")
         p.add_argument("--iters", type=int, default=5)
         p.add_argument("--warmup", type=int, default=1)

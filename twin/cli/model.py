@@ -8,14 +8,16 @@ from pathlib import Path
 
 from rich.table import Table
 
+from traffic.collectives import ALLREDUCE_ALGOS
 from twin.cli.console import console
 from twin.errors import TwinError
+from twin.spec.schedule import DTYPE_BYTES
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("model", help="analytic predictions at full scale")
     p.add_argument("--params", default="175B", help="model parameters, e.g. 175B")
-    p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
+    p.add_argument("--dtype", default="bf16", choices=sorted(DTYPE_BYTES))
     p.add_argument("--model-parallel", type=int, default=64,
                    help="tensor x pipeline ways: divides the gradient each data-parallel rank all-reduces")
     p.add_argument("--sites", type=int, nargs="+", default=[2, 4, 40])
@@ -23,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--distance", type=float, nargs="+", default=[100, 1000, 2000, 3000], help="km of fiber")
     p.add_argument("--wan-rate", nargs="+", default=["100Gbit", "400Gbit", "1.2Tbit", "3.2Tbit"])
     p.add_argument("--lan-rate", default="400Gbit")
-    p.add_argument("--algo", nargs="+", default=["ring", "hier"], choices=["ring", "hd", "tree", "hier"])
+    p.add_argument("--algo", nargs="+", default=["ring", "hier"], choices=ALLREDUCE_ALGOS)
     p.add_argument("--compute", type=float, default=16.0, help="compute seconds per iteration")
     p.add_argument("--optimizer", type=float, default=0.5)
     p.add_argument("--bucket-mb", type=float, default=25.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from controllers.run import CONTROLLERS
 from twin.cli.calibrate import show_calibration
 from twin.cli.console import console, progress, shown_path
 from twin.cli.options import add_scale, scaled
@@ -13,7 +14,7 @@ from twin.cli.options import add_scale, scaled
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("up", help="bring a topology up")
     p.add_argument("topology")
-    p.add_argument("--controller", default="none", choices=["none", "detpath", "baseline"],
+    p.add_argument("--controller", default="none", choices=CONTROLLERS,
                    help="none = static shortest-delay flows installed by the twin; detpath = "
                         "deterministic reserved paths (os-ken); baseline = best-effort L2 learning")
     p.add_argument("--detach", action="store_true", help="return once the twin is ready")

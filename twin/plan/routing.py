@@ -14,7 +14,9 @@ from typing import Optional
 
 import networkx as nx
 
-from twin.plan.graph import fabric_graph  # noqa: F401  (twin.experiments.determinism imports it here)
+from twin.plan.graph import (
+    fabric_graph,  # noqa: F401  (twin.experiments.determinism imports it here)
+)
 
 RESERVABLE = 0.9  # share of a link that reservations may take; the rest stays for best effort
 

@@ -12,9 +12,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from controllers.run import APPS
+from controllers.run import CONTROLLERS
 from traffic.collectives import ALLREDUCE_ALGOS
 from twin.errors import InputError
 from twin.spec.loading import FileModel, read_document, validate
@@ -22,7 +28,6 @@ from twin.spec.schedule import Schedule
 from twin.spec.topology import Topology, bandwidth_ratio, load_topology
 from twin.units import parse_fraction, parse_rate
 
-CONTROLLERS = ("none", *APPS)  # "none": static shortest-delay flows, no controller process
 MAX_DISTANCE_KM = 20000.0  # half the Earth's circumference, rounded
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

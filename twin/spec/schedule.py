@@ -9,7 +9,13 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from twin.errors import InputError
 from twin.spec.loading import FileModel, read_document, validate

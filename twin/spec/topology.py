@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import networkx as nx
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from twin.errors import InputError
 from twin.plan.addressing import worker_intf_name

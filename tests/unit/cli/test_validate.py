@@ -14,5 +14,5 @@ def test_a_bad_file_is_one_line_naming_file_field_and_reason(tmp_path, capsys):
     bad.write_text("name: t\nsites: []\n")
     assert cli.main(["validate", str(bad), str(TOPOS / "ci-2site.yaml")]) == 2
     out = capsys.readouterr()
-    assert out.err == f"{bad}: sites: List should have at least 1 item after validation, not 0\n"
+    assert out.err == f"{bad}: line 2: sites: List should have at least 1 item after validation, not 0\n"
     assert out.out.startswith(f"{TOPOS / 'ci-2site.yaml'}: ok (")

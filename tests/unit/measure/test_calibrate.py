@@ -5,8 +5,8 @@ import json
 import pytest
 
 from tests.locations import DATA
-from twin.measure.calibrate import path_properties
 from twin.drive.crosstraffic import parse_iperf3
+from twin.measure.calibrate import path_properties
 from twin.measure.ping import parse_ping_rtts
 from twin.plan.graph import fabric_graph
 

@@ -6,7 +6,13 @@ from controllers.run import APPS
 from tests.locations import CAMPAIGNS, ROOT, TOPOS
 from traffic.collectives import ALLREDUCE_ALGOS
 from twin.errors import InputError
-from twin.spec.campaign import CONTROLLERS, UNSWEPT, CampaignSpec, Sweep, load_campaign_spec
+from twin.spec.campaign import (
+    CONTROLLERS,
+    UNSWEPT,
+    CampaignSpec,
+    Sweep,
+    load_campaign_spec,
+)
 from twin.spec.schedule import from_model
 
 GOOD = f"""name: t
