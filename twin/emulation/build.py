@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from typing import Callable
 
 from mininet.node import RemoteController
 
 from twin.emulation import controller as ctl
-from twin.emulation.delayline import DelayLineSpec, delayline_params, update_delayline
+from twin.emulation.delayline import delayline_params, update_delayline
 from twin.emulation.forwarding import install_static_arp, install_static_flows
 from twin.emulation.links import apply_classes, apply_nic_classes
 from twin.emulation.net import Twin
@@ -110,13 +109,12 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
         ml = net.addLink(sa, sb, bw=mbit(rate), delay=f"{delay * 1e6:.0f}us", mtu=topo.mtu,
                          jitter=f"{link.jitter * 1e6:.0f}us" if link.jitter else None,
                          loss=link.loss * 100 if link.loss else None, queue_bytes=queue)
-        dl = ml.delayline
         state.wan.append(WanInfo(
             a=link.a, b=link.b, switch_a=sa.name, switch_b=sb.name,
             port_a=sa.ports[ml.intf1], port_b=sb.ports[ml.intf2],
             intf_a=ml.intf1.name, intf_b=ml.intf2.name, km=topo.link_distance_km(link),
             delay_s=delay, jitter_s=link.jitter, loss=link.loss, rate_bps=link.rate,
-            emulated_bps=rate, queue_bytes=queue, delayline=asdict(dl) if dl else None))
+            emulated_bps=rate, queue_bytes=queue, delayline=ml.delayline))
 
     proc = None
     if controller != "none":
@@ -144,9 +142,7 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
             w.reserved_bps = reserved
             w.class_dscps = [reservations[0].probe_dscp, reservations[0].dscp]
             if w.delayline:  # its classes are serialized apart from now on
-                spec = DelayLineSpec(**w.delayline)
-                update_delayline(spec, delayline_params(w.shaping(topo.mtu)))
-                w.delayline = asdict(spec)
+                update_delayline(w.delayline, delayline_params(w.shaping(topo.mtu)))
         probe_ports = sorted({port for r in reservations
                               for port in r.udp_ports + r.replicated_udp_ports})
         job_ports = sorted({port for r in reservations for port in r.tcp_ports})

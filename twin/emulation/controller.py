@@ -1,8 +1,9 @@
 """The SDN controller as the twin runs it: its own process on loopback, started before the
 switches, and trusted only once every switch has acknowledged its flows (barrier replies).
 
-Also places the topology's reservations (admission control) before anything starts, and turns
-them into HTB classes on the WAN egress ports for the deterministic service.
+It learns the twin from a description file written here (switches, ports, admitted
+reservations); admission itself is planned in twin.plan.reservations, and the reservations'
+HTB classes are built by twin.emulation.build.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from twin.emulation.state import TwinState
 from twin.errors import TwinError
 from twin.host import rundirs
 from twin.host.processes import alive, tail
@@ -24,8 +26,11 @@ CONTROLLER_PORT = 6653
 APPS = ("detpath", "baseline")
 
 
-def write_description(state, reservations: list[Reservation]) -> Path:
+def write_description(state: TwinState, reservations: list[Reservation]) -> Path:
+    """The controller's view of the twin (controllers.description reads it): switches, workers,
+    WAN ports and the admitted reservations, and where to report that it is ready."""
     run = rundirs.run_dir()
+    ready = run / "controller-ready.json"
     model = {
         "switches": {name: {"dpid": int(name[len(rundirs.prefix()):]), "site": site}
                      for name, site in state.switches.items()},
@@ -34,10 +39,10 @@ def write_description(state, reservations: list[Reservation]) -> Path:
         "wan": [{k: getattr(w, k) for k in ("a", "b", "switch_a", "switch_b", "port_a", "port_b",
                                               "delay_s", "emulated_bps")} for w in state.wan],
         "reservations": [asdict(r) for r in reservations],
-        "ready_file": str(run / "controller-ready.json"),
+        "ready_file": str(ready),
     }
     path = run / "controller-model.json"
-    Path(model["ready_file"]).unlink(missing_ok=True)
+    ready.unlink(missing_ok=True)
     path.write_text(json.dumps(model, indent=1))
     return path
 

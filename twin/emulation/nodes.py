@@ -130,8 +130,9 @@ class DockerHost(Host):
 
     def updateCpuLimit(self, cpu_quota: int = -1, cpu_period: int = -1, cpu_shares: int = -1,
                        cores: Optional[str] = None) -> None:
-        kwargs = {k: v for k, v in (("cpu_quota", cpu_quota), ("cpu_period", cpu_period),
-                                    ("cpu_shares", cpu_shares)) if v != -1}
+        kwargs: dict[str, Any] = {k: v for k, v in (("cpu_quota", cpu_quota),
+                                                    ("cpu_period", cpu_period),
+                                                    ("cpu_shares", cpu_shares)) if v != -1}
         if cores:
             kwargs["cpuset_cpus"] = cores
         if kwargs:
