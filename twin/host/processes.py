@@ -7,11 +7,13 @@ from __future__ import annotations
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterable, Optional, TypeVar
 
 from twin.errors import TwinError
 
 WORKLOAD_ENV = "TWIN_WORKLOAD"
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def ns_prefix(pid: Optional[int]) -> list[str]:
@@ -52,7 +54,10 @@ def alive(pid: int) -> bool:
     return pid > 0 and stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-def parallel(fn, items) -> None:
+def parallel(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """``fn`` over ``items`` eight at a time, results in the items' order. If any failed, the
+    first failure (in that order) is raised after all have finished. For work that waits on the
+    kernel or the engine."""
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(fn, items))
+        return list(pool.map(fn, items))
 
