@@ -24,6 +24,8 @@ from twin.plan.routing import Reservation
 
 CONTROLLER_PORT = 6653
 APPS = ("detpath", "baseline")
+LISTEN_TIMEOUT_S = 30.0  # os-ken imports and starts its apps
+READY_TIMEOUT_S = 60.0  # every switch programmed (and LLDP-verified, for detpath)
 
 
 def write_description(state: TwinState, reservations: list[Reservation]) -> Path:
@@ -47,13 +49,13 @@ def write_description(state: TwinState, reservations: list[Reservation]) -> Path
     return path
 
 
-def listening(port: int = CONTROLLER_PORT) -> bool:
+def listening() -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex(("127.0.0.1", CONTROLLER_PORT)) == 0
 
 
-def start(app: str, model_file: Path, timeout: float = 30.0) -> subprocess.Popen:
+def start(app: str, model_file: Path) -> subprocess.Popen:
     if app not in APPS:
         raise TwinError(f"unknown controller {app!r} (use {', '.join(APPS)} or none)")
     if listening():
@@ -64,21 +66,21 @@ def start(app: str, model_file: Path, timeout: float = 30.0) -> subprocess.Popen
                             stdin=subprocess.DEVNULL, start_new_session=True,
                             cwd=str(rundirs.project_root()))
     log.close()
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + LISTEN_TIMEOUT_S
     while not listening():
         if proc.poll() is not None:
             raise TwinError(f"controller {app} exited at start: {tail(log_file())}")
         if time.monotonic() > deadline:
-            raise TwinError(f"controller {app} did not listen within {timeout:.0f} s: {tail(log_file())}")
+            raise TwinError(f"controller {app} did not listen within {LISTEN_TIMEOUT_S:.0f} s: {tail(log_file())}")
         time.sleep(0.1)
     return proc
 
 
-def wait_ready(model_file: Path, proc_pid: int, timeout: float = 60.0) -> dict:
+def wait_ready(model_file: Path, proc_pid: int) -> dict:
     """Until every switch has answered the controller's barrier after its flows (and, for apps
     that check it, LLDP has confirmed every WAN port is wired as the model says)."""
     ready = Path(json.loads(model_file.read_text())["ready_file"])
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if ready.exists():
             info = json.loads(ready.read_text())
@@ -90,7 +92,7 @@ def wait_ready(model_file: Path, proc_pid: int, timeout: float = 60.0) -> dict:
         if not alive(proc_pid):
             raise TwinError(f"controller died during bring-up: {tail(log_file())}")
         time.sleep(0.1)
-    raise TwinError(f"switches not programmed within {timeout:.0f} s: {tail(log_file())}")
+    raise TwinError(f"switches not programmed within {READY_TIMEOUT_S:.0f} s: {tail(log_file())}")
 
 
 def log_file() -> Path:

@@ -61,18 +61,21 @@ def ensure_built() -> Path:
 LATE_THRESHOLD_US = 512  # "late": released half a millisecond or more after its due time
 
 
-def read_stats(params_file: str, pid: int, timeout: float = 2.0) -> dict:
+STATS_TIMEOUT_S = 2.0
+
+
+def read_stats(params_file: str, pid: int) -> dict:
     """The running delay line's counters and lateness histogram, dumped on request (SIGUSR1)."""
     path = Path(params_file + ".stats")
     before = _load(path).get("dumps", 0)
     os.kill(pid, signal.SIGUSR1)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + STATS_TIMEOUT_S
     while time.monotonic() < deadline:
         stats = _load(path)
         if stats.get("dumps", 0) > before:
             return stats
         time.sleep(0.01)
-    raise TwinError(f"delay line pid {pid} did not report its counters within {timeout:.0f} s")
+    raise TwinError(f"delay line pid {pid} did not report its counters within {STATS_TIMEOUT_S:.0f} s")
 
 
 def _load(path: Path) -> dict:

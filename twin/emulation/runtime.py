@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 import uuid
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from twin.emulation.state import TwinState, WanInfo
 from twin.emulation.tc import class_rate_commands, frame_bytes, htb_burst_bytes
 from twin.errors import TwinError
 from twin.host import rundirs, services
-from twin.host.processes import alive, tail
+from twin.host.processes import alive, run_argv, tail
 from twin.spec.topology import Topology
 
 
@@ -135,10 +134,10 @@ def set_link(a: str, b: str, delay_s: Optional[float] = None, rate_bps: Optional
         for intf in (w.intf_a, w.intf_b):
             if w.class_dscps:  # detpath's classes: each one's rate follows the line's
                 for argv in class_rate_commands(intf, w.emulated_bps, w.reserved_bps, state.mtu):
-                    _tc(argv)
+                    run_argv(argv)
                 continue
             for classid, parent in (("1:1", "1:"), ("1:10", "1:1")):
-                _tc(["tc", "class", "change", "dev", intf, "parent", parent, "classid", classid,
+                run_argv(["tc", "class", "change", "dev", intf, "parent", parent, "classid", classid,
                      "htb", "rate", f"{int(w.emulated_bps)}bit", "ceil",
                      f"{int(w.emulated_bps)}bit", "burst", burst, "cburst", burst])
     # the delay stage also serializes at the rate (delay line, netem rate): a new rate goes there
@@ -154,18 +153,18 @@ def set_link_state(a: str, b: str, up_: bool) -> WanInfo:
     state = require_state()
     w = find_wan(state, a, b)
     for intf in (w.intf_a, w.intf_b):
-        _tc(["ip", "link", "set", "dev", intf, "up" if up_ else "down"])
+        run_argv(["ip", "link", "set", "dev", intf, "up" if up_ else "down"])
     return w
 
 
-def _tc(argv: list[str]) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise TwinError(f"{' '.join(argv)}: {proc.stderr.strip()}")
-
-
 def exec_argv(node: str, argv: list[str], interactive: bool = False) -> list[str]:
-    """docker exec argv running ``argv`` inside a worker's container."""
+    """The ``docker exec`` command line running ``argv`` inside a worker's container, for
+    ``twin exec`` to replace itself with (os.execvp).
+
+    The one place the twin uses the docker CLI rather than the SDK: an interactive shell needs a
+    terminal, and the CLI is what gives one (raw mode, window resizes, Ctrl-C and end of input
+    passed through, the command's exit status as its own); the SDK only hands back the raw
+    socket of the exec, and all of that would have to be written again here."""
     state = require_state()
     w = state.worker(node)
     return ["docker", "exec"] + (["-it"] if interactive else ["-i"]) + [w.container] + argv

@@ -29,11 +29,13 @@ def ns_prefix(pid: Optional[int]) -> list[str]:
     return ["nsenter", "--target", str(pid), "--net", "env", f"{WORKLOAD_ENV}=1"]
 
 
-def run_argv(argv: list[str], check: bool = True, stdin: Optional[str] = None
-             ) -> subprocess.CompletedProcess:
+def run_argv(argv: list[str], check: bool = True, stdin: Optional[str] = None,
+             what: Optional[str] = None) -> subprocess.CompletedProcess:
+    """Run a command with its output captured as text. With ``check``, a failure is one line:
+    ``what`` failed (by default the command line itself), then what the command said."""
     proc = subprocess.run(argv, capture_output=True, text=True, input=stdin)
     if check and proc.returncode != 0:
-        raise TwinError(f"{' '.join(argv)}: {proc.stderr.strip() or proc.stdout.strip()}")
+        raise TwinError(f"{what or ' '.join(argv)}: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc
 
 
