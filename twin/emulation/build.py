@@ -23,10 +23,11 @@ from twin.emulation.delayline import delayline_params, update_delayline
 from twin.emulation.forwarding import install_static_arp, install_static_flows
 from twin.emulation.links import apply_classes, apply_nic_classes
 from twin.emulation.net import Twin, TwinSwitch
-from twin.emulation.nodes import create_container, docker_client
+from twin.emulation.nodes import create_container
 from twin.emulation.state import TwinState, WanInfo, WorkerInfo
 from twin.errors import TwinError
 from twin.host import rundirs
+from twin.host.engine import docker_client
 from twin.host.images import build_worker, image_exists
 from twin.host.processes import parallel
 from twin.plan.addressing import (
