@@ -154,7 +154,7 @@ def class_rate_commands(dev: str, rate_bps: float, reserved_bps: float, mtu: int
 
 
 def nic_class_commands(dev: str, rate_bps: float, udp_ports: list[int], mtu: int = 1500,
-                       queue_bytes: Optional[int] = None, reserved_bps: float = 0.0,
+                       reserved_bps: float = 0.0,
                        tcp_ports: Sequence[int] = (), dscp: Optional[int] = None,
                        probe_dscp: Optional[int] = None) -> list[list[str]]:
     """A worker's link (both ends: the NIC and the switch port facing it) with the reservation's
@@ -192,8 +192,8 @@ def nic_class_commands(dev: str, rate_bps: float, udp_ports: list[int], mtu: int
     cmds += [cls("1:10", max(rate - probe - job, 8000), "2" if job else "1"),
              leaf("1:30", "30:", 32 * frame)]
     if job:
-        cmds.append(leaf("1:20", "20:", queue_bytes or 64 * frame))
-    cmds.append(leaf("1:10", "10:", queue_bytes or 64 * frame))
+        cmds.append(leaf("1:20", "20:", 64 * frame))
+    cmds.append(leaf("1:10", "10:", 64 * frame))
 
     def classify(pref: str, flowid: str, proto: int, ports: Sequence[int],
                  mark: Optional[int]) -> None:

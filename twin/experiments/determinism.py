@@ -143,7 +143,7 @@ def channels(topo: Topology, state: TwinState, controller: str, seconds: float,
 def _line_stats(wan: WanInfo) -> dict:
     if not wan.delayline:
         return {}
-    return delayline.read_stats(wan.delayline["params_file"], wan.delayline["pid"])
+    return delayline.read_stats(wan.delayline.params_file, wan.delayline.pid)
 
 
 def _line_lateness(wan: WanInfo, before: dict) -> dict:

@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from twin.emulation.net import Twin
-from twin.emulation.nodes import docker_client
+from twin.host.engine import docker_client
 from twin.measure.ping import parse_ping_rtts
 
 BUSYBOX_IMAGE = "twin-test-busybox:1"

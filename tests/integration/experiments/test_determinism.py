@@ -88,7 +88,7 @@ def test_detpath_pins_paths_and_fails_over_within_a_fraction_of_a_second(clean_m
         # netem carries the link, each class has its own netem leaf instead)
         wan = runtime.find_wan(state, "beijing", "shanghai")
         if wan.delayline:
-            params = json.loads(Path(wan.delayline["params_file"]).read_text())
+            params = json.loads(Path(wan.delayline.params_file).read_text())
             assert params["class_dscps"] == [46, 34]
         # a new line rate reaches every class: the reserved and probe classes too
         # (a quarter of it: the job's reservation no longer fits, its class must shrink with it)
@@ -98,7 +98,7 @@ def test_detpath_pins_paths_and_fails_over_within_a_fraction_of_a_second(clean_m
         assert after["1:1"] == before["1:1"] / 4
         assert after["1:20"] < after["1:1"] < before["1:20"] and after["1:10"] < before["1:10"]
         if wan.delayline:
-            params = json.loads(Path(wan.delayline["params_file"]).read_text())
+            params = json.loads(Path(wan.delayline.params_file).read_text())
             assert params["class_dscps"] == [46, 34] and params["rate_bps"] == before["1:1"] / 4
     finally:
         runtime.down()
