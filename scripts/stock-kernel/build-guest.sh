@@ -128,5 +128,7 @@ rm -rf "$out"
 mv "$work/guest" "$out"
 touch "$out/ready"
 rm -rf --one-file-system "$work"
+# guests built from other inputs are not used again (1.5 GB each)
+find "$cache" -maxdepth 1 -name 'guest-*' ! -name "guest-$key" -exec rm -rf --one-file-system {} +
 say "guest $key built in $(( $(date +%s) - t0 )) s: $(head -n 1 "$out/manifest")"
 echo "$out"

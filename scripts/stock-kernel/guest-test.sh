@@ -57,7 +57,8 @@ grep -q "kernel datapath" "$out/doctor.txt" || fail "twin doctor does not report
 mapfile -t tests <"$in/tests"
 stamp "integration tests on the stock kernel: ${tests[*]}"
 echo "(timings inside this guest are under software emulation, not a hardware measurement)"
-TWIN_STOCK_KERNEL=1 .venv/bin/python -m pytest -p no:cacheprovider -ra -v --durations=15 \
+TWIN_STOCK_KERNEL=1 PYTHONPATH="$guest_path/scripts/stock-kernel" \
+  .venv/bin/python -m pytest -p no:cacheprovider -p pytest_report_now -ra -v --durations=15 \
   --junitxml="$out/junit.xml" "${tests[@]}"
 rc=$?
 stamp "tests done: exit status $rc"

@@ -27,7 +27,8 @@ def probe(rx, tx, rx_ip: str, pps: int, count: int, port: int) -> dict:
                         str(port), "--pps", str(pps), "--count", str(count)])
     assert rc == 0, out
     t.join()
-    return json.loads(box["out"])
+    assert box["rc"] == 0, box["out"]
+    return json.loads(box["out"].strip().splitlines()[-1])  # after its 'listening' line
 
 
 def limit(line: str) -> int:

@@ -134,11 +134,13 @@ def test_link_set_loss_drops_about_that_share(ci2site):
         "loss 0%" in netem_delays(w.intf_a)["10:"]["line"]
 
 
-def test_jitter_on_a_rate_shaped_netem_link_keeps_order(ci2site):
-    """netem with a rate (the twin's WAN links) queues each frame behind the previous one
-    (sch_netem: the last frame's send time is the next one's reference), so jitter spreads the
-    delay upwards but never reorders; a netem link without a rate does reorder (see
-    test_api_netem)."""
+def test_jitter_on_a_rate_shaped_netem_link_spreads_the_delay(ci2site):
+    """`twin link set --jitter` on a WAN link (netem with the link's rate): every frame arrives,
+    none earlier than the delay less three standard deviations, and the delay is spread. Order
+    is not asserted: in the emulated guest 14 of 1,000 frames at 500/s arrived out of order
+    with 5 ms of jitter, but 7 of 1,000 at 1,000/s did without any jitter (the existing
+    test_worker_probe_sees_one_way_delay_in_order), so those are not netem's jitter alone;
+    a netem link without a rate reordered 716 of 1,000 (test_api_netem)."""
     topo, state = ci2site
     w = state.wan[0]
     base = topo.link_delay(topo.links[0])
@@ -147,7 +149,7 @@ def test_jitter_on_a_rate_shaped_netem_link_keeps_order(ci2site):
         for dev in (w.intf_a, w.intf_b):
             assert abs(netem_delays(dev)["10:"]["jitter_s"] - 0.005) < 1e-6
         stats = probe(state, "beijing1", "wuhan1", pps=500, count=1000, port=7101)
-        assert stats["received"] == 1000 and stats["reordered"] == 0, stats
+        assert stats["received"] == 1000, stats
         assert stats["owd_min_ms"] >= base * 1e3 - 5 * 3 - EARLY_MS
         assert stats["owd_p99_ms"] - stats["owd_min_ms"] > 2.0, stats  # the jitter is there
     finally:
