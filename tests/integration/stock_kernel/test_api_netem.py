@@ -32,7 +32,9 @@ def probe(rx, tx, rx_ip: str, pps: int, count: int, port: int) -> dict:
 
 
 def limit(line: str) -> int:
-    return int(re.search(r"limit (\d+)", line).group(1))
+    m = re.search(r"limit (\d+)", line)
+    assert m, f"no queue limit in {line!r}"
+    return int(m.group(1))
 
 
 def test_netem_without_a_rate_reorders_under_jitter_and_a_live_change_keeps_its_queue(
