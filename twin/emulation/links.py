@@ -35,6 +35,7 @@ from twin.emulation.tc import (
     frame_bytes,
     netem_args,
     netem_leaves,
+    netem_limits,
     nic_class_commands,
     shaping_commands,
 )
@@ -156,10 +157,12 @@ def set_long_haul_impairments(spec: Optional[DelayLineSpec], ends: list[tuple[st
         return
     for dev, pid in ends:
         shown = run_argv(ns_prefix(pid) + ["tc", "qdisc", "show", "dev", dev]).stdout
+        limits = netem_limits(shown)
         for handle, parent in netem_leaves(shown):  # 10: alone, or one per detpath class
             where = ["parent", parent] if parent != "root" else ["root"]
+            keep = ["limit", str(limits[handle])] if handle in limits else []
             run_argv(ns_prefix(pid) + ["tc", "qdisc", "change", "dev", dev] + where
-                     + ["handle", handle] + netem_args(shaping))
+                     + ["handle", handle] + netem_args(shaping) + keep)
 
 
 class LongHaulLink(Link):

@@ -220,3 +220,10 @@ def netem_leaves(tc_qdisc_show: str) -> list[tuple[str, str]]:
             found.append((m.group(1), m.group(3) or "root"))
     return found
 
+
+def netem_limits(tc_qdisc_show: str) -> dict[str, int]:
+    """handle -> queue limit (packets) of every netem qdisc in `tc qdisc show` output. A
+    `tc qdisc change ... netem` without 'limit' sets it back to tc's default of 1000 packets,
+    so a live change passes each leaf's own limit again."""
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"^qdisc netem (\S+) .*?\blimit (\d+)", tc_qdisc_show, re.M)}
