@@ -5,7 +5,7 @@ VENV  := .venv
 TWIN  := $(VENV)/bin/twin
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-stock-kernel doctor clean campaign bench
+.PHONY: setup demo lint test test-unit test-stock-kernel doctor clean campaign bench
 
 setup:
 	@bash scripts/setup.sh
@@ -13,7 +13,12 @@ setup:
 demo: setup
 	$(TWIN) demo
 
-test: setup
+# ruff (style, imports, likely bugs) and mypy (types), as configured in pyproject.toml; make test runs it first
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: setup lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-unit: setup

@@ -105,7 +105,8 @@ def channels(topo: Topology, state: TwinState, controller: str, seconds: float,
     wb = [w for w in state.workers if w.site == b]
     wan = next(w for w in state.wan if {w.a, w.b} == {a, b})
     link, prop = wan.emulated_bps, wan.delay_s * 1e3
-    rows, delays = [], {}
+    rows: list[DeterminismRow] = []
+    delays: dict[str, list[float]] = {}
     probe_s = max(1.0, seconds - PROBE_MARGIN_S)
     for phase in PHASES:
         progress(f"{controller}: channels {phase} ({seconds:g} s, repeat {repeat + 1})")
@@ -251,7 +252,8 @@ def replicated_probe_port(topo: Topology) -> Optional[int]:
 def run(topo: Topology, path: str, seconds: float = 8.0, controllers=("detpath", "baseline"),
         progress: Progress = lambda s: None, repeats: int = 1) -> tuple[list[DeterminismRow], dict]:
     """Every controller on the same twin definition; ``delays`` pools each phase's repeats."""
-    rows, delays = [], {}
+    rows: list[DeterminismRow] = []
+    delays: dict[str, list[float]] = {}
     for controller in controllers:
         _, state = runtime.up(topo, path, controller, progress)
         try:

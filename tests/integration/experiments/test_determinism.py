@@ -32,9 +32,8 @@ def test_reserved_channel_keeps_its_rate_under_interference_only_with_detpath(cl
     for flood in ("interference", determinism.SMALL_FRAMES):  # MTU frames, then 6x the packets
         assert by(rows, "detpath", flood, "reserved channel").share_of_offered >= 0.95
     probe = by(rows, "detpath", "interference", "probe")
-    # session 1 measured up to 0.12% loss and 5 reordered (OVS's receive sockets dropped
-    # silently, fixed since; 0 and 0 in every run of session 3): bounded, with room for the
-    # rare sender that migrates between CPUs mid-burst
+    # none expected (OVS's receive sockets are sized so they do not drop silently): bounded, with
+    # room for the rare sender that migrates between CPUs mid-burst
     assert probe.loss < 0.01 and probe.reordered <= 25
     alone = by(rows, "detpath", "alone", "probe")
     assert probe.owd_p50_ms <= alone.owd_p50_ms + 1.0  # interference does not move the median
