@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 from mininet.node import RemoteController
 
 from twin.emulation import controller as ctl
+from twin.emulation.compensation import compensate_floor
 from twin.emulation.delayline import delayline_params, update_delayline
 from twin.emulation.forwarding import install_static_arp, install_static_flows
 from twin.emulation.links import apply_classes, apply_nic_classes
@@ -29,7 +30,8 @@ from twin.errors import TwinError
 from twin.host import rundirs
 from twin.host.engine import docker_client
 from twin.host.images import build_worker, image_exists
-from twin.host.processes import parallel
+from twin.host.processes import ns_prefix, parallel, run_argv
+from twin.host.tcp import allow_congestion_control, worker_tcp_batch
 from twin.plan.addressing import (
     switch_name,
     worker_intf_name,
@@ -37,6 +39,7 @@ from twin.plan.addressing import (
     worker_mac,
     worker_name,
 )
+from twin.plan.dilation import LINUX_RTO_MIN_S
 from twin.plan.reservations import admit_reservations, reserved_per_link
 from twin.plan.routing import Reservation
 from twin.spec.topology import Site, Topology, WanLink
@@ -45,13 +48,18 @@ Progress = Callable[[str], None]
 
 
 def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str = "none",
-               progress: Progress = lambda s: None) -> tuple[Twin, TwinState]:
-    """Bring the topology up; on any failure the caller removes everything started so far."""
+               progress: Progress = lambda s: None, compensate: bool = True
+               ) -> tuple[Twin, TwinState]:
+    """Bring the topology up; on any failure the caller removes everything started so far.
+    ``compensate``: measure the host's latency floor and take it out of the long-haul links'
+    delay stages (twin.emulation.compensation), so workers measure the configured delays."""
     reservations = check_controller(topo, controller)
     images = check_images(topo, topology_file, progress)
+    allow_congestion_control(topo.congestion_control)
     up = BringUp(topo, new_state(topo, topology_file, run_id, controller), progress)
     up.create_switches()
     up.wire_workers(up.start_workers(images))
+    up.tune_worker_tcp()
     up.add_long_haul_links()
     if controller != "none":
         up.start_controller(reservations)
@@ -61,6 +69,9 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
         up.isolate_on_worker_links(reservations)
     install_static_arp(up.state)
     up.forward()
+    if compensate and up.state.wan:
+        progress(f"measuring the host's latency floor on {len(up.state.wan)} long-haul links")
+        compensate_floor(up.state, progress)
     return up.net, up.state
 
 
@@ -99,6 +110,7 @@ def new_state(topo: Topology, topology_file: str, run_id: str, controller: str) 
     return TwinState(run_id=run_id, topology=topo.name, topology_file=topology_file,
                      mechanism=link_mechanism(), datapath=ovs_datapath(), controller=controller,
                      scale=topo.scale.describe(), owner_pid=0, started=time.time(), mtu=topo.mtu,
+                     dilation=topo.scale.time, congestion_control=topo.congestion_control,
                      log_dir=str(rundirs.log_dir()))
 
 
@@ -114,19 +126,23 @@ def container_limits(site: Site) -> dict[str, Any]:
 
 
 def worker_link_params(topo: Topology, site: Site) -> dict[str, Any]:
-    """Mininet's link keywords (bw in Mbit/s) for a worker's link to its site switch."""
-    delay = site.fabric.delay
-    return {"bw": mbit(topo.emulated_rate(site.fabric.rate)), "mtu": topo.mtu,
+    """Mininet's link keywords (bw in Mbit/s) for a worker's link to its site switch, as the host
+    plays them (dilated: rate / K, delay x K)."""
+    time_ = topo.scale.dilation
+    delay = time_.host_s(site.fabric.delay)
+    return {"bw": mbit(time_.host_bps(topo.emulated_rate(site.fabric.rate))), "mtu": topo.mtu,
             "delay": f"{delay * 1e6:.0f}us" if delay else None}
 
 
 def long_haul_params(topo: Topology, link: WanLink) -> dict[str, Any]:
     """Mininet's TCLink keywords (bw in Mbit/s, loss in percent) plus the queue in bytes for a
-    long-haul link. Its delay is always given, 0 us too: on a machine without netem every WAN
-    link then has a delay line, whose serialization at the line rate is part of the link."""
-    return {"bw": mbit(topo.emulated_rate(link.rate)),
-            "delay": f"{topo.link_delay(link) * 1e6:.0f}us", "mtu": topo.mtu,
-            "jitter": f"{link.jitter * 1e6:.0f}us" if link.jitter else None,
+    long-haul link, as the host plays them (dilated; the queue, in bytes, is one bandwidth-delay
+    product either way). Its delay is always given, 0 us too: on a machine without netem every
+    WAN link then has a delay line, whose serialization at the line rate is part of the link."""
+    time_ = topo.scale.dilation
+    return {"bw": mbit(time_.host_bps(topo.emulated_rate(link.rate))),
+            "delay": f"{time_.host_s(topo.link_delay(link)) * 1e6:.0f}us", "mtu": topo.mtu,
+            "jitter": f"{time_.host_s(link.jitter) * 1e6:.0f}us" if link.jitter else None,
             "loss": link.loss * 100 if link.loss else None,
             "queue_bytes": topo.link_queue_bytes(link)}
 
@@ -209,6 +225,22 @@ class BringUp:
                 switch=sw.name, port=sw.ports[link.intf2], port_intf=link.intf2.name,
                 container=container.id, pid=int(container.attrs["State"]["Pid"])))
 
+    def tune_worker_tcp(self) -> None:
+        """Every worker's TCP congestion control set explicitly (the machine's default must not
+        leak into results), and under time dilation its route's minimum RTO scaled with the
+        fabric (the one TCP timer Linux lets a route set; see twin.plan.dilation)."""
+        state, time_ = self.state, self.state.time
+
+        def one(w: WorkerInfo) -> None:
+            sysctl, routes = worker_tcp_batch(worker_intf_name(w.site, w.index), w.ip,
+                                              state.congestion_control, time_.rto_min_s,
+                                              LINUX_RTO_MIN_S)
+            run_argv(ns_prefix(w.pid) + sysctl, what=f"TCP congestion control in {w.name}")
+            if routes:
+                run_argv(ns_prefix(w.pid) + ["ip", "-batch", "-"], stdin=routes,
+                         what=f"TCP minimum RTO in {w.name}")
+        parallel(one, state.workers)
+
     def add_long_haul_links(self) -> None:
         """The WAN links between site switches: rate, queue, and delay/jitter/loss by netem or a
         delay line (see links.LongHaulLink); recorded with both ports and the delay line."""
@@ -223,7 +255,8 @@ class BringUp:
                 intf_a=ml.intf1.name, intf_b=ml.intf2.name, km=topo.link_distance_km(link),
                 delay_s=topo.link_delay(link), jitter_s=link.jitter, loss=link.loss,
                 rate_bps=link.rate, emulated_bps=topo.emulated_rate(link.rate),
-                queue_bytes=topo.link_queue_bytes(link), delayline=ml.delayline))
+                queue_bytes=topo.link_queue_bytes(link), delayline=ml.delayline,
+                site_a_index=self.site_index[link.a], site_b_index=self.site_index[link.b]))
 
     def start_controller(self, reservations: list[Reservation]) -> None:
         """The controller process, told the complete wiring, and listening before any switch
@@ -250,19 +283,20 @@ class BringUp:
         self.progress(f"isolating {len(reservations)} reservation(s) in HTB classes on WAN "
                       "egress ports")
         load = reserved_per_link(reservations)
+        time_ = state.time
         for w in state.wan:
             reserved = load.get(frozenset((w.a, w.b)), 0.0)
-            # where netem carries the delay, it is the queue of every class (no delay line)
-            netem = state.mechanism == "netem" and not w.delayline
-            stage = w.shaping(topo.mtu) if netem else None
-            for intf in (w.intf_a, w.intf_b):
-                apply_classes(intf, w.emulated_bps, reserved, w.queue_bytes, dscp=first.dscp,
-                              rtt_s=2 * w.delay_s, probe_dscp=first.probe_dscp, mtu=topo.mtu,
-                              delay_stage=stage)
             w.reserved_bps = reserved
             w.class_dscps = [first.probe_dscp, first.dscp]
+            # where netem carries the delay, it is the queue of every class (no delay line)
+            netem = state.mechanism == "netem" and not w.delayline
+            stage = w.shaping(topo.mtu, time_) if netem else None
+            for intf in (w.intf_a, w.intf_b):
+                apply_classes(intf, time_.host_bps(w.emulated_bps), time_.host_bps(reserved),
+                              w.queue_bytes, dscp=first.dscp, rtt_s=time_.host_s(2 * w.delay_s),
+                              probe_dscp=first.probe_dscp, mtu=topo.mtu, delay_stage=stage)
             if w.delayline:  # its classes are serialized apart from now on
-                update_delayline(w.delayline, delayline_params(w.shaping(topo.mtu)))
+                update_delayline(w.delayline, delayline_params(w.shaping(topo.mtu, time_)))
 
     def isolate_on_worker_links(self, reservations: list[Reservation]) -> None:
         """The same classes on each worker's NIC and on the switch port facing it, so the job
@@ -271,11 +305,13 @@ class BringUp:
         self.progress("giving the reservations' classes to every worker link (NIC and switch "
                       "port)")
         classes = worker_link_classes(topo, reservations)
+        time_ = self.state.time
 
         def nic(w: WorkerInfo) -> None:
             for dev, pid in ((worker_intf_name(w.site, w.index), w.pid), (w.port_intf, None)):
-                apply_nic_classes(dev, pid, classes.site_rate_bps[w.site], classes.probe_ports,
-                                  topo.mtu, reserved_bps=classes.site_reserved_bps[w.site],
+                apply_nic_classes(dev, pid, time_.host_bps(classes.site_rate_bps[w.site]),
+                                  classes.probe_ports, topo.mtu,
+                                  reserved_bps=time_.host_bps(classes.site_reserved_bps[w.site]),
                                   tcp_ports=classes.job_ports, dscp=first.dscp,
                                   probe_dscp=first.probe_dscp)
         parallel(nic, self.state.workers)
