@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 from traffic.collectives import ALLREDUCE_ALGOS, OPS
 from twin.cli.console import console, progress
+from twin.cli.options import add_scale, scaled
 from twin.errors import TwinError
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         p.add_argument("--timeout", type=float, default=30.0, help="per-operation deadline (s)")
         p.add_argument("--no-check", action="store_true", help="move bytes only, no reduce/verify")
         p.add_argument("--csv", help="write the rows to this CSV")
+        add_scale(p)
         p.set_defaults(run=run)
 
 
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         sizes = parse_sizes(args.sizes)
     except ValueError as exc:
         raise TwinError(f"--sizes: {exc}") from None
-    with twin_for(args.topology) as (topo, state):
+    with twin_for(args.topology, scale=args.scale, dilation=args.dilation) as (topo, state):
         fabric = min(topo.emulated_rate(s.fabric.rate) for s in topo.sites)
         rows = []
         for algo in args.algo:
@@ -62,15 +64,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def twin_for(topology: Optional[str], controller: str = "none") -> Iterator[tuple[Topology, TwinState]]:
-    """The running twin, or one brought up for this command and torn down after it."""
+def twin_for(topology: Optional[str], controller: str = "none", scale: Optional[str] = None,
+             dilation: Optional[float] = None) -> Iterator[tuple[Topology, TwinState]]:
+    """The running twin, or one brought up for this command and torn down after it (at
+    ``--scale`` and ``--dilation`` when given: a running twin keeps the ones it came up with)."""
     from twin.emulation import runtime
     from twin.spec.topology import load_topology
     if topology is None:
         state = runtime.require_state()
-        yield load_topology(state.topology_file), state
+        if scale or dilation is not None:
+            raise TwinError("--scale and --dilation apply when a topology is brought up; the "
+                            f"running twin is at {state.scale}")
+        yield scaled(load_topology(state.topology_file), None, state.dilation), state
         return
-    topo = load_topology(topology)
+    topo = scaled(load_topology(topology), scale, dilation)
     _, state = runtime.up(topo, topology, controller, progress)
     try:
         yield topo, state

@@ -88,7 +88,11 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
 
     ``timeout`` bounds each operation inside the ranks, ``deadline`` the whole run; ``on_start``
     sees the rank processes once they are started (tests use it to break something mid-run).
-    Ranks still running when this returns or raises are killed."""
+    Ranks still running when this returns or raises are killed. Under time dilation the ranks
+    run in host time (``timeout`` and ``deadline`` x K) and every time reported is divided by K
+    (twin.plan.dilation)."""
+    time_ = state.time
+    timeout, deadline = time_.host_s(timeout), time_.host_s(deadline)
     argv_tail = ["--op", op, "--algo", algo,
                  "--sizes", ",".join(str(s) for s in sizes), "--iters", str(iters),
                  "--warmup", str(warmup), "--conns", str(conns), "--timeout", str(timeout)]
@@ -135,7 +139,7 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
     rows = []
     for k in range(len(sizes)):
         results = [r[k] for r in per_rank]
-        means = [statistics.mean(r["times_us"]) for r in results]
+        means = [time_.fabric_s(statistics.mean(r["times_us"])) for r in results]
         t = max(means)
         nbytes = results[0]["size"]
         algbw = nbytes / (t * 1e-6) / 1e9

@@ -34,12 +34,16 @@ class IterationResult:
 def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int = 3,
                  warmup: int = 1, conns: int = 1, check: bool = False, timeout: float = 60.0,
                  workers: Optional[list[str]] = None) -> list[IterationResult]:
-    """Run the (already scaled) schedule on every worker; per iteration the slowest rank counts."""
-    payload = {"forward_s": sched.forward, "backward_s": sched.backward,
-               "optimizer_s": sched.optimizer, "buckets": sched.buckets, "ready": sched.ready,
+    """Run the (already scaled) schedule on every worker; per iteration the slowest rank counts.
+    Under time dilation the ranks compute K times longer and wait K times longer (host time),
+    and every duration reported is divided by K (twin.plan.dilation)."""
+    time_ = state.time
+    timeout = time_.host_s(timeout)
+    payload = {"forward_s": time_.host_s(sched.forward), "backward_s": time_.host_s(sched.backward),
+               "optimizer_s": time_.host_s(sched.optimizer), "buckets": sched.buckets, "ready": sched.ready,
                "overlap": sched.overlap, "algo": algo, "iterations": iterations,
                "warmup": warmup, "check": check}
-    budget = (warmup + iterations) * (sched.compute + 10 * timeout) + 60
+    budget = (warmup + iterations) * (time_.host_s(sched.compute) + 10 * timeout) + 60
     outs = []
     with launch_ranks(state, "traffic.train",
                       ["--schedule", json.dumps(payload), "--conns", str(conns),
@@ -59,8 +63,9 @@ def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int =
     for k in range(iterations):
         per = [o[k] for o in outs]
         results.append(IterationResult(
-            iteration=k, iteration_s=max(r["iteration_s"] for r in per),
-            compute_s=per[0]["compute_s"], comm_s=statistics.mean(r["comm_s"] for r in per),
-            exposed_s=max(r["exposed_s"] for r in per),
+            iteration=k, iteration_s=time_.fabric_s(max(r["iteration_s"] for r in per)),
+            compute_s=time_.fabric_s(per[0]["compute_s"]),
+            comm_s=time_.fabric_s(statistics.mean(r["comm_s"] for r in per)),
+            exposed_s=time_.fabric_s(max(r["exposed_s"] for r in per)),
             wrong=sum(r["wrong"] for r in per) if check else -1))
     return results

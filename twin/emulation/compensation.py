@@ -7,22 +7,28 @@ hop, the receiver's stack. On these machines that is ~0.3-0.5 ms one way for a o
 measured when nothing else runs: a 1,368 km link (13.4 ms RTT) measured ~14.2 ms. Real switches
 and NICs cost microseconds, so the floor is the emulator's error, not the fabric's.
 
-When the twin comes up (forwarding installed, nothing else running) it measures, with every
-delay stage at zero delay:
-- each long-haul link's one-hop round trip, first worker of one end to first worker of the
-  other (ping: the independent tool calibration uses; below 1 ms it reports microseconds);
-- each site's worker-to-worker round trip (where a site has two workers), or, for a site that
-  carries transit traffic, the same thing derived from a two-hop path through it:
-  lan(w) = rtt(u, w) + rtt(w, v) - rtt(u, w, v).
+When the twin comes up (forwarding installed, nothing else running) it measures in two steps.
 
-One-way floors are taken as half the round trip (both directions cross the same elements). A
-frame entering the WAN on a link pays that link's whole one-hop floor; a frame arriving from
-another WAN link only what one more hop adds (a switch pass and a delay stage: the one-hop floor
-less the entry site's worker-to-worker floor). The delay line takes the matching amount off each
-frame (it reads the source site from the worker's MAC), netem takes the one-hop amount off every
-frame (a path of n hops then comes out (n-1) x lan/2 short; on the kernel datapath that is
-microseconds). No hold is ever negative: where the floor exceeds the configured delay the link is
-as short as this machine can make it, and `twin inspect` says so.
+1. The floor, with every delay stage at zero delay: each long-haul link's one-hop round trip,
+   first worker of one end to first worker of the other (ping: the independent tool calibration
+   uses; below 1 ms it reports microseconds), and each site's worker-to-worker round trip (where
+   a site has two workers; for a site with one worker that carries transit traffic, derived from
+   a two-hop path through it: lan(w) = rtt(u, w) + rtt(w, v) - rtt(u, w, v)).
+2. The residual, with the configured delays and the floor taken off: the same one-hop round
+   trips again, and what is still above the configured round trip is taken off too (at most
+   ``ROUNDS`` times, until every link is within ``RESIDUAL_S``). The floor alone is not enough:
+   a delay stage that holds frames sleeps and wakes for each of them, and the switches behind it
+   go idle between them, which a frame passing straight through never pays; on an idle 2-core
+   machine the round trip at the configured delay exceeded the zero-delay floor by 0.3-0.5 ms.
+
+One-way amounts are half the round trip (both directions cross the same elements). A frame
+entering the WAN on a link has that link's whole one-hop amount taken off; a frame arriving from
+another WAN link only what one more hop adds (a switch pass and a delay stage: the one-hop
+amount less the entry site's worker-to-worker floor). The delay line tells them apart by the
+source site in the worker's MAC; netem takes the one-hop amount off every frame (a path of n
+hops then comes out (n-1) x lan/2 short; on the kernel datapath that is microseconds). No hold
+is ever negative: where the floor exceeds the configured delay the link is as short as this
+machine can make it, and `twin inspect` says so.
 
 All of it is host time: under time dilation the floor is subtracted from the dilated delay, and
 what it leaves in fabric time shrinks with K anyway.
@@ -45,15 +51,25 @@ from twin.plan.graph import fabric_graph
 from twin.plan.routing import spanning_tree_ports
 
 PINGS = 20  # per measured path: enough for a stable median of a sub-millisecond round trip
+WARMUP = 3  # pings first sent and not counted: ARP, the switches' flow caches, the first wake-ups
 INTERVAL_S = 0.01
 PARALLEL = 6  # paths measured at once (pings are tiny; more would queue in the shared switch)
+RESIDUAL_PINGS = 40  # at the configured delay ping reports 0.1 ms steps: averaged over more
+# ping's own default pacing (twin.measure.ping), as calibration sends: the longer the gaps between
+# frames the more of each one's wake-ups the host pays (10 ms gaps measured ~0.2 ms less)
+RESIDUAL_INTERVAL_S = 0.02
+ROUNDS = 3  # residual corrections at most
+RESIDUAL_S = 0.05e-3  # a link within this of its configured round trip needs no more correction
 
 Progress = Callable[[str], None]
 
 
 def compensate_floor(state: TwinState, progress: Progress = lambda s: None) -> None:
-    """Measure the floor (delay stages at zero), then give every delay stage its configured delay
-    with the floor taken off; records floors and compensations in ``state``."""
+    """Measure the floor (delay stages at zero), give every delay stage its configured delay with
+    the floor taken off, then take off what the configured delay still shows above it; records
+    floors, compensations and the last round trips measured in ``state`` (whose ``site_delay_s``,
+    each site's worker-link delay, is part of the configured worker-to-worker round trip)."""
+    site_delay_s = state.site_delay_s
     for w in state.wan:
         _apply(state, w, zero=True)
     try:
@@ -65,18 +81,61 @@ def compensate_floor(state: TwinState, progress: Progress = lambda s: None) -> N
     lan = floors.lan
     for w in state.wan:
         w.floor_rtt_s = floors.link[_key(w)]
-        first = w.floor_rtt_s / 2
-        w.comp_first_s = first
-        w.comp_transit_ab_s = max(0.0, first - lan.get(w.a, floors.typical_lan) / 2)
-        w.comp_transit_ba_s = max(0.0, first - lan.get(w.b, floors.typical_lan) / 2)
-        _apply(state, w)
+        _set_one_hop(state, w, w.floor_rtt_s / 2, lan.get(w.a, floors.typical_lan),
+                     lan.get(w.b, floors.typical_lan))
     state.lan_floor_rtt_s = dict(lan)
     state.compensated = True
+    for _ in range(ROUNDS):
+        residual = measure_residuals(state, site_delay_s)
+        for w in state.wan:
+            w.measured_rtt_s = configured_one_hop_rtt_s(state, w, site_delay_s) + residual[_key(w)]
+        late = [w for w in state.wan if abs(residual[_key(w)]) > RESIDUAL_S]
+        if not late:
+            break
+        for w in late:
+            _set_one_hop(state, w, w.comp_first_s + residual[_key(w)] / 2,
+                         lan.get(w.a, floors.typical_lan), lan.get(w.b, floors.typical_lan))
     short = [f"{w.a}-{w.b}" for w in state.wan if w.floor_exceeds_delay(state.time)]
     progress("delay compensation: one-hop floor "
              + _range_ms([w.floor_rtt_s for w in state.wan if w.floor_rtt_s is not None])
-             + " ms round trip taken out of the delay stages"
+             + " ms round trip with the delay stages at zero; "
+             + _range_ms([2 * w.comp_first_s for w in state.wan])
+             + " ms taken out of the delay stages; round trip now "
+             + _range_ms([w.measured_rtt_s - configured_one_hop_rtt_s(state, w, site_delay_s)
+                          for w in state.wan if w.measured_rtt_s is not None], signed=True)
+             + " ms off the configured one"
              + (f"; the floor exceeds the configured delay on {', '.join(short)}" if short else ""))
+
+
+def _set_one_hop(state: TwinState, w: WanInfo, first_s: float, lan_a_s: float, lan_b_s: float) -> None:
+    """A link's compensation from its one-hop amount (one way) and its ends' LAN floors (round
+    trips); never negative."""
+    w.comp_first_s = max(0.0, first_s)
+    w.comp_transit_ab_s = max(0.0, w.comp_first_s - lan_a_s / 2)
+    w.comp_transit_ba_s = max(0.0, w.comp_first_s - lan_b_s / 2)
+    _apply(state, w)
+
+
+def configured_one_hop_rtt_s(state: TwinState, w: WanInfo, site_delay_s: dict[str, float]) -> float:
+    """The round trip between the first workers of a link's two ends, as configured (host time)."""
+    return 2 * state.time.host_s(w.delay_s + site_delay_s.get(w.a, 0.0) + site_delay_s.get(w.b, 0.0))
+
+
+def measure_residuals(state: TwinState, site_delay_s: dict[str, float]) -> dict[tuple[str, str], float]:
+    """Per link: the one-hop round trip measured now less the configured one (host time, s)."""
+    first = _first_workers(state)
+    pairs = [(first[w.a], first[w.b]) for w in state.wan]
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        rtts = list(pool.map(lambda pair: _mean_rtt(pair[0], pair[1], RESIDUAL_PINGS), pairs))
+    return {_key(w): rtt - configured_one_hop_rtt_s(state, w, site_delay_s)
+            for w, rtt in zip(state.wan, rtts)}
+
+
+def _first_workers(state: TwinState) -> dict[str, WorkerInfo]:
+    first: dict[str, WorkerInfo] = {}
+    for wk in state.workers:
+        first.setdefault(wk.site, wk)
+    return first
 
 
 class Floors:
@@ -99,10 +158,9 @@ class Floors:
 def measure_floors(state: TwinState) -> Floors:
     """Round trips with the delay stages at zero: every link's one-hop path, every site's LAN."""
     floors = Floors()
-    first: dict[str, WorkerInfo] = {}
+    first = _first_workers(state)
     by_site: dict[str, list[WorkerInfo]] = {}
     for wk in state.workers:
-        first.setdefault(wk.site, wk)
         by_site.setdefault(wk.site, []).append(wk)
     links = {_key(w): (first[w.a], first[w.b]) for w in state.wan}
     lans = {site: (ws[0], ws[1]) for site, ws in by_site.items() if len(ws) > 1}
@@ -149,12 +207,30 @@ def transit_pairs(state: TwinState) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _rtts(src: WorkerInfo, dst: WorkerInfo, count: int, interval_s: float = INTERVAL_S) -> list[float]:
+    """``count`` round trips (s) after ``WARMUP`` uncounted ones."""
+    rtts = ping(src, dst.ip, count + WARMUP, interval_s)[WARMUP:]
+    if len(rtts) < count // 2:
+        raise TwinError(f"delay compensation: {src.name} -> {dst.name}: {len(rtts)} of {count} "
+                        "pings answered; is forwarding broken?")
+    return [r / 1e3 for r in rtts]
+
+
 def _median_rtt(src: WorkerInfo, dst: WorkerInfo) -> float:
-    rtts = ping(src, dst.ip, PINGS, INTERVAL_S)
-    if len(rtts) < PINGS // 2:
-        raise TwinError(f"delay compensation: {src.name} -> {dst.name}: {len(rtts)} of {PINGS} "
-                        "pings answered with the delay stages at zero; is forwarding broken?")
-    return statistics.median(rtts) / 1e3
+    return statistics.median(_rtts(src, dst, PINGS))
+
+
+def _mean_rtt(src: WorkerInfo, dst: WorkerInfo, count: int) -> float:
+    """The mean of the middle half: ping's 0.1 ms steps at tens of milliseconds average out, a
+    late outlier does not count."""
+    return interquartile_mean(_rtts(src, dst, count, RESIDUAL_INTERVAL_S))
+
+
+def interquartile_mean(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    middle = ordered[n // 4: n - n // 4] or ordered
+    return statistics.fmean(middle)
 
 
 def _apply(state: TwinState, w: WanInfo, zero: bool = False) -> None:
@@ -171,8 +247,9 @@ def _key(w: WanInfo) -> tuple[str, str]:
     return (w.a, w.b)
 
 
-def _range_ms(values: list[float]) -> str:
+def _range_ms(values: list[float], signed: bool = False) -> str:
     if not values:
         return "-"
     lo, hi = min(values) * 1e3, max(values) * 1e3
-    return f"{lo:.2f}" if abs(hi - lo) < 0.005 else f"{lo:.2f}-{hi:.2f}"
+    fmt = "{:+.2f}" if signed else "{:.2f}"
+    return fmt.format(lo) if abs(hi - lo) < 0.005 else f"{fmt.format(lo)}..{fmt.format(hi)}"

@@ -55,6 +55,7 @@ class WanInfo:
     comp_first_s: float = 0.0
     comp_transit_ab_s: float = 0.0
     comp_transit_ba_s: float = 0.0
+    measured_rtt_s: Optional[float] = None  # the one-hop round trip once compensated (host time)
 
     def compensation(self) -> Compensation:
         return Compensation(self.comp_first_s, self.comp_transit_ab_s, self.comp_transit_ba_s,
@@ -99,6 +100,7 @@ class TwinState:
     congestion_control: str = ""  # the workers' TCP congestion control
     compensated: bool = False  # the delay stages take the host's floor out (compensation)
     lan_floor_rtt_s: dict[str, float] = field(default_factory=dict)  # site -> worker-to-worker, host
+    site_delay_s: dict[str, float] = field(default_factory=dict)  # site -> worker-link delay, fabric
     log_dir: str = ""  # the run's folder: controller and delay-line logs (paths.runs_dir)
     switches: dict[str, str] = field(default_factory=dict)  # switch name -> site
     workers: list[WorkerInfo] = field(default_factory=list)

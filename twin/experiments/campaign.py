@@ -81,7 +81,10 @@ def load_campaign(path: str | Path) -> Campaign:
     """Validate everything before anything starts; one line per problem, naming the line."""
     spec, topo = load_campaign_spec(path)
     if spec.scale is not None:
-        topo = topo.model_copy(update={"scale": Scale(bandwidth=bandwidth_ratio(spec.scale))})
+        topo = topo.model_copy(update={"scale": Scale(bandwidth=bandwidth_ratio(spec.scale),
+                                                      time=topo.scale.time)})
+    if spec.dilation is not None:
+        topo = topo.with_dilation(spec.dilation)
     return Campaign(name=spec.name, description=spec.description, topology_file=str(spec.topology),
                     topology=topo, schedule=spec.schedule, iterations=spec.iterations,
                     repeats=spec.repeats, scale=spec.scale, sweep=spec.sweep)

@@ -25,7 +25,7 @@ from traffic.collectives import ALLREDUCE_ALGOS
 from twin.errors import InputError
 from twin.spec.loading import FileModel, read_document, validate
 from twin.spec.schedule import Schedule
-from twin.spec.topology import Topology, bandwidth_ratio, load_topology
+from twin.spec.topology import Topology, bandwidth_ratio, dilation_factor, load_topology
 from twin.units import parse_fraction, parse_rate
 
 MAX_DISTANCE_KM = 20000.0  # half the Earth's circumference, rounded
@@ -129,6 +129,9 @@ class CampaignSpec(FileModel):
     repeats: int = Field(default=1, ge=1, strict=True, description="measurements of every point")
     scale: Optional[str] = Field(default=None, description="bandwidth scale instead of the topology's, "
                                                    "e.g. 1/4000 (kept as written, for reports)")
+    dilation: Optional[float] = Field(default=None, description="time dilation K instead of the "
+                                      "topology's scale.time: the fabric played K times slower "
+                                      "than real, reported in fabric time (docs/emulation.md)")
     sweep: Sweep
 
     @field_validator("name")
@@ -151,6 +154,11 @@ class CampaignSpec(FileModel):
             return path
         beside = (Path(base) / path).resolve()
         return path if not beside.exists() and path.exists() else beside
+
+    @field_validator("dilation", mode="before")
+    @classmethod
+    def _dilation(cls, v: Any) -> Optional[float]:
+        return None if v is None else dilation_factor(v)
 
     @field_validator("scale", mode="before")
     @classmethod
