@@ -18,6 +18,7 @@ from twin.drive.ranks import launch_ranks, rank_error
 from twin.drive.workerexec import WorkerProcess
 from twin.emulation.state import TwinState
 from twin.errors import TwinError
+from twin.measure.hostload import HostLoad
 from twin.units import parse_size
 
 
@@ -71,6 +72,9 @@ class CollectiveRow:
     mechanism: str
     time_us_min_rank: float
     time_us_max_rank: float
+    dilation: float = 1.0
+    host_cpu_saturated_share: float = 0.0  # samples with the CPUs >= 95% busy (measure.hostload)
+    host_bound: bool = False
 
 
 def bottleneck_bps(state: TwinState, fabric_bps: float) -> float:
@@ -98,7 +102,7 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
                  "--warmup", str(warmup), "--conns", str(conns), "--timeout", str(timeout)]
     if not check:
         argv_tail.append("--no-check")
-    with launch_ranks(state, "traffic.bench", argv_tail, workers) as ranks:
+    with HostLoad() as load, launch_ranks(state, "traffic.bench", argv_tail, workers) as ranks:
         members, procs = ranks.members, ranks.procs
         on_start(procs)
         end = time.monotonic() + deadline
@@ -154,7 +158,9 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
             conns=conns, bottleneck_mbps=round(bottleneck / 1e6, 3),
             busbw_vs_bottleneck=round(busbw * 8e9 / bottleneck, 4) if bottleneck else 0.0,
             scale=state.scale, mechanism=state.mechanism,
-            time_us_min_rank=round(min(means), 1), time_us_max_rank=round(t, 1)))
+            time_us_min_rank=round(min(means), 1), time_us_max_rank=round(t, 1),
+            dilation=time_.k, host_cpu_saturated_share=round(load.summary.saturated_share, 3),
+            host_bound=load.summary.host_bound))
     return rows
 
 

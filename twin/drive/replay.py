@@ -18,6 +18,7 @@ from typing import Optional
 from twin.drive.ranks import launch_ranks
 from twin.emulation.state import TwinState
 from twin.errors import TwinError
+from twin.measure.hostload import HostLoad
 from twin.spec.schedule import Schedule
 
 
@@ -29,6 +30,7 @@ class IterationResult:
     comm_s: float
     exposed_s: float
     wrong: int
+    host_saturated_share: float = 0.0  # of the whole replay's host-load samples (twin.measure.hostload)
 
 
 def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int = 3,
@@ -45,7 +47,7 @@ def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int =
                "warmup": warmup, "check": check}
     budget = (warmup + iterations) * (time_.host_s(sched.compute) + 10 * timeout) + 60
     outs = []
-    with launch_ranks(state, "traffic.train",
+    with HostLoad() as load, launch_ranks(state, "traffic.train",
                       ["--schedule", json.dumps(payload), "--conns", str(conns),
                        "--timeout", str(timeout)], workers) as ranks:
         for i, (w, p) in enumerate(zip(ranks.members, ranks.procs)):
@@ -67,5 +69,6 @@ def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int =
             compute_s=time_.fabric_s(per[0]["compute_s"]),
             comm_s=time_.fabric_s(statistics.mean(r["comm_s"] for r in per)),
             exposed_s=time_.fabric_s(max(r["exposed_s"] for r in per)),
-            wrong=sum(r["wrong"] for r in per) if check else -1))
+            wrong=sum(r["wrong"] for r in per) if check else -1,
+            host_saturated_share=round(load.summary.saturated_share, 3)))
     return results

@@ -15,8 +15,9 @@ When the twin comes up (forwarding installed, nothing else running) it measures 
    a site has two workers; for a site with one worker that carries transit traffic, derived from
    a two-hop path through it: lan(w) = rtt(u, w) + rtt(w, v) - rtt(u, w, v)).
 2. The residual, with the configured delays and the floor taken off: the same one-hop round
-   trips again, and what is still above the configured round trip is taken off too (at most
-   ``ROUNDS`` times, until every link is within ``RESIDUAL_S``). The floor alone is not enough:
+   trips again, and what is still above the configured round trip is taken off too (measured
+   at most ``ROUNDS`` times, until every link is within ``RESIDUAL_S``; each round's estimate of
+   the whole excess is averaged with the earlier ones). The floor alone is not enough:
    a delay stage that holds frames sleeps and wakes for each of them, and the switches behind it
    go idle between them, which a frame passing straight through never pays; on an idle 2-core
    machine the round trip at the configured delay exceeded the zero-delay floor by 0.3-0.5 ms.
@@ -58,7 +59,8 @@ RESIDUAL_PINGS = 40  # at the configured delay ping reports 0.1 ms steps: averag
 # ping's own default pacing (twin.measure.ping), as calibration sends: the longer the gaps between
 # frames the more of each one's wake-ups the host pays (10 ms gaps measured ~0.2 ms less)
 RESIDUAL_INTERVAL_S = 0.02
-ROUNDS = 3  # residual corrections at most
+ROUNDS = 4  # measurements at the configured delay at most (the last one corrects nothing)
+SEQUENTIAL_LINKS = 16  # up to this many links the residual is measured one link at a time
 RESIDUAL_S = 0.05e-3  # a link within this of its configured round trip needs no more correction
 
 Progress = Callable[[str], None]
@@ -85,15 +87,20 @@ def compensate_floor(state: TwinState, progress: Progress = lambda s: None) -> N
                      lan.get(w.b, floors.typical_lan))
     state.lan_floor_rtt_s = dict(lan)
     state.compensated = True
-    for _ in range(ROUNDS):
+    # each measurement estimates the link's whole excess at the configured delay (what it
+    # measured plus what was taken off); the compensation is the mean of the estimates so far,
+    # so the machine's noise between rounds averages out instead of being chased
+    excess: dict[tuple[str, str], list[float]] = {_key(w): [] for w in state.wan}
+    for round_ in range(ROUNDS):
         residual = measure_residuals(state, site_delay_s)
         for w in state.wan:
             w.measured_rtt_s = configured_one_hop_rtt_s(state, w, site_delay_s) + residual[_key(w)]
+            excess[_key(w)].append(residual[_key(w)] + 2 * w.comp_first_s)
         late = [w for w in state.wan if abs(residual[_key(w)]) > RESIDUAL_S]
-        if not late:
+        if not late or round_ == ROUNDS - 1:
             break
         for w in late:
-            _set_one_hop(state, w, w.comp_first_s + residual[_key(w)] / 2,
+            _set_one_hop(state, w, statistics.fmean(excess[_key(w)]) / 2,
                          lan.get(w.a, floors.typical_lan), lan.get(w.b, floors.typical_lan))
     short = [f"{w.a}-{w.b}" for w in state.wan if w.floor_exceeds_delay(state.time)]
     progress("delay compensation: one-hop floor "
@@ -125,7 +132,10 @@ def measure_residuals(state: TwinState, site_delay_s: dict[str, float]) -> dict[
     """Per link: the one-hop round trip measured now less the configured one (host time, s)."""
     first = _first_workers(state)
     pairs = [(first[w.a], first[w.b]) for w in state.wan]
-    with ThreadPoolExecutor(PARALLEL) as pool:
+    # one link at a time, as calibration pings: pings on other links keep the shared switches
+    # and CPUs awake and make every round trip shorter (0.2-0.5 ms here); many links at once
+    # only where one at a time would take minutes
+    with ThreadPoolExecutor(1 if len(pairs) <= SEQUENTIAL_LINKS else PARALLEL) as pool:
         rtts = list(pool.map(lambda pair: _mean_rtt(pair[0], pair[1], RESIDUAL_PINGS), pairs))
     return {_key(w): rtt - configured_one_hop_rtt_s(state, w, site_delay_s)
             for w, rtt in zip(state.wan, rtts)}

@@ -27,6 +27,7 @@ from twin.emulation import runtime
 from twin.errors import TwinError
 from twin.host import rundirs
 from twin.host.capabilities import link_mechanism, ovs_datapath
+from twin.measure.hostload import HOST_BOUND_SHARE
 from twin.model.fabric import fabric_from_topology
 from twin.model.iteration import Iteration, predict
 from twin.spec.campaign import Sweep, load_campaign_spec
@@ -41,7 +42,7 @@ FIELDS = ["row_id", "campaign", "status", "error", "fault", "time", "git_commit"
           "algo", "overlap", "controller", "interference", "iterations", "compute_s",
           "gradient_bytes_emulated", "iteration_s", "iteration_s_min", "iteration_s_max",
           "exposed_s", "comm_s", "single_site_iteration_s", "efficiency", "model_iteration_s",
-          "model_error", "model_efficiency"]
+          "model_error", "model_efficiency", "dilation", "host_cpu_saturated_share", "host_bound"]
 
 
 @dataclass
@@ -301,7 +302,7 @@ def _row(c: Campaign, base: dict, topo: Topology, p: dict, ctx: RunContext, res=
                wan_rate_real=format_rate(link.rate),
                wan_rate_emulated_mbps=round(topo.emulated_rate(link.rate) / 1e6, 3),
                loss=p["loss"], algo=p["algo"], overlap=p["overlap"], controller=p["controller"],
-               interference=p["interference"], iterations=c.iterations)
+               interference=p["interference"], iterations=c.iterations, dilation=topo.scale.time)
     if res and sched is not None:
         times = [r.iteration_s for r in res]
         measured = statistics.median(times)
@@ -317,5 +318,7 @@ def _row(c: Campaign, base: dict, topo: Topology, p: dict, ctx: RunContext, res=
                    single_site_iteration_s=round(single, 4) if single else "",
                    efficiency=round(single / measured, 4) if single else "",
                    model_iteration_s=round(model, 4), model_error=round((measured - model) / model, 4),
-                   model_efficiency=round(model_single / model, 4))
+                   model_efficiency=round(model_single / model, 4),
+                   host_cpu_saturated_share=res[0].host_saturated_share,
+                   host_bound=res[0].host_saturated_share > HOST_BOUND_SHARE)
     return row
