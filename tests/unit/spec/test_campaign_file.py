@@ -116,7 +116,7 @@ def test_a_name_must_be_usable_as_a_file_name(tmp_path):
     ("distance_km", "[20001]", "20001 is not a distance in km (0 < d <= 20000)"),
     ("distance_km", "[true]", "True is not a distance in km (0 < d <= 20000)"),
     ("distance_km", "['500']", "'500' is not a distance in km (0 < d <= 20000)"),
-    ("wan_rate", "[0Gbit]", "'0Gbit' must be positive"),
+    ("wan_rate", "[0Gbit]", "rate '0Gbit' is below 1Kbit, the smallest the twin takes"),
     ("wan_rate", "[fast]", "cannot read rate 'fast'"),
     ("loss", "[100%]", "'100%' must be in [0, 1)"),
     ("loss", "[1]", "1 must be in [0, 1)"),
