@@ -6,11 +6,13 @@ during bring-up removes everything already started before the error is reported.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import time
+import typing
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,22 +24,58 @@ from twin.emulation.delayline import DelayLineSpec
 from twin.emulation.links import set_long_haul_impairments
 from twin.emulation.state import TwinState, WanInfo
 from twin.emulation.tc import class_rate_commands, frame_bytes, htb_burst_bytes
-from twin.errors import TwinError
+from twin.errors import InputError, TwinError
 from twin.host import rundirs, services
 from twin.host.processes import alive, tail
+from twin.spec.loading import read_input
 from twin.spec.topology import Topology
 
 
+MAX_STATE_BYTES = 16 * 1024 * 1024  # a twin at every limit of a topology writes ~1 MB
+
+
 def load_state() -> Optional[TwinState]:
+    """The running twin's state, None if none runs; a damaged state file (cut short, not JSON,
+    not a state) is one line telling to run 'twin clean', which needs no state."""
     f = rundirs.state_file()
     if not f.exists():
         return None
     try:
-        state = TwinState.from_dict(json.loads(f.read_text()))
-    except (ValueError, TypeError) as exc:
-        raise TwinError(f"{f}: unreadable state ({exc}); run 'twin clean'") from None
+        text = read_input(f, MAX_STATE_BYTES)
+        state = TwinState.from_dict(json.loads(text))
+        _check_types(state)
+    except InputError as exc:
+        reason = exc.problems[0].removeprefix(f"{f}: ")
+        raise TwinError(f"{f}: unreadable state ({reason}); run 'twin clean'") from None
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise TwinError(f"{f}: unreadable state ({reason}); run 'twin clean'") from None
     rundirs.use_run_logs(state.log_dir)  # e.g. 'twin controller restart' logs where the run does
     return state
+
+
+def _check_types(obj: object, where: str = "") -> None:
+    """TypeError naming the first field of a state (its workers and links included) whose value
+    is not of its declared type: a state file that parses but was not written by this twin."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        value, want = getattr(obj, f.name), hints[f.name]
+        name = f"{where}{f.name}"
+        origin = typing.get_origin(want) or want
+        if origin is typing.Union:  # Optional[X]
+            if value is None:
+                continue
+            want = next(a for a in typing.get_args(want) if a is not type(None))
+            origin = typing.get_origin(want) or want
+        kinds = (int, float) if origin is float else (origin,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and origin is not bool):
+            raise TypeError(f"{name} is {type(value).__name__}, not {getattr(origin, '__name__', origin)}")
+        if origin is list:
+            for i, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    _check_types(item, f"{name}[{i}].")
+                elif not isinstance(item, typing.get_args(want)[0]):
+                    raise TypeError(f"{name}[{i}] is {type(item).__name__}")
 
 
 def save_state(state: TwinState) -> None:
