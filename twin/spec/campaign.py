@@ -144,8 +144,9 @@ class Sweep(FileModel):
         seen: dict[Any, Any] = {}
         for x in v:
             if key(x) in seen:
-                raise ValueError(f"{x!r} is listed twice (as {seen[key(x)]!r} too); "
-                                 f"each value once")
+                same = seen[key(x)]
+                raise ValueError(f"{x!r} is listed twice; each value once" if str(same) == str(x)
+                                 else f"{x!r} is {same!r} again; each value once")
             seen[key(x)] = x
         return v
 

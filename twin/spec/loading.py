@@ -14,6 +14,7 @@ files") lists them all with their reasons.
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import math
@@ -220,7 +221,7 @@ def _check_nodes(root: yaml.Node) -> None:
             size[key] = 1 + sum(size[id(k)] for k in kids)
             depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
             if size[key] > MAX_VALUES:
-                raise _Refused(line, f"stands for more than {MAX_VALUES:,} values (its aliases "
+                raise _Refused(line, f"holds more than {MAX_VALUES:,} values (aliases "
                                      f"expanded); no input file needs that many")
             if depth[key] > MAX_NESTING:
                 raise _Refused(line, f"nested deeper than {MAX_NESTING} levels of lists and "
@@ -415,11 +416,12 @@ def read_table(path: str | Path, required: Iterable[str], kind: str) -> Table:
         header = next(reader, None)
         if not header:
             raise InputError([f"{source}: empty; not {kind}"])
-        missing = [c for c in required if c not in header]
+        columns = collections.Counter(header)
+        missing = [c for c in required if c not in columns]
         if missing:
             raise InputError([f"{source}: line 1: not {kind}: no column "
                               f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"])
-        twice = sorted({c for c in header if header.count(c) > 1})
+        twice = sorted(c for c, n in columns.items() if n > 1)
         if twice:
             raise InputError([f"{source}: line 1: column {', '.join(twice)} given twice"])
         for record in reader:

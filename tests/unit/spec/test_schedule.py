@@ -173,16 +173,16 @@ def test_absurd_schedules_are_one_line_with_the_reason(tmp_path, text, reason):
 
 
 def test_a_long_dependency_chain_in_a_trace_is_no_recursion_error(tmp_path):
-    nodes = [{"id": 0, "type": "COMP_NODE", "duration_micros": 10}]
-    for i in range(1, 2500):
-        kind = "COMM_COLL_NODE" if i % 2 else "COMP_NODE"
-        nodes.append({"id": i, "type": kind, "comm_size": 100, "duration_micros": 10,
-                      "data_deps": [i - 1]})
-    nodes.reverse()  # the lowest id is visited first: every dependency of the chain at once
+    # node i waits for node i + 1: ordering from the lowest id walks the whole chain at once
+    n = 2500
+    nodes = [{"id": i, "type": "COMP_NODE" if (n - 1 - i) % 2 == 0 else "COMM_COLL_NODE",
+              "comm_size": 100, "duration_micros": 10, "data_deps": [i + 1] if i < n - 1 else []}
+             for i in range(n)]
     f = tmp_path / "chain.json"
-    f.write_text(json.dumps({"nodes": nodes[-2500:]}, separators=(",", ":")))
+    f.write_text(json.dumps({"nodes": nodes}, separators=(",", ":")))
     s = load_schedule(f)
     assert len(s.buckets) == 1250 and s.forward == pytest.approx(10e-6)
+    assert s.backward == pytest.approx(1249 * 10e-6)
 
 
 @pytest.mark.parametrize("trace,reason", [
