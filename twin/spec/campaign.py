@@ -24,6 +24,7 @@ from controllers.run import CONTROLLERS
 from traffic.collectives import ALLREDUCE_ALGOS
 from twin.errors import InputError
 from twin.spec.loading import (
+    Document,
     FileModel,
     Loc,
     at_most,
@@ -269,10 +270,14 @@ def _cross_problems(spec: CampaignSpec, topo: Topology) -> list[tuple[Loc, str]]
 
 
 def load_campaign_spec(path: str | Path) -> tuple[CampaignSpec, Topology]:
-    """The campaign file and the topology it names, both validated; the topology's problems
-    come with the line of the campaign's ``topology`` field in front."""
-    doc = read_document(path)
-    spec = validate(CampaignSpec, doc, context={"base": Path(path).parent})
+    """The campaign file and the topology it names, both validated."""
+    return campaign_of(read_document(path))
+
+
+def campaign_of(doc: Document) -> tuple[CampaignSpec, Topology]:
+    """A campaign read from its file, and the topology it names; the topology's problems come
+    with the line of the campaign's ``topology`` field in front."""
+    spec = validate(CampaignSpec, doc, context={"base": Path(doc.source).parent})
     problems = _plan_problems(spec)
     if problems:
         raise InputError([doc.problem(loc, reason) for loc, reason in problems])

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from twin.errors import InputError
-from twin.spec.loading import FileModel, at_most, read_document, validate
+from twin.spec.loading import Document, FileModel, at_most, read_document, validate
 from twin.units import parse_size, parse_time
 
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
@@ -68,7 +68,12 @@ class Schedule(FileModel):
             raise ValueError("must be a list of sizes")
         at_most(v, MAX_BUCKETS, "buckets", "the schedule goes to every rank on its command "
                                            "line; use larger buckets")
-        out = [parse_size(x) for x in v]
+        out = []
+        for i, x in enumerate(v):
+            try:
+                out.append(parse_size(x))
+            except ValueError as exc:
+                raise ValueError(f"bucket {i}: {exc}") from None
         if any(b <= 0 for b in out):
             raise ValueError("bucket sizes must be positive")
         if sum(out) > MAX_GRADIENT_BYTES:
@@ -268,7 +273,11 @@ def _topological(nodes: list[ChakraNode]) -> list[ChakraNode]:
 
 def load_schedule(path: str | Path) -> Schedule:
     """A schedule file: times and buckets, ``model: {...}`` or a Chakra trace (``nodes``)."""
-    doc = read_document(path)
+    return schedule_of(read_document(path))
+
+
+def schedule_of(doc: Document) -> Schedule:
+    """A schedule read from its file."""
     if isinstance(doc.data, dict) and "nodes" in doc.data:
         trace = validate(ChakraTrace, doc)
         try:

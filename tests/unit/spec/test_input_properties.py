@@ -20,12 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.locations import TOPOS
+from twin.cli.validate import summary
 from twin.emulation import runtime
 from twin.errors import InputError, TwinError
 from twin.experiments.campaign import FIELDS, campaign_rows, load_campaign
 from twin.measure.noise import read_rows
 from twin.output import campaign_report
-from twin.spec.loading import MAX_NESTING
+from twin.spec.loading import MAX_NESTING, read_document
 from twin.spec.schedule import load_schedule
 from twin.spec.topology import load_topology
 
@@ -37,11 +38,12 @@ READERS: dict[str, Callable[[Path], object]] = {
     "topology": load_topology,
     "campaign": load_campaign,
     "schedule": load_schedule,
+    "any of them (twin validate)": lambda p: summary(read_document(p)),
     "campaign CSV (report)": campaign_report.read,
     "campaign CSV (resume)": lambda p: campaign_rows(p, "t"),
     "determinism CSV (noise)": lambda p: read_rows([p]),
 }
-YAML_READERS = ["topology", "campaign", "schedule"]
+YAML_READERS = ["topology", "campaign", "schedule", "any of them (twin validate)"]
 CSV_READERS = ["campaign CSV (report)", "campaign CSV (resume)", "determinism CSV (noise)"]
 
 

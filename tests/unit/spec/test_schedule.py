@@ -164,7 +164,7 @@ def test_the_largest_schedule_fits_one_argument_of_the_ranks_command_line():
      "line 1: forward: '7200s' is longer than 3600 s (one hour), the longest phase of an "
      "iteration the replay waits out"),
     ("forward: 1s\nbackward: 1s\nbuckets: [1e999G]\n",
-     "line 3: buckets: size '1e999G' is above 1 PiB, the largest the twin takes"),
+     "line 3: buckets: bucket 0: size '1e999G' is above 1 PiB, the largest the twin takes"),
     ("forward: 1s\nbackward: 1s\nbuckets: [1]\nready: [.nan]\n",
      "line 4: ready[0]: Input should be a finite number"),
 ])
