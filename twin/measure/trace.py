@@ -61,6 +61,7 @@ from twin.host.processes import WORKLOAD_ENV, ns_prefix
 from twin.plan.addressing import worker_intf_name
 from twin.plan.graph import fabric_graph
 from twin.plan.routing import primary_next_hops
+from twin.units import udp_payload_bytes
 
 SNAPLEN = 128  # Ethernet + IPv4 + UDP + the probe's header, with room for IP options
 CAPTURE_BUFFER_KIB = 4096  # tcpdump -B: a burst of probes never fills it
@@ -476,13 +477,23 @@ def pcap_folder(keep: Optional[str]) -> Iterator[Path]:
         yield Path(scratch)
 
 
+def check_probe_size(size: Optional[int], mtu: int) -> None:
+    """A probe carries its header and fits one frame (a fragment would carry no sequence number)."""
+    largest = udp_payload_bytes(mtu)
+    if size is not None and not HEADER.size <= size <= largest:
+        raise TwinError(f"--size {size}: a probe is {HEADER.size} to {largest} bytes of UDP "
+                        f"payload at MTU {mtu}")
+
+
 def trace(state: TwinState, src: WorkerInfo, dst: WorkerInfo, seconds: float = 5.0,
           pps: float = 1000.0, dscp: int = 0, port: int = DEFAULT_PORT,
-          pcaps: Optional[str] = None,
+          size: Optional[int] = None, pcaps: Optional[str] = None,
           progress: Callable[[str], None] = lambda s: None) -> TraceResult:
     """Capture on every point of the path from ``src`` to ``dst`` while ``seconds`` x ``pps``
-    probes flow, then match them across the captures (see analyse)."""
+    probes flow, then match them across the captures (see analyse). ``size``: the probes' UDP
+    payload in bytes (default the probe's, 200), one unfragmented datagram at the twin's MTU."""
     from twin.drive.crosstraffic import start_probe
+    check_probe_size(size, state.mtu)
     plan = trace_plan(state, src, dst)
     count = max(1, round(seconds * pps))
     with pcap_folder(pcaps) as folder:
@@ -490,7 +501,8 @@ def trace(state: TwinState, src: WorkerInfo, dst: WorkerInfo, seconds: float = 5
                  f"{' > '.join(plan.sites)}")
         with capturing(plan.points, folder, port) as caps:
             progress(f"{count} probes {src.name} -> {dst.name} at {pps:g}/s, DSCP {dscp}")
-            metrics = start_probe(src, dst, port, pps, count, dscp).result(timeout=seconds + 30)
+            probe = start_probe(src, dst, port, pps, count, dscp, size)
+            metrics = probe.result(timeout=seconds + 30)
         progress("reading the captures")
         sightings = [read_sightings(c.pcap, port) for c in caps]
     context = {"src": src.name, "dst": dst.name, "path": ">".join(plan.sites),

@@ -320,8 +320,20 @@ def test_trace_takes_the_flags_a_network_engineer_expects():
 
 @pytest.mark.parametrize("flags, says", [(["--dscp", "64"], "--dscp 64: a DSCP is 0-63"),
                                          (["--pps", "0"], "--seconds and --pps must be positive"),
-                                         (["--scale", "1/4000"], "--scale and --controller apply")])
-def test_bad_trace_flags_are_one_line_before_anything_starts(flags, says, capsys):
+                                         (["--scale", "1/4000"], "--scale and --controller apply"),
+                                         (["topologies/ci-2site.yaml", "--size", "8973"],
+                                          "--size 8973: a probe is 20 to 8972 bytes of UDP "
+                                          "payload at MTU 9000"),
+                                         (["topologies/ci-2site.yaml", "--size", "19"],
+                                          "--size 19: a probe is 20 to")])
+def test_bad_trace_flags_are_one_line_before_anything_starts(flags, says, capsys, monkeypatch):
+    from twin.emulation import runtime
+
+    def no_bring_up(*args, **kwargs):
+        raise AssertionError("a refused flag brought a twin up")
+
+    monkeypatch.setattr(runtime, "up", no_bring_up)
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])
     assert cli.main(["trace", "a1", "b1"] + flags) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"twin: {says}") and err.count("\n") == 1
