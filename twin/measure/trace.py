@@ -45,6 +45,7 @@ import signal
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -448,14 +449,37 @@ def wait_capturing(caps: list[Capture], timeout: float = READY_TIMEOUT_S) -> Non
 
 
 @contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C or SIGTERM while the block starts processes takes effect as KeyboardInterrupt when
+    the block ends, once every process it started has a handle to stop it by. Interrupted
+    half-way, a start leaves a process nobody stops: the probe's sender, started in its
+    container while its handle was being made, went on sending for the rest of its 30 s.
+    Outside the main thread (where Python runs signal handlers) the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: got.append(signum))
+           for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if got:
+        raise KeyboardInterrupt(f"signal {got[0]}")
+
+
+@contextlib.contextmanager
 def capturing(points: list[CapturePoint], folder: Path, port: int) -> Iterator[list[Capture]]:
     """A capture on every point, ready on entry; every tcpdump stopped on exit, whatever ends
     the block (an error, Ctrl-C, SIGTERM turned into KeyboardInterrupt by the caller)."""
     caps: list[Capture] = []
     try:
-        for i, p in enumerate(points):
-            caps.append(start_capture(p, folder / f"{i:02d}-{p.interface}-{p.direction}.pcap",
-                                      port))
+        with interrupts_deferred():
+            for i, p in enumerate(points):
+                caps.append(start_capture(
+                    p, folder / f"{i:02d}-{p.interface}-{p.direction}.pcap", port))
         wait_capturing(caps)
         yield caps
     finally:
@@ -492,7 +516,8 @@ def trace(state: TwinState, src: WorkerInfo, dst: WorkerInfo, seconds: float = 5
     """Capture on every point of the path from ``src`` to ``dst`` while ``seconds`` x ``pps``
     probes flow, then match them across the captures (see analyse). ``size``: the probes' UDP
     payload in bytes (default the probe's, 200), one unfragmented datagram at the twin's MTU."""
-    from twin.drive.crosstraffic import start_probe
+    from twin.drive.crosstraffic import Probe, start_probe
+    from twin.drive.workerexec import stop
     check_probe_size(size, state.mtu)
     plan = trace_plan(state, src, dst)
     count = max(1, round(seconds * pps))
@@ -501,8 +526,15 @@ def trace(state: TwinState, src: WorkerInfo, dst: WorkerInfo, seconds: float = 5
                  f"{' > '.join(plan.sites)}")
         with capturing(plan.points, folder, port) as caps:
             progress(f"{count} probes {src.name} -> {dst.name} at {pps:g}/s, DSCP {dscp}")
-            probe = start_probe(src, dst, port, pps, count, dscp, size)
-            metrics = probe.result(timeout=seconds + 30)
+            started: list[Probe] = []
+            try:
+                with interrupts_deferred():
+                    started.append(start_probe(src, dst, port, pps, count, dscp, size))
+                metrics = started[0].result(timeout=seconds + 30)  # stops both, whatever happens
+            except BaseException:
+                for probe in started:  # interrupted before result() took over
+                    stop([p for p in (probe.sender, probe.receiver) if p])
+                raise
         progress("reading the captures")
         sightings = [read_sightings(c.pcap, port) for c in caps]
     context = {"src": src.name, "dst": dst.name, "path": ">".join(plan.sites),

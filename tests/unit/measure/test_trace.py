@@ -337,3 +337,17 @@ def test_bad_trace_flags_are_one_line_before_anything_starts(flags, says, capsys
     assert cli.main(["trace", "a1", "b1"] + flags) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"twin: {says}") and err.count("\n") == 1
+
+
+def test_an_interrupt_while_processes_start_waits_for_the_block_to_end():
+    import os
+    import signal
+
+    from twin.measure.trace import interrupts_deferred
+    done = []
+    with pytest.raises(KeyboardInterrupt, match="signal 2"):
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("the rest of the block ran")
+    assert done == ["the rest of the block ran"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
