@@ -5,7 +5,7 @@ VENV  := .venv
 TWIN  := $(VENV)/bin/twin
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit doctor clean campaign bench
+.PHONY: setup demo lint test test-unit test-stock-kernel doctor clean campaign bench
 
 setup:
 	@bash scripts/setup.sh
@@ -13,11 +13,22 @@ setup:
 demo: setup
 	$(TWIN) demo
 
-test: setup
+# ruff (style, imports, likely bugs) and mypy (types), as configured in pyproject.toml; make test runs it first
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: setup lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-unit: setup
 	$(VENV)/bin/python -m pytest -m "not integration and not reliability" $(PYTEST_ARGS)
+
+# The stock-kernel path (netem links, the OVS kernel datapath, systemd's dockerd and OVS) in a
+# Debian 12 VM booted here with QEMU, provisioned as the Vagrantfile provisions
+# (docs/stock-kernel.md). Takes the machine lock itself.
+test-stock-kernel: setup
+	@bash scripts/stock-kernel/run.sh
 
 doctor: setup
 	$(TWIN) doctor

@@ -19,18 +19,18 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from mininet.link import TCLink  # noqa: E402
-from mininet.log import setLogLevel  # noqa: E402
-from mininet.net import Mininet  # noqa: E402
-from mininet.node import OVSSwitch  # noqa: E402
+from mininet.link import TCLink
+from mininet.log import setLogLevel
+from mininet.net import Mininet
+from mininet.node import OVSSwitch
 
 from twin.emulation import cleanup, runtime
 from twin.host.capabilities import link_mechanism, ovs_datapath
+from twin.host.rundirs import project_root
 from twin.output.csvrows import write_rows
 from twin.spec.topology import load_topology
+
+ROOT = project_root()
 
 
 def mem_used() -> int:
@@ -114,7 +114,7 @@ def main() -> int:
         path = str(ROOT / "topologies" / f"{name}.yaml")
         topo = load_topology(path)
         workers = sum(s.workers for s in topo.sites)
-        res = {"twin": [], "mininet": []}
+        res: dict[str, list] = {"twin": [], "mininet": []}
         for _ in range(args.repeats):
             res["mininet"].append(plain_mininet(topo))
             res["twin"].append(twin(topo, path))

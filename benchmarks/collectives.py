@@ -12,15 +12,15 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from twin.drive.benchmark import parse_sizes, run_collective
 from twin.emulation import cleanup, runtime
+from twin.host.rundirs import project_root
 from twin.model.costs import allreduce_time, busbw
 from twin.model.fabric import fabric_from_topology
 from twin.output.csvrows import write_rows
 from twin.spec.topology import Scale, load_topology
+
+ROOT = project_root()
 
 
 def main() -> int:

@@ -15,15 +15,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from traffic.probe import percentile  # noqa: E402
+from traffic.probe import percentile
 from twin.emulation import cleanup, runtime
+from twin.host.rundirs import project_root
 from twin.measure.iperf import iperf
 from twin.measure.ping import ping
 from twin.output.csvrows import write_rows
-from twin.units import tcp_payload_share  # noqa: E402
+from twin.units import tcp_payload_share
+
+ROOT = project_root()
 
 TOPO = """name: fidelity
 scale: {bandwidth: 1}

@@ -74,7 +74,10 @@ class Baseline(app_manager.OSKenApp):
         dp.send_msg(p.OFPPacketOut(datapath=dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=in_port,
                                    actions=actions, data=msg.data))
 
-    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    # The reply can arrive before os-ken's own handler has moved the switch to MAIN_DISPATCHER
+    # (a switch answers a barrier sent from switch_features at once; on a slow machine that
+    # race was lost and the switch never counted as ready): take it in either state.
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def barrier_reply(self, ev):
         found = self.model.switch_by_dpid(ev.msg.datapath.id)
         if found:

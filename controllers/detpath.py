@@ -199,7 +199,10 @@ class DetPath(app_manager.OSKenApp):
                     self.flow(dp, 0, 260, p.OFPMatch(eth_dst=mac),
                               [p.OFPActionSetField(eth_dst=w["mac"]), p.OFPActionOutput(w["port"])])
 
-    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    # The reply can arrive before os-ken's own handler has moved the switch to MAIN_DISPATCHER
+    # (a switch answers a barrier sent from switch_features at once; on a slow machine that
+    # race was lost and the switch never counted as ready): take it in either state.
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def barrier_reply(self, ev):
         found = self.model.switch_by_dpid(ev.msg.datapath.id)
         if not found:

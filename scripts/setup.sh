@@ -12,7 +12,9 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (sudo make setup): the twin creates namespaces, veths and OVS bridges"
 command -v apt-get >/dev/null || die "apt-get not found: the twin supports Debian 12 and Ubuntu 22.04/24.04"
 
-PKGS=(docker.io openvswitch-switch mininet iperf3 iproute2 ethtool debootstrap tcpdump
+# apparmor: docker.io only recommends it, but where the kernel enforces AppArmor (Debian's and
+# Ubuntu's stock kernels) dockerd starts no container without apparmor_parser.
+PKGS=(docker.io apparmor openvswitch-switch mininet iperf3 iproute2 ethtool debootstrap tcpdump
       iputils-ping net-tools util-linux procps python3 python3-venv python3-dev gcc make
       busybox-static)
 missing=()

@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from twin.emulation.cleanup import clean
     console.print(clean().summary())
     if args.images:
-        from twin.emulation.nodes import docker_client
+        from twin.host.engine import docker_client
         from twin.host.images import remove_stale_worker_images
         removed = remove_stale_worker_images(docker_client())
         console.print(f"removed {len(removed)} worker image(s) of older traffic/ code"

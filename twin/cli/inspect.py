@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     for wan in s.wan:
         alive = ""
         if wan.delayline:
-            pid = wan.delayline["pid"]
+            pid = wan.delayline.pid
             alive = f"delay line pid {pid}" + ("" if ctl_alive(pid) else " [red]DEAD[/]")
         links.add_row(f"{wan.a}-{wan.b}", f"{wan.intf_a} / {wan.intf_b}", f"{wan.km:.0f}",
                       format_time(wan.delay_s), format_time(wan.jitter_s) if wan.jitter_s else "-",

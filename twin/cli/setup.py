@@ -14,8 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     from twin.emulation.delayline import ensure_built
-    from twin.emulation.nodes import docker_client
     from twin.host import services
+    from twin.host.engine import docker_client
     from twin.host.images import build_worker
     progress(f"docker engine: {services.ensure_docker()}")
     progress(f"open vswitch: {services.ensure_ovs()}")

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.detach:
         console.print("detached; 'twin inspect', 'twin exec NODE -- CMD', 'twin down'")
         return 0
-    from mininet.cli import CLI  # type: ignore[import-untyped]
+    from mininet.cli import CLI
     try:
         CLI(net)
     finally:

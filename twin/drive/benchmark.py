@@ -133,7 +133,7 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
     sites = len({w.site for w in members})
     bottleneck = bottleneck_bps(state, fabric_bps)
     rows = []
-    for k, size in enumerate(sizes):
+    for k in range(len(sizes)):
         results = [r[k] for r in per_rank]
         means = [statistics.mean(r["times_us"]) for r in results]
         t = max(means)

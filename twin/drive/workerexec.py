@@ -32,8 +32,8 @@ from typing import IO, Any, Iterable, Optional
 
 from docker.errors import APIError, NotFound
 
-from twin.emulation.nodes import docker_client
 from twin.errors import TwinError
+from twin.host.engine import docker_client
 
 PIPE_BYTES = 1 << 20  # pipe capacity: a rank's whole output fits while nobody reads it yet
 START_WAIT_S = 10.0  # how long kill() waits for a just-started command to show, stop() for an end

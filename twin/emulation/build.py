@@ -1,27 +1,33 @@
-"""Topology model -> live Twin: switches per site, worker containers, shaped links, forwarding.
+"""Topology model -> live Twin, in stages: check the inputs, create the switches, start and wire
+the worker containers, add the long-haul links, start the controller, start the switches, give
+the reservations their classes, fill the neighbour tables, forward.
 
 Addressing is deterministic (site i, worker k -> 10.i.0.k, MAC 02:00:00:00:ii:kk) so runs,
 CSVs and controllers agree on who is who without asking the network.
+
+Any stage may fail part-way; none undoes its own work. Removing what was started is the
+caller's job, done the same way for every failure and interrupt (runtime.up runs cleanup.clean).
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
-from typing import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 from mininet.node import RemoteController
 
 from twin.emulation import controller as ctl
-from twin.emulation.delayline import DelayLineSpec, delayline_params, update_delayline
+from twin.emulation.delayline import delayline_params, update_delayline
 from twin.emulation.forwarding import install_static_arp, install_static_flows
 from twin.emulation.links import apply_classes, apply_nic_classes
-from twin.emulation.net import Twin
-from twin.emulation.nodes import create_container, docker_client
+from twin.emulation.net import Twin, TwinSwitch
+from twin.emulation.nodes import create_container
 from twin.emulation.state import TwinState, WanInfo, WorkerInfo
 from twin.errors import TwinError
 from twin.host import rundirs
+from twin.host.engine import docker_client
 from twin.host.images import build_worker, image_exists
 from twin.host.processes import parallel
 from twin.plan.addressing import (
@@ -32,104 +38,217 @@ from twin.plan.addressing import (
     worker_name,
 )
 from twin.plan.reservations import admit_reservations, reserved_per_link
-from twin.spec.topology import Topology
+from twin.plan.routing import Reservation
+from twin.spec.topology import Site, Topology, WanLink
 
 Progress = Callable[[str], None]
 
 
-def mbit(bps: float) -> float:
-    return bps / 1e6
-
-
 def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str = "none",
                progress: Progress = lambda s: None) -> tuple[Twin, TwinState]:
-    """Bring the topology up; on any failure everything started so far is removed."""
-    from twin.host.capabilities import link_mechanism, ovs_datapath
-    state = TwinState(run_id=run_id, topology=topo.name, topology_file=topology_file,
-                      mechanism=link_mechanism(), datapath=ovs_datapath(), controller=controller,
-                      scale=topo.scale.describe(), owner_pid=0, started=time.time(), mtu=topo.mtu,
-                      log_dir=str(rundirs.log_dir()))
-    reservations = []
+    """Bring the topology up; on any failure the caller removes everything started so far."""
+    reservations = check_controller(topo, controller)
+    images = check_images(topo, topology_file, progress)
+    up = BringUp(topo, new_state(topo, topology_file, run_id, controller), progress)
+    up.create_switches()
+    up.wire_workers(up.start_workers(images))
+    up.add_long_haul_links()
     if controller != "none":
-        if controller not in ctl.APPS:
-            raise TwinError(f"unknown controller {controller!r} (use none, {', '.join(ctl.APPS)})")
-        if controller == "detpath":
-            reservations = admit_reservations(topo)  # refuse before anything starts
+        up.start_controller(reservations)
+    up.start_switches()
+    if reservations:
+        up.isolate_on_wan(reservations)
+        up.isolate_on_worker_links(reservations)
+    install_static_arp(up.state)
+    up.forward()
+    return up.net, up.state
+
+
+# ---- before anything starts ----------------------------------------------------------------
+
+def check_controller(topo: Topology, controller: str) -> list[Reservation]:
+    """A controller the twin has, and (for detpath) every reservation placed on a path with room:
+    refused here, nothing has started yet. Returns the admitted reservations (none without
+    detpath: only detpath isolates them)."""
+    if controller == "none":
+        return []
+    if controller not in ctl.APPS:
+        raise TwinError(f"unknown controller {controller!r} (use none, {', '.join(ctl.APPS)})")
+    return admit_reservations(topo) if controller == "detpath" else []
+
+
+def check_images(topo: Topology, topology_file: str, progress: Progress) -> dict[str, str]:
+    """Each site's worker image, present on this machine before any container starts (no
+    registry is ever asked). The twin's own worker image is built here if its inputs changed."""
     client = docker_client()
     default_image = topo.image or build_worker(client, log=progress)
+    images = {}
     for i, s in enumerate(topo.sites):
         ref = s.image or default_image
         if not image_exists(client, ref):
             raise TwinError(f"{topology_file}: sites[{i}:{s.name}].image: image {ref!r} is not on "
                             "this machine (no registry is used; build or import it first)")
-    net = Twin(run_id=run_id, mechanism=state.mechanism, datapath=state.datapath)
-    site_index = {s.name: i for i, s in enumerate(topo.sites, 1)}
+        images[s.name] = ref
+    return images
 
-    progress(f"creating {len(topo.sites)} switches")
-    switches = {}
-    for s in topo.sites:
-        name = switch_name(site_index[s.name])
-        switches[s.name] = net.addSwitch(name)
-        state.switches[name] = s.name
 
-    jobs = [(s, k) for s, k in topo.workers()]
-    progress(f"starting {len(jobs)} worker containers")
+def new_state(topo: Topology, topology_file: str, run_id: str, controller: str) -> TwinState:
+    """The run's record, with the mechanisms this machine offers (netem or delay lines, kernel or
+    userspace OVS); the stages add what they create to it."""
+    from twin.host.capabilities import link_mechanism, ovs_datapath
+    return TwinState(run_id=run_id, topology=topo.name, topology_file=topology_file,
+                     mechanism=link_mechanism(), datapath=ovs_datapath(), controller=controller,
+                     scale=topo.scale.describe(), owner_pid=0, started=time.time(), mtu=topo.mtu,
+                     log_dir=str(rundirs.log_dir()))
 
-    def start(job):
-        s, k = job
-        return create_container(
-            worker_name(s.name, k), s.image or default_image, run_id,
-            nano_cpus=int(s.cpus * 1e9) if s.cpus else None, mem_limit=s.memory,
-            labels={f"{rundirs.LABEL}.site": s.name})
 
-    with ThreadPoolExecutor(8) as pool:
-        containers = list(pool.map(start, jobs))
+# ---- what the stages ask for, computed from the topology (pure) -----------------------------
 
-    progress("wiring workers to their site switches")
-    for (s, k), container in zip(jobs, containers):
-        i = site_index[s.name]
-        name = worker_name(s.name, k)
-        host = net.addDocker(name, container=container, ip=f"{worker_ip(i, k)}/8",
-                             mac=worker_mac(i, k))
-        sw = switches[s.name]
-        rate = topo.emulated_rate(s.fabric.rate)
-        link = net.addLink(host, sw, bw=mbit(rate), mtu=topo.mtu,
-                           delay=f"{s.fabric.delay * 1e6:.0f}us" if s.fabric.delay else None)
-        state.workers.append(WorkerInfo(
-            name=name, site=s.name, index=k, ip=worker_ip(i, k), mac=worker_mac(i, k),
-            switch=sw.name, port=sw.ports[link.intf2], port_intf=link.intf2.name,
-            container=container.id,
-            pid=int(container.attrs["State"]["Pid"])))
+def mbit(bps: float) -> float:
+    return bps / 1e6
 
-    progress(f"shaping {len(topo.links)} long-haul links ({state.mechanism})")
-    for link in topo.links:
-        sa, sb = switches[link.a], switches[link.b]
-        delay = topo.link_delay(link)
-        rate = topo.emulated_rate(link.rate)
-        queue = topo.link_queue_bytes(link)
-        ml = net.addLink(sa, sb, bw=mbit(rate), delay=f"{delay * 1e6:.0f}us", mtu=topo.mtu,
-                         jitter=f"{link.jitter * 1e6:.0f}us" if link.jitter else None,
-                         loss=link.loss * 100 if link.loss else None, queue_bytes=queue)
-        dl = ml.delayline
-        state.wan.append(WanInfo(
-            a=link.a, b=link.b, switch_a=sa.name, switch_b=sb.name,
-            port_a=sa.ports[ml.intf1], port_b=sb.ports[ml.intf2],
-            intf_a=ml.intf1.name, intf_b=ml.intf2.name, km=topo.link_distance_km(link),
-            delay_s=delay, jitter_s=link.jitter, loss=link.loss, rate_bps=link.rate,
-            emulated_bps=rate, queue_bytes=queue, delayline=asdict(dl) if dl else None))
 
-    proc = None
-    if controller != "none":
-        model_file = ctl.write_description(state, reservations)
-        progress(f"starting controller {controller} (os-ken) on 127.0.0.1:{ctl.CONTROLLER_PORT}")
-        proc = ctl.start(controller, model_file)
-        state.controller_pid = proc.pid
-        net.addController(RemoteController("c0", ip="127.0.0.1", port=ctl.CONTROLLER_PORT))
-    progress("starting switches")
-    net.start()
-    net.wait_ports_up()
-    if reservations:
-        progress(f"isolating {len(reservations)} reservation(s) in HTB classes on WAN egress ports")
+def container_limits(site: Site) -> dict[str, Any]:
+    """A site's CPU and memory limits per worker, as the Docker SDK takes them."""
+    return {"nano_cpus": int(site.cpus * 1e9) if site.cpus else None, "mem_limit": site.memory}
+
+
+def worker_link_params(topo: Topology, site: Site) -> dict[str, Any]:
+    """Mininet's link keywords (bw in Mbit/s) for a worker's link to its site switch."""
+    delay = site.fabric.delay
+    return {"bw": mbit(topo.emulated_rate(site.fabric.rate)), "mtu": topo.mtu,
+            "delay": f"{delay * 1e6:.0f}us" if delay else None}
+
+
+def long_haul_params(topo: Topology, link: WanLink) -> dict[str, Any]:
+    """Mininet's TCLink keywords (bw in Mbit/s, loss in percent) plus the queue in bytes for a
+    long-haul link. Its delay is always given, 0 us too: on a machine without netem every WAN
+    link then has a delay line, whose serialization at the line rate is part of the link."""
+    return {"bw": mbit(topo.emulated_rate(link.rate)),
+            "delay": f"{topo.link_delay(link) * 1e6:.0f}us", "mtu": topo.mtu,
+            "jitter": f"{link.jitter * 1e6:.0f}us" if link.jitter else None,
+            "loss": link.loss * 100 if link.loss else None,
+            "queue_bytes": topo.link_queue_bytes(link)}
+
+
+@dataclass(frozen=True)
+class WorkerLinkClasses:
+    """What a worker's link (NIC and the switch port facing it) needs to carry the reservations
+    in their own classes, as on the WAN: the probes' UDP ports, the job's TCP ports, and per site
+    the line rate and the rate its links may have to reserve."""
+
+    probe_ports: list[int]
+    job_ports: list[int]
+    site_rate_bps: dict[str, float]
+    site_reserved_bps: dict[str, float]
+
+
+def worker_link_classes(topo: Topology, reservations: list[Reservation]) -> WorkerLinkClasses:
+    return WorkerLinkClasses(
+        probe_ports=sorted({port for r in reservations
+                            for port in r.udp_ports + r.replicated_udp_ports}),
+        job_ports=sorted({port for r in reservations for port in r.tcp_ports}),
+        site_rate_bps={s.name: topo.emulated_rate(s.fabric.rate) for s in topo.sites},
+        # a worker's link may carry all of its site's reservations
+        site_reserved_bps={s.name: sum(r.rate_bps for r in reservations
+                                       if s.name in (r.src, r.dst)) for s in topo.sites})
+
+
+def controller_ready_line(controller: str, info: dict[str, Any]) -> str:
+    """The progress line for a controller that has programmed every switch (its ready file)."""
+    return (f"controller {controller}: {info.get('switches')} switches programmed"
+            + (f", {info['flows']} flows" if "flows" in info else "")
+            + (f", wiring of {info['wiring_verified']}/{info['wan_ports']} WAN ports "
+               "verified by LLDP" if "wan_ports" in info else ""))
+
+
+# ---- the stages that change the machine ------------------------------------------------------
+
+class BringUp:
+    """What the stages of one bring-up share: the topology, the Mininet net being built, the state
+    being recorded (each stage adds what it made), and where progress lines go."""
+
+    def __init__(self, topo: Topology, state: TwinState, progress: Progress) -> None:
+        self.topo, self.state, self.progress = topo, state, progress
+        self.net = Twin(run_id=state.run_id, mechanism=state.mechanism, datapath=state.datapath)
+        self.site_index = {s.name: i for i, s in enumerate(topo.sites, 1)}
+        self.switches: dict[str, TwinSwitch] = {}  # site -> its switch
+        self.controller_model: Optional[Path] = None
+
+    def create_switches(self) -> None:
+        """One OVS bridge per site, named by the site's index (the controller derives its dpid
+        from the name). Created in OVS only by start_switches, in one transaction."""
+        self.progress(f"creating {len(self.topo.sites)} switches")
+        for s in self.topo.sites:
+            name = switch_name(self.site_index[s.name])
+            self.switches[s.name] = self.net.addSwitch(name)
+            self.state.switches[name] = s.name
+
+    def start_workers(self, images: dict[str, str]) -> list[Any]:
+        """The worker containers, eight at a time, in the order of topo.workers(); none has a
+        network yet."""
+        jobs = self.topo.workers()
+        self.progress(f"starting {len(jobs)} worker containers")
+        return parallel(lambda job: create_container(
+            worker_name(job[0].name, job[1]), images[job[0].name], self.state.run_id,
+            labels={f"{rundirs.LABEL}.site": job[0].name}, **container_limits(job[0])), jobs)
+
+    def wire_workers(self, containers: list[Any]) -> None:
+        """Each container as a Mininet host on a shaped link to its site switch, with its fixed
+        address; recorded with the switch port it landed on."""
+        self.progress("wiring workers to their site switches")
+        for (s, k), container in zip(self.topo.workers(), containers):
+            i = self.site_index[s.name]
+            name = worker_name(s.name, k)
+            host = self.net.addDocker(name, container=container, ip=f"{worker_ip(i, k)}/8",
+                                      mac=worker_mac(i, k))
+            sw = self.switches[s.name]
+            link = self.net.addLink(host, sw, **worker_link_params(self.topo, s))
+            self.state.workers.append(WorkerInfo(
+                name=name, site=s.name, index=k, ip=worker_ip(i, k), mac=worker_mac(i, k),
+                switch=sw.name, port=sw.ports[link.intf2], port_intf=link.intf2.name,
+                container=container.id, pid=int(container.attrs["State"]["Pid"])))
+
+    def add_long_haul_links(self) -> None:
+        """The WAN links between site switches: rate, queue, and delay/jitter/loss by netem or a
+        delay line (see links.LongHaulLink); recorded with both ports and the delay line."""
+        topo, state = self.topo, self.state
+        self.progress(f"shaping {len(topo.links)} long-haul links ({state.mechanism})")
+        for link in topo.links:
+            sa, sb = self.switches[link.a], self.switches[link.b]
+            ml = self.net.addLink(sa, sb, **long_haul_params(topo, link))
+            state.wan.append(WanInfo(
+                a=link.a, b=link.b, switch_a=sa.name, switch_b=sb.name,
+                port_a=sa.ports[ml.intf1], port_b=sb.ports[ml.intf2],
+                intf_a=ml.intf1.name, intf_b=ml.intf2.name, km=topo.link_distance_km(link),
+                delay_s=topo.link_delay(link), jitter_s=link.jitter, loss=link.loss,
+                rate_bps=link.rate, emulated_bps=topo.emulated_rate(link.rate),
+                queue_bytes=topo.link_queue_bytes(link), delayline=ml.delayline))
+
+    def start_controller(self, reservations: list[Reservation]) -> None:
+        """The controller process, told the complete wiring, and listening before any switch
+        starts, so a switch's first connection finds it; trusted only later, in forward()."""
+        controller = self.state.controller
+        self.controller_model = ctl.write_description(self.state, reservations)
+        self.progress(f"starting controller {controller} (os-ken) on "
+                      f"127.0.0.1:{ctl.CONTROLLER_PORT}")
+        self.state.controller_pid = ctl.start(controller, self.controller_model).pid
+        self.net.addController(RemoteController("c0", ip="127.0.0.1", port=ctl.CONTROLLER_PORT))
+
+    def start_switches(self) -> None:
+        """The bridges and their ports in OVS (the shaping is put back, see Twin.start), then a
+        wait until userspace OVS has every port up: nothing may be sent before."""
+        self.progress("starting switches")
+        self.net.start()
+        self.net.wait_ports_up()
+
+    def isolate_on_wan(self, reservations: list[Reservation]) -> None:
+        """detpath's classes on both egress ports of every WAN link (probes, the reserved rate,
+        best effort), and the delay lines told to serialize those classes apart."""
+        topo, state = self.topo, self.state
+        first = reservations[0]
+        self.progress(f"isolating {len(reservations)} reservation(s) in HTB classes on WAN "
+                      "egress ports")
         load = reserved_per_link(reservations)
         for w in state.wan:
             reserved = load.get(frozenset((w.a, w.b)), 0.0)
@@ -137,41 +256,38 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
             netem = state.mechanism == "netem" and not w.delayline
             stage = w.shaping(topo.mtu) if netem else None
             for intf in (w.intf_a, w.intf_b):
-                apply_classes(intf, w.emulated_bps, reserved, w.queue_bytes,
-                              dscp=reservations[0].dscp, rtt_s=2 * w.delay_s,
-                              probe_dscp=reservations[0].probe_dscp, mtu=topo.mtu,
+                apply_classes(intf, w.emulated_bps, reserved, w.queue_bytes, dscp=first.dscp,
+                              rtt_s=2 * w.delay_s, probe_dscp=first.probe_dscp, mtu=topo.mtu,
                               delay_stage=stage)
             w.reserved_bps = reserved
-            w.class_dscps = [reservations[0].probe_dscp, reservations[0].dscp]
+            w.class_dscps = [first.probe_dscp, first.dscp]
             if w.delayline:  # its classes are serialized apart from now on
-                spec = DelayLineSpec(**w.delayline)
-                update_delayline(spec, delayline_params(w.shaping(topo.mtu)))
-                w.delayline = asdict(spec)
-        probe_ports = sorted({port for r in reservations
-                              for port in r.udp_ports + r.replicated_udp_ports})
-        job_ports = sorted({port for r in reservations for port in r.tcp_ports})
-        progress("giving the reservations' classes to every worker link (NIC and switch port)")
-        rates = {s.name: topo.emulated_rate(s.fabric.rate) for s in topo.sites}
-        # a worker's link may carry all of its site's reservations
-        site_reserved = {s.name: sum(r.rate_bps for r in reservations if s.name in (r.src, r.dst))
-                         for s in topo.sites}
+                update_delayline(w.delayline, delayline_params(w.shaping(topo.mtu)))
+
+    def isolate_on_worker_links(self, reservations: list[Reservation]) -> None:
+        """The same classes on each worker's NIC and on the switch port facing it, so the job
+        keeps its rate on the first and last hop too (see tc.nic_class_commands)."""
+        topo, first = self.topo, reservations[0]
+        self.progress("giving the reservations' classes to every worker link (NIC and switch "
+                      "port)")
+        classes = worker_link_classes(topo, reservations)
 
         def nic(w: WorkerInfo) -> None:
             for dev, pid in ((worker_intf_name(w.site, w.index), w.pid), (w.port_intf, None)):
-                apply_nic_classes(dev, pid, rates[w.site], probe_ports, topo.mtu,
-                                  reserved_bps=site_reserved[w.site], tcp_ports=job_ports,
-                                  dscp=reservations[0].dscp, probe_dscp=reservations[0].probe_dscp)
-        parallel(nic, state.workers)
-    install_static_arp(state)
-    if controller == "none":
-        progress("installing static shortest-delay forwarding")
-        install_static_flows(topo, state)
-    else:
-        info = ctl.wait_ready(model_file, proc.pid)
-        progress(f"controller {controller}: {info.get('switches')} switches programmed"
-                 + (f", {info['flows']} flows" if "flows" in info else "")
-                 + (f", wiring of {info['wiring_verified']}/{info['wan_ports']} WAN ports "
-                    "verified by LLDP" if "wan_ports" in info else ""))
-    return net, state
+                apply_nic_classes(dev, pid, classes.site_rate_bps[w.site], classes.probe_ports,
+                                  topo.mtu, reserved_bps=classes.site_reserved_bps[w.site],
+                                  tcp_ports=classes.job_ports, dscp=first.dscp,
+                                  probe_dscp=first.probe_dscp)
+        parallel(nic, self.state.workers)
 
-
+    def forward(self) -> None:
+        """Without a controller, static shortest-delay flows; with one, wait until it has
+        programmed every switch (and, for apps that check it, verified the wiring by LLDP)."""
+        controller = self.state.controller
+        if controller == "none":
+            self.progress("installing static shortest-delay forwarding")
+            install_static_flows(self.topo, self.state)
+            return
+        assert self.controller_model is not None, "start_controller runs before forward"
+        info = ctl.wait_ready(self.controller_model, self.state.controller_pid)
+        self.progress(controller_ready_line(controller, info))

@@ -14,15 +14,21 @@ import shutil
 import signal
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twin.host import rundirs
-from twin.host.processes import WORKLOAD_ENV
+from docker.errors import DockerException
+from docker.models.containers import Container
+from requests.exceptions import RequestException
 
-# "twin.delayline": the Python delay line of earlier versions, which a crashed run may have left
-PROCESS_MARKERS = ("twin-delayline", "twin.delayline", "controllers.run")
+from twin.emulation import delayline
+from twin.errors import TwinError
+from twin.host import rundirs
+from twin.host.engine import docker_client
+from twin.host.processes import WORKLOAD_ENV, parallel
+
+PROCESS_MARKERS = (delayline.PROGRAM, "controllers.run")  # in the command lines of its processes
+KILL_GRACE_S = 2.0  # SIGTERM, then this long before SIGKILL
 
 
 @dataclass
@@ -32,9 +38,6 @@ class CleanReport:
     bridges: list[str] = field(default_factory=list)
     interfaces: list[str] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
-
-    def total(self) -> int:
-        return sum(len(v) for v in self.__dict__.values())
 
     def summary(self) -> str:
         parts = [f"{len(v)} {k}" for k, v in self.__dict__.items()]
@@ -76,13 +79,13 @@ def _is_workload(proc: Path) -> bool:
         return False
 
 
-def kill_processes(pids: list[int], grace: float = 2.0) -> None:
+def kill_processes(pids: list[int]) -> None:
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + grace
+    deadline = time.monotonic() + KILL_GRACE_S
     while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
         time.sleep(0.05)
     for pid in pids:
@@ -93,9 +96,26 @@ def kill_processes(pids: list[int], grace: float = 2.0) -> None:
 
 
 def twin_containers() -> list[str]:
-    proc = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={rundirs.LABEL}"],
-                          capture_output=True, text=True)
-    return proc.stdout.split() if proc.returncode == 0 else []
+    """Ids of the containers any twin run made (running or not), by their label."""
+    return [c.id for c in _labelled_containers()]
+
+
+def _labelled_containers() -> list[Container]:
+    """Listed without inspecting each one (sparse): the id is all removal needs. None when the
+    engine does not answer: then there is nothing of the twin's in it to remove either."""
+    try:
+        return docker_client().containers.list(all=True, sparse=True,
+                                               filters={"label": rundirs.LABEL})
+    except (TwinError, DockerException, RequestException):
+        return []
+
+
+def _remove(container: Container) -> None:
+    """Forced (running ones too); already gone or going is fine: the goal is that it is not."""
+    try:
+        container.remove(force=True)
+    except (DockerException, RequestException):
+        pass
 
 
 def twin_bridges() -> list[str]:
@@ -126,18 +146,18 @@ def twin_interfaces() -> list[str]:
 
 def twin_namespaces() -> list[str]:
     proc = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
-    return [l.split()[0] for l in proc.stdout.splitlines() if l.startswith("twin-")]
+    return [line.split()[0] for line in proc.stdout.splitlines() if line.startswith("twin-")]
 
 
-def clean(remove_state: bool = True) -> CleanReport:
+def clean() -> CleanReport:
+    """Processes first (so none recreates what is removed next), then containers, bridges, the
+    interfaces left in the root namespace, scratch namespaces, and the run's state."""
     report = CleanReport()
     report.processes = twin_processes()
     kill_processes(report.processes)
-    report.containers = twin_containers()
-    if report.containers:
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda c: subprocess.run(["docker", "rm", "-f", c],
-                                                   capture_output=True), report.containers))
+    containers = _labelled_containers()
+    report.containers = [c.id for c in containers]
+    parallel(_remove, containers)
     report.bridges = twin_bridges()
     if report.bridges:  # one ovsdb transaction for all bridges
         argv = ["ovs-vsctl", "--timeout=30"]
@@ -151,8 +171,6 @@ def clean(remove_state: bool = True) -> CleanReport:
     report.namespaces = twin_namespaces()
     for ns in report.namespaces:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    if remove_state:
-        run = rundirs.run_dir()
-        rundirs.state_file().unlink(missing_ok=True)
-        shutil.rmtree(run / "links", ignore_errors=True)
+    rundirs.state_file().unlink(missing_ok=True)
+    shutil.rmtree(rundirs.run_dir() / "links", ignore_errors=True)
     return report

@@ -1,8 +1,9 @@
 """The SDN controller as the twin runs it: its own process on loopback, started before the
 switches, and trusted only once every switch has acknowledged its flows (barrier replies).
 
-Also places the topology's reservations (admission control) before anything starts, and turns
-them into HTB classes on the WAN egress ports for the deterministic service.
+It learns the twin from a description file written here (switches, ports, admitted
+reservations); admission itself is planned in twin.plan.reservations, and the reservations'
+HTB classes are built by twin.emulation.build.
 """
 
 from __future__ import annotations
@@ -16,16 +17,22 @@ from dataclasses import asdict
 from pathlib import Path
 
 from controllers.run import APPS
+from twin.emulation.state import TwinState
 from twin.errors import TwinError
 from twin.host import rundirs
 from twin.host.processes import alive, tail
 from twin.plan.routing import Reservation
 
 CONTROLLER_PORT = 6653
+LISTEN_TIMEOUT_S = 30.0  # os-ken imports and starts its apps
+READY_TIMEOUT_S = 60.0  # every switch programmed (and LLDP-verified, for detpath)
 
 
-def write_description(state, reservations: list[Reservation]) -> Path:
+def write_description(state: TwinState, reservations: list[Reservation]) -> Path:
+    """The controller's view of the twin (controllers.description reads it): switches, workers,
+    WAN ports and the admitted reservations, and where to report that it is ready."""
     run = rundirs.run_dir()
+    ready = run / "controller-ready.json"
     model = {
         "switches": {name: {"dpid": int(name[len(rundirs.prefix()):]), "site": site}
                      for name, site in state.switches.items()},
@@ -34,21 +41,21 @@ def write_description(state, reservations: list[Reservation]) -> Path:
         "wan": [{k: getattr(w, k) for k in ("a", "b", "switch_a", "switch_b", "port_a", "port_b",
                                               "delay_s", "emulated_bps")} for w in state.wan],
         "reservations": [asdict(r) for r in reservations],
-        "ready_file": str(run / "controller-ready.json"),
+        "ready_file": str(ready),
     }
     path = run / "controller-model.json"
-    Path(model["ready_file"]).unlink(missing_ok=True)
+    ready.unlink(missing_ok=True)
     path.write_text(json.dumps(model, indent=1))
     return path
 
 
-def listening(port: int = CONTROLLER_PORT) -> bool:
+def listening() -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex(("127.0.0.1", CONTROLLER_PORT)) == 0
 
 
-def start(app: str, model_file: Path, timeout: float = 30.0) -> subprocess.Popen:
+def start(app: str, model_file: Path) -> subprocess.Popen:
     if app not in APPS:
         raise TwinError(f"unknown controller {app!r} (use {', '.join(APPS)} or none)")
     if listening():
@@ -59,21 +66,21 @@ def start(app: str, model_file: Path, timeout: float = 30.0) -> subprocess.Popen
                             stdin=subprocess.DEVNULL, start_new_session=True,
                             cwd=str(rundirs.project_root()))
     log.close()
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + LISTEN_TIMEOUT_S
     while not listening():
         if proc.poll() is not None:
             raise TwinError(f"controller {app} exited at start: {tail(log_file())}")
         if time.monotonic() > deadline:
-            raise TwinError(f"controller {app} did not listen within {timeout:.0f} s: {tail(log_file())}")
+            raise TwinError(f"controller {app} did not listen within {LISTEN_TIMEOUT_S:.0f} s: {tail(log_file())}")
         time.sleep(0.1)
     return proc
 
 
-def wait_ready(model_file: Path, proc_pid: int, timeout: float = 60.0) -> dict:
+def wait_ready(model_file: Path, proc_pid: int) -> dict:
     """Until every switch has answered the controller's barrier after its flows (and, for apps
     that check it, LLDP has confirmed every WAN port is wired as the model says)."""
     ready = Path(json.loads(model_file.read_text())["ready_file"])
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if ready.exists():
             info = json.loads(ready.read_text())
@@ -85,7 +92,7 @@ def wait_ready(model_file: Path, proc_pid: int, timeout: float = 60.0) -> dict:
         if not alive(proc_pid):
             raise TwinError(f"controller died during bring-up: {tail(log_file())}")
         time.sleep(0.1)
-    raise TwinError(f"switches not programmed within {timeout:.0f} s: {tail(log_file())}")
+    raise TwinError(f"switches not programmed within {READY_TIMEOUT_S:.0f} s: {tail(log_file())}")
 
 
 def log_file() -> Path:

@@ -15,9 +15,9 @@
  * real port's strict priority makes it wait for at most one real frame (0.18 us). HTB in front
  * keeps the classes' rates and the line's; frames of different classes may overtake each other.
  *
- * Why C: the first version was Python and used 80% of a core to carry 2 x 80 Mbit/s; on a 2-core
- * machine that CPU was taken from the switches and the workers, and every multi-flow measurement
- * (ring all-reduce, interference) was capped by it. This one reads frames in batches with
+ * Why C: a Python delay line takes about 80% of a core to carry 2 x 80 Mbit/s; on a 2-core
+ * machine that CPU is taken from the switches and the workers, and every multi-flow measurement
+ * (ring all-reduce, interference) is capped by it. This one reads frames in batches with
  * recvmmsg, takes the kernel's receive timestamp of every frame (so our own wake-up latency is
  * not added to the delay) and sleeps with a 1 ns timer slack until the next frame is due.
  *

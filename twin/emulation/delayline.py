@@ -17,8 +17,9 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypedDict, cast
 
 from twin.emulation.tc import Shaping
 from twin.errors import TwinError
@@ -60,18 +61,21 @@ def ensure_built() -> Path:
 LATE_THRESHOLD_US = 512  # "late": released half a millisecond or more after its due time
 
 
-def read_stats(params_file: str, pid: int, timeout: float = 2.0) -> dict:
+STATS_TIMEOUT_S = 2.0
+
+
+def read_stats(params_file: str, pid: int) -> dict:
     """The running delay line's counters and lateness histogram, dumped on request (SIGUSR1)."""
     path = Path(params_file + ".stats")
     before = _load(path).get("dumps", 0)
     os.kill(pid, signal.SIGUSR1)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + STATS_TIMEOUT_S
     while time.monotonic() < deadline:
         stats = _load(path)
         if stats.get("dumps", 0) > before:
             return stats
         time.sleep(0.01)
-    raise TwinError(f"delay line pid {pid} did not report its counters within {timeout:.0f} s")
+    raise TwinError(f"delay line pid {pid} did not report its counters within {STATS_TIMEOUT_S:.0f} s")
 
 
 def _load(path: Path) -> dict:
@@ -112,25 +116,46 @@ _delayline_cpu = itertools.count()
 DELAYLINE_RT_PRIORITY = 10
 
 
+class DelayLineParams(TypedDict):
+    """The parameter file the program reads (see delayline.c), as JSON: what the fiber does now."""
+
+    delay_s: float
+    jitter_s: float
+    loss: float
+    down: bool
+    rate_bps: float
+    class_dscps: list[int]
+
+
 @dataclass
 class DelayLineSpec:
-    """Everything needed to find, change or stop one delay-line process."""
+    """Everything needed to find, change or stop one delay-line process; part of the run's state
+    (WanInfo.delayline), so detached commands reach the process bring-up started."""
 
     name: str
     end_a: str
     end_b: str
     params_file: str
-    pid: int = 0
-    params: dict = field(default_factory=dict)
+    pid: int
+    params: DelayLineParams
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DelayLineSpec":
+        """The inverse of ``dataclasses.asdict``: how the state file holds it."""
+        return cls(**{**d, "params": cast(DelayLineParams, dict(d["params"]))})
 
 
-def delayline_params(shaping: Shaping, down: bool = False) -> dict:
+def delayline_params(shaping: Shaping) -> DelayLineParams:
+    """The program's parameters for a link shaped so. It can also hold the whole line down
+    (``down``); the twin cuts links at the switch ports instead (runtime.set_link_state), so that
+    OVS sees the cut."""
     return {"delay_s": shaping.delay_s, "jitter_s": shaping.jitter_s, "loss": shaping.loss,
-            "down": down, "rate_bps": shaping.rate_bps or 0,
+            "down": False, "rate_bps": shaping.rate_bps or 0,
             "class_dscps": list(shaping.class_dscps)}
 
 
-def start_delayline(name: str, end_a: str, end_b: str, params: dict) -> DelayLineSpec:
+def start_delayline(name: str, end_a: str, end_b: str, params: DelayLineParams
+                    ) -> DelayLineSpec:
     """Spawn a delay line in its own session so it outlives the process that started it."""
     run_dir = rundirs.run_dir()
     params_file = run_dir / "links" / f"{name}.json"
@@ -148,7 +173,7 @@ def start_delayline(name: str, end_a: str, end_b: str, params: dict) -> DelayLin
     return DelayLineSpec(name, end_a, end_b, str(params_file), proc.pid, params)
 
 
-def update_delayline(spec: DelayLineSpec, params: dict) -> None:
+def update_delayline(spec: DelayLineSpec, params: DelayLineParams) -> None:
     """Write new parameters and tell the process to re-read them (no frame in flight is lost)."""
     tmp = Path(spec.params_file + ".tmp")
     tmp.write_text(json.dumps(params))

@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import subprocess
-
 from twin.emulation.state import TwinState, WorkerInfo
-from twin.errors import TwinError
-from twin.host.processes import ns_prefix, parallel
+from twin.host.processes import ns_prefix, parallel, run_argv
 from twin.plan.routing import primary_next_hops
 from twin.spec.topology import Topology
 
@@ -19,10 +16,8 @@ def install_static_arp(state: TwinState) -> None:
             f"neigh replace {o.ip} lladdr {o.mac} dev {w.name}-eth0 nud permanent\n"
             for o in state.workers if o.name != w.name)
         if batch:
-            proc = subprocess.run(ns_prefix(w.pid) + ["ip", "-batch", "-"], input=batch,
-                                  capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise TwinError(f"static ARP in {w.name} failed: {proc.stderr.strip()}")
+            run_argv(ns_prefix(w.pid) + ["ip", "-batch", "-"], stdin=batch,
+                     what=f"static ARP in {w.name} failed")
     parallel(one, state.workers)
 
 
@@ -54,9 +49,7 @@ def static_flows(topo: Topology, state: TwinState) -> dict[str, list[str]]:
 def install_static_flows(topo: Topology, state: TwinState) -> None:
     def one(item: tuple[str, list[str]]) -> None:
         sw, lines = item
-        proc = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "add-flows", sw, "-"],
-                              input="\n".join(lines) + "\n", capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise TwinError(f"installing flows on {sw} failed: {proc.stderr.strip()}")
+        run_argv(["ovs-ofctl", "-O", "OpenFlow13", "add-flows", sw, "-"],
+                 stdin="\n".join(lines) + "\n", what=f"installing flows on {sw} failed")
     parallel(one, static_flows(topo, state).items())
 

@@ -35,6 +35,7 @@ from twin.emulation.tc import (
     frame_bytes,
     netem_args,
     netem_leaves,
+    netem_limits,
     nic_class_commands,
     shaping_commands,
 )
@@ -91,10 +92,10 @@ def replace_root(dev: str, pid: Optional[int], cmds: list[list[str]], must_have:
         raise ValueError(f"{dev!r} is not an interface name")  # a batch line must stay one line
     batch = f"qdisc del dev {dev} root\n" + "".join(" ".join(argv[1:]) + "\n" for argv in cmds)
     proc = run_argv(ns_prefix(pid) + ["tc", "-force", "-batch", "-"], stdin=batch, check=False)
-    errors = [l for l in proc.stderr.splitlines()
-              if l.strip() and not l.startswith("Warning")
-              and "Cannot delete qdisc with handle of zero" not in l
-              and "Command failed" not in l and "No such file" not in l]
+    errors = [line for line in proc.stderr.splitlines()
+              if line.strip() and not line.startswith("Warning")
+              and "Cannot delete qdisc with handle of zero" not in line
+              and "Command failed" not in line and "No such file" not in line]
     if proc.returncode != 0 and errors:
         raise TwinError(f"tc on {dev}: {errors[0]}")
     if must_have and must_have not in run_argv(ns_prefix(pid) + ["tc", "class", "show", "dev",
@@ -156,10 +157,12 @@ def set_long_haul_impairments(spec: Optional[DelayLineSpec], ends: list[tuple[st
         return
     for dev, pid in ends:
         shown = run_argv(ns_prefix(pid) + ["tc", "qdisc", "show", "dev", dev]).stdout
+        limits = netem_limits(shown)
         for handle, parent in netem_leaves(shown):  # 10: alone, or one per detpath class
             where = ["parent", parent] if parent != "root" else ["root"]
+            keep = ["limit", str(limits[handle])] if handle in limits else []
             run_argv(ns_prefix(pid) + ["tc", "qdisc", "change", "dev", dev] + where
-                     + ["handle", handle] + netem_args(shaping))
+                     + ["handle", handle] + netem_args(shaping) + keep)
 
 
 class LongHaulLink(Link):

@@ -59,7 +59,7 @@ class Twin(Mininet):
 
     def removeDocker(self, name: str) -> None:
         node = self.nameToNode[name]
-        for link in [l for l in self.links if node in (l.intf1.node, l.intf2.node)]:
+        for link in [k for k in self.links if node in (k.intf1.node, k.intf2.node)]:
             self.delLink(link)
         node.terminate()
         self.hosts.remove(node)

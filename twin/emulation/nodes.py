@@ -11,15 +11,14 @@ worker-side traffic code) go through :meth:`DockerHost.dexec`.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Optional
 
-import docker
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.errors import APIError, ImageNotFound, NotFound
 from mininet.node import Host
 
 from twin.errors import TwinError
 from twin.host import rundirs
+from twin.host.engine import docker_client
 
 # Keeps PID 1 alive with nothing but shell builtins, so images without sleep/tail work.
 IDLE_CMD = ["/bin/sh", "-c", "while read _; do :; done"]
@@ -32,23 +31,6 @@ WORKER_SYSCTLS = {
     "net.ipv6.conf.all.disable_ipv6": "1",
     "net.ipv6.conf.default.disable_ipv6": "1",
 }
-
-_client_lock = threading.Lock()
-_client: Optional[docker.DockerClient] = None
-
-
-def docker_client() -> docker.DockerClient:
-    """One shared client; API version negotiated with whatever engine the machine has."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            try:
-                _client = docker.DockerClient(base_url="unix:///var/run/docker.sock",
-                                              version="auto", timeout=120)
-            except DockerException as exc:
-                raise TwinError(f"docker engine not reachable ({exc}); run 'make setup'") from None
-        return _client
-
 
 def container_name(node: str) -> str:
     return f"{rundirs.prefix()}-{node}"
@@ -130,8 +112,9 @@ class DockerHost(Host):
 
     def updateCpuLimit(self, cpu_quota: int = -1, cpu_period: int = -1, cpu_shares: int = -1,
                        cores: Optional[str] = None) -> None:
-        kwargs = {k: v for k, v in (("cpu_quota", cpu_quota), ("cpu_period", cpu_period),
-                                    ("cpu_shares", cpu_shares)) if v != -1}
+        kwargs: dict[str, Any] = {k: v for k, v in (("cpu_quota", cpu_quota),
+                                                    ("cpu_period", cpu_period),
+                                                    ("cpu_shares", cpu_shares)) if v != -1}
         if cores:
             kwargs["cpuset_cpus"] = cores
         if kwargs:

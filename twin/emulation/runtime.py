@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 import uuid
 from contextlib import contextmanager
@@ -18,13 +17,12 @@ from typing import Iterator, Optional
 
 from twin.emulation import cleanup
 from twin.emulation.build import build_twin
-from twin.emulation.delayline import DelayLineSpec
 from twin.emulation.links import set_long_haul_impairments
 from twin.emulation.state import TwinState, WanInfo
 from twin.emulation.tc import class_rate_commands, frame_bytes, htb_burst_bytes
 from twin.errors import TwinError
 from twin.host import rundirs, services
-from twin.host.processes import alive, tail
+from twin.host.processes import alive, run_argv, tail
 from twin.spec.topology import Topology
 
 
@@ -136,18 +134,16 @@ def set_link(a: str, b: str, delay_s: Optional[float] = None, rate_bps: Optional
         for intf in (w.intf_a, w.intf_b):
             if w.class_dscps:  # detpath's classes: each one's rate follows the line's
                 for argv in class_rate_commands(intf, w.emulated_bps, w.reserved_bps, state.mtu):
-                    _tc(argv)
+                    run_argv(argv)
                 continue
             for classid, parent in (("1:1", "1:"), ("1:10", "1:1")):
-                _tc(["tc", "class", "change", "dev", intf, "parent", parent, "classid", classid,
+                run_argv(["tc", "class", "change", "dev", intf, "parent", parent, "classid", classid,
                      "htb", "rate", f"{int(w.emulated_bps)}bit", "ceil",
                      f"{int(w.emulated_bps)}bit", "burst", burst, "cburst", burst])
     # the delay stage also serializes at the rate (delay line, netem rate): a new rate goes there
     if w.delayline or any(v is not None for v in (delay_s, jitter_s, loss, rate_bps)):
-        spec = DelayLineSpec(**w.delayline) if w.delayline else None
-        set_long_haul_impairments(spec, [(w.intf_a, None), (w.intf_b, None)], w.shaping(state.mtu))
-        if spec:
-            w.delayline = spec.__dict__
+        set_long_haul_impairments(w.delayline, [(w.intf_a, None), (w.intf_b, None)],
+                                  w.shaping(state.mtu))
     save_state(state)
     return w
 
@@ -157,18 +153,18 @@ def set_link_state(a: str, b: str, up_: bool) -> WanInfo:
     state = require_state()
     w = find_wan(state, a, b)
     for intf in (w.intf_a, w.intf_b):
-        _tc(["ip", "link", "set", "dev", intf, "up" if up_ else "down"])
+        run_argv(["ip", "link", "set", "dev", intf, "up" if up_ else "down"])
     return w
 
 
-def _tc(argv: list[str]) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise TwinError(f"{' '.join(argv)}: {proc.stderr.strip()}")
-
-
 def exec_argv(node: str, argv: list[str], interactive: bool = False) -> list[str]:
-    """docker exec argv running ``argv`` inside a worker's container."""
+    """The ``docker exec`` command line running ``argv`` inside a worker's container, for
+    ``twin exec`` to replace itself with (os.execvp).
+
+    The one place the twin uses the docker CLI rather than the SDK: an interactive shell needs a
+    terminal, and the CLI is what gives one (raw mode, window resizes, Ctrl-C and end of input
+    passed through, the command's exit status as its own); the SDK only hands back the raw
+    socket of the exec, and all of that would have to be written again here."""
     state = require_state()
     w = state.worker(node)
     return ["docker", "exec"] + (["-it"] if interactive else ["-i"]) + [w.container] + argv
@@ -197,27 +193,29 @@ def restart_controller() -> int:
 
 def health(state: TwinState) -> list[str]:
     """One line per dead part of the twin: controller, delay lines, worker containers, cut links."""
-    problems = []
+    problems: list[str] = []
     logs = Path(state.log_dir or rundirs.log_dir())
     if state.controller != "none" and not alive(state.controller_pid):
         log = logs / "controller.log"
         problems.append(f"controller {state.controller} (pid {state.controller_pid}) is dead; "
                         "flows stay installed (fail-secure); 'twin controller restart' reinstalls them"
                         f" (its log, {log}: {tail(log, 1)})")
-    for w in state.wan:
-        if w.delayline and not alive(w.delayline["pid"]):
-            log = logs / f"delayline-{w.delayline['name']}.log"
-            problems.append(f"delay line of {w.a}-{w.b} (pid {w.delayline['pid']}) is dead: the link "
+    for link in state.wan:
+        line = link.delayline
+        if line and not alive(line.pid):
+            log = logs / f"delayline-{line.name}.log"
+            problems.append(f"delay line of {link.a}-{link.b} (pid {line.pid}) is dead: the link "
                             "carries nothing; 'twin down' and 'twin up' to recover"
                             f" (its log, {log}: {tail(log, 1)})")
-    for w in state.workers:
-        if not alive(w.pid):
-            problems.append(f"worker {w.name} (container {w.container[:12]}) is not running")
-    for w in state.wan:
-        down = [i for i in (w.intf_a, w.intf_b) if _operstate(i) == "down"]
+    for worker in state.workers:
+        if not alive(worker.pid):
+            problems.append(f"worker {worker.name} (container {worker.container[:12]}) is not "
+                            "running")
+    for link in state.wan:
+        down = [i for i in (link.intf_a, link.intf_b) if _operstate(i) == "down"]
         if down:
-            problems.append(f"WAN link {w.a}-{w.b} is cut (port {', '.join(down)} down); "
-                            f"'twin link up {w.a} {w.b}' restores it")
+            problems.append(f"WAN link {link.a}-{link.b} is cut (port {', '.join(down)} down); "
+                            f"'twin link up {link.a} {link.b}' restores it")
     return problems
 
 

@@ -5,8 +5,9 @@ state file so that detached commands (exec, link, inspect, down) find what bring
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
+from twin.emulation.delayline import DelayLineSpec
 from twin.emulation.tc import Shaping
 from twin.errors import TwinError
 
@@ -42,7 +43,7 @@ class WanInfo:
     rate_bps: float
     emulated_bps: float
     queue_bytes: int
-    delayline: Optional[dict] = None
+    delayline: Optional[DelayLineSpec] = None  # where no netem carries the delay
     reserved_bps: float = 0.0
     class_dscps: list[int] = field(default_factory=list)  # detpath's classes on both ports
 
@@ -51,6 +52,12 @@ class WanInfo:
         traffic classes it serializes apart."""
         return Shaping(rate_bps=self.emulated_bps, delay_s=self.delay_s, jitter_s=self.jitter_s,
                        loss=self.loss, mtu=mtu, class_dscps=tuple(self.class_dscps))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "WanInfo":
+        """The inverse of ``dataclasses.asdict``: how the state file holds it."""
+        line = d.get("delayline")
+        return cls(**{**d, "delayline": DelayLineSpec.from_dict(line) if line else None})
 
 
 @dataclass
@@ -80,13 +87,12 @@ class TwinState:
         raise TwinError(f"no worker named {name!r}; workers are: "
                         + ", ".join(w.name for w in self.workers))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (nested dataclasses become dicts); from_dict reads it back."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TwinState":
-        d = dict(d)
-        d["workers"] = [WorkerInfo(**w) for w in d.get("workers", [])]
-        d["wan"] = [WanInfo(**w) for w in d.get("wan", [])]
-        return cls(**d)
+    def from_dict(cls, d: dict[str, Any]) -> "TwinState":
+        return cls(**{**d, "workers": [WorkerInfo(**w) for w in d.get("workers", [])],
+                      "wan": [WanInfo.from_dict(w) for w in d.get("wan", [])]})
 

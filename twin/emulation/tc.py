@@ -154,7 +154,7 @@ def class_rate_commands(dev: str, rate_bps: float, reserved_bps: float, mtu: int
 
 
 def nic_class_commands(dev: str, rate_bps: float, udp_ports: list[int], mtu: int = 1500,
-                       queue_bytes: Optional[int] = None, reserved_bps: float = 0.0,
+                       reserved_bps: float = 0.0,
                        tcp_ports: Sequence[int] = (), dscp: Optional[int] = None,
                        probe_dscp: Optional[int] = None) -> list[list[str]]:
     """A worker's link (both ends: the NIC and the switch port facing it) with the reservation's
@@ -192,8 +192,8 @@ def nic_class_commands(dev: str, rate_bps: float, udp_ports: list[int], mtu: int
     cmds += [cls("1:10", max(rate - probe - job, 8000), "2" if job else "1"),
              leaf("1:30", "30:", 32 * frame)]
     if job:
-        cmds.append(leaf("1:20", "20:", queue_bytes or 64 * frame))
-    cmds.append(leaf("1:10", "10:", queue_bytes or 64 * frame))
+        cmds.append(leaf("1:20", "20:", 64 * frame))
+    cmds.append(leaf("1:10", "10:", 64 * frame))
 
     def classify(pref: str, flowid: str, proto: int, ports: Sequence[int],
                  mark: Optional[int]) -> None:
@@ -220,3 +220,10 @@ def netem_leaves(tc_qdisc_show: str) -> list[tuple[str, str]]:
             found.append((m.group(1), m.group(3) or "root"))
     return found
 
+
+def netem_limits(tc_qdisc_show: str) -> dict[str, int]:
+    """handle -> queue limit (packets) of every netem qdisc in `tc qdisc show` output. A
+    `tc qdisc change ... netem` without 'limit' sets it back to tc's default of 1000 packets,
+    so a live change passes each leaf's own limit again."""
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"^qdisc netem (\S+) .*?\blimit (\d+)", tc_qdisc_show, re.M)}

@@ -217,7 +217,7 @@ def run(c: Campaign, csv_path: Path, progress: Callable[[str], None] = lambda s:
     for p in todo:
         groups.setdefault(tuple(p[k] for k in TWIN_KEYS), []).append(p)
     n = 0
-    for key, points in groups.items():
+    for points in groups.values():
         topo = variant(c, points[0])
         state = None
         try:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from twin.errors import TwinError
+
 
 @dataclass
 class Capability:
@@ -28,9 +30,10 @@ class Capability:
     fix: str = ""
 
 
-def _run(argv: list[str], timeout: float = 15) -> tuple[int, str]:
+def _run(argv: list[str]) -> tuple[int, str]:
+    """Exit code and output of a probe; a missing or hanging tool is an answer too."""
     try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=15)
         return p.returncode, (p.stdout + p.stderr).strip()
     except FileNotFoundError:
         return 127, f"{argv[0]}: not found"
@@ -73,11 +76,6 @@ def cgroup_version(mounts_text: str) -> int:
         if len(parts) >= 3 and parts[1] == "/sys/fs/cgroup":
             return 2 if parts[2] == "cgroup2" else 1
     return 1
-
-
-def parse_docker_version(text: str) -> Optional[str]:
-    m = re.match(r"\s*([0-9]+\.[0-9]+[0-9A-Za-z.+~-]*)", text)
-    return m.group(1) if m else None
 
 
 # ---- probes ------------------------------------------------------------------
@@ -127,13 +125,14 @@ def ovs_datapath() -> str:
 
 
 def probe_docker() -> Capability:
-    rc, out = _run(["docker", "version", "--format", "{{.Server.Version}}"])
-    if rc != 0:
-        return Capability("docker engine", False, out.splitlines()[-1] if out else "not running",
+    from twin.host.engine import engine_version
+    try:
+        version = engine_version()
+    except TwinError as exc:
+        return Capability("docker engine", False, str(exc),
                           fix="run 'make setup' (installs docker.io and starts dockerd)")
     mounts = Path("/proc/mounts").read_text()
-    return Capability("docker engine", True,
-                      f"{parse_docker_version(out)}, cgroup v{cgroup_version(mounts)}")
+    return Capability("docker engine", True, f"{version}, cgroup v{cgroup_version(mounts)}")
 
 
 def probe_ovs() -> Capability:
@@ -197,10 +196,18 @@ def probe_osken() -> Capability:
 
 
 def probe_image() -> Capability:
-    from twin.host.images import worker_image_ref
+    from docker.errors import DockerException
+    from requests.exceptions import RequestException
+
+    from twin.host.engine import docker_client
+    from twin.host.images import image_exists, worker_image_ref
     ref = worker_image_ref()
-    rc, _ = _run(["docker", "image", "inspect", ref])
-    if rc == 0:
+    try:
+        present = image_exists(docker_client(), ref)
+    except (TwinError, DockerException, RequestException):
+        return Capability("worker image", False, f"{ref}: cannot tell, the docker engine is not "
+                          "answering", fix="run 'make setup' (starts dockerd, builds the image)")
+    if present:
         return Capability("worker image", True, ref)
     return Capability("worker image", False, f"{ref} not built",
                       fix="run 'make setup' (builds it locally, no registry needed)")

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
+import signal
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 
-from docker.errors import APIError, BuildError, ImageNotFound
+from docker.errors import APIError, BuildError, DockerException, ImageNotFound
+from requests.exceptions import RequestException
 
 from twin.errors import TwinError
 from twin.host import rundirs
@@ -105,16 +109,60 @@ def build_base(client, log=print) -> str:
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             raise TwinError(f"debootstrap failed: {tail[0]}")
-        subprocess.run(["rm", "-rf", str(tmp / "var" / "cache" / "apt" / "archives")], check=False)
+        shutil.rmtree(tmp / "var" / "cache" / "apt" / "archives", ignore_errors=True)
         tmp.rename(rootfs)
     log(f"importing {rootfs} as {ref}")
-    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    imp = subprocess.run(["docker", "import", "-", ref], stdin=tar.stdout, capture_output=True,
-                         text=True)
-    tar.wait()
-    if imp.returncode != 0:
-        raise TwinError(f"docker import failed: {imp.stderr.strip()}")
+    import_rootfs(client, rootfs, ref)
     return ref
+
+
+def import_rootfs(client, rootfs: Path, ref: str) -> None:
+    """``docker import`` of a root filesystem through the SDK, streamed: tar writes the archive
+    into a pipe that the engine reads as it comes (chunked upload), so the archive (~270 MB for
+    the base) is never held in this process's memory. A failed import leaves no image under
+    ``ref``: the tag is what says the base is there."""
+    repository, tag = ref.rsplit(":", 1)
+    failure = ""
+    with tempfile.TemporaryFile() as said:  # a file, not a pipe: tar never waits on its stderr
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE,
+                               stderr=said)
+        assert tar.stdout is not None
+        try:
+            answer = client.api.import_image_from_stream(tar.stdout, repository=repository,
+                                                         tag=tag)
+            failure = next(iter(import_errors(answer)), "")
+        except (DockerException, RequestException) as exc:
+            failure = str(exc)
+        finally:
+            tar.stdout.close()  # a tar still writing (the engine gave up) ends on the closed pipe
+            tar.wait()
+        said.seek(0)
+        tar_said = said.read().decode(errors="replace").strip()
+    engine_stopped_reading = tar.returncode == -signal.SIGPIPE or "Broken pipe" in tar_said
+    if tar.returncode != 0 and not (failure and engine_stopped_reading):  # tar is the cause
+        failure = f"tar of {rootfs} failed: {(tar_said or f'exit {tar.returncode}').splitlines()[0]}"
+    elif failure or not image_exists(client, ref):
+        failure = f"docker import of {rootfs} failed: {failure or f'no image {ref} afterwards'}"
+    if failure:
+        try:
+            client.images.remove(ref, force=True)
+        except (DockerException, RequestException):
+            pass
+        raise TwinError(failure)
+
+
+def import_errors(answer: str) -> list[str]:
+    """The errors in the engine's answer to an import (JSON lines; an error can come after the
+    upload was accepted, so the HTTP status alone does not tell)."""
+    errors = []
+    for line in answer.splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(message, dict) and message.get("error"):
+            errors.append(str(message["error"]))
+    return errors
 
 
 def _context() -> io.BytesIO:

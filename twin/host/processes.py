@@ -7,11 +7,13 @@ from __future__ import annotations
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterable, Optional, TypeVar
 
 from twin.errors import TwinError
 
 WORKLOAD_ENV = "TWIN_WORKLOAD"
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def ns_prefix(pid: Optional[int]) -> list[str]:
@@ -27,11 +29,13 @@ def ns_prefix(pid: Optional[int]) -> list[str]:
     return ["nsenter", "--target", str(pid), "--net", "env", f"{WORKLOAD_ENV}=1"]
 
 
-def run_argv(argv: list[str], check: bool = True, stdin: Optional[str] = None
-             ) -> subprocess.CompletedProcess:
+def run_argv(argv: list[str], check: bool = True, stdin: Optional[str] = None,
+             what: Optional[str] = None) -> subprocess.CompletedProcess:
+    """Run a command with its output captured as text. With ``check``, a failure is one line:
+    ``what`` failed (by default the command line itself), then what the command said."""
     proc = subprocess.run(argv, capture_output=True, text=True, input=stdin)
     if check and proc.returncode != 0:
-        raise TwinError(f"{' '.join(argv)}: {proc.stderr.strip() or proc.stdout.strip()}")
+        raise TwinError(f"{what or ' '.join(argv)}: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc
 
 
@@ -52,7 +56,10 @@ def alive(pid: int) -> bool:
     return pid > 0 and stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-def parallel(fn, items) -> None:
+def parallel(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """``fn`` over ``items`` eight at a time, results in the items' order. If any failed, the
+    first failure (in that order) is raised after all have finished. For work that waits on the
+    kernel or the engine."""
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(fn, items))
+        return list(pool.map(fn, items))
 

@@ -14,14 +14,15 @@ import time
 from pathlib import Path
 
 from twin.errors import TwinError
+from twin.host.engine import engine_version
 
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 DOCKERD_LOG = Path("/var/log/twin-dockerd.log")
 
 
-def _ok(argv: list[str], timeout: float = 10) -> bool:
+def _ok(argv: list[str]) -> bool:
     try:
-        return subprocess.run(argv, capture_output=True, timeout=timeout).returncode == 0
+        return subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -31,7 +32,12 @@ def has_systemd() -> bool:
 
 
 def docker_answers() -> bool:
-    return _ok(["docker", "version", "--format", "{{.Server.Version}}"], timeout=15)
+    """Whether the engine answers now (see engine.engine_version: safe while it is down)."""
+    try:
+        engine_version()
+    except TwinError:
+        return False
+    return True
 
 
 def ovs_answers() -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 def write_rows(rows: list, path: Path, append: bool = False) -> Path:
     """Header from the first row; ``append`` keeps an existing file's rows."""
-    dicts = [asdict(r) if is_dataclass(r) else dict(r) for r in rows]
+    dicts = [asdict(r) if is_dataclass(r) and not isinstance(r, type) else dict(r) for r in rows]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists() or not append

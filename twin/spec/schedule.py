@@ -39,7 +39,8 @@ class Schedule(FileModel):
     backward: float = Field(description="seconds")
     optimizer: float = 0.0
     buckets: list[int] = Field(min_length=1, description="gradient bucket sizes (bytes, real)")
-    ready: Optional[list[float]] = Field(default=None, description="fraction of backward done when each bucket is ready")
+    ready: Optional[list[float]] = Field(
+        default=None, description="fraction of backward done when each bucket is ready")
     overlap: bool = True
 
     _t = field_validator("forward", "backward", "optimizer", mode="before")(

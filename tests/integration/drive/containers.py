@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from twin.emulation.nodes import docker_client
+from twin.host.engine import docker_client
 
 
 def in_container(container: str, word: str) -> list[str]:

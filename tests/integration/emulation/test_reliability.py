@@ -60,7 +60,7 @@ def test_controller_and_delay_line_deaths_are_reported_and_recoverable(clean_mac
         state = runtime.load_state()
         assert runtime.health(state) == [] and len(cross_site_pings(state)) == 5
         if state.wan[0].delayline:  # netem links have no process that could die
-            os.kill(state.wan[0].delayline["pid"], signal.SIGKILL)
+            os.kill(state.wan[0].delayline.pid, signal.SIGKILL)
             time.sleep(0.3)
             assert any("delay line of beijing-wuhan" in p for p in runtime.health(state))
             assert cross_site_pings(state, 3) == []

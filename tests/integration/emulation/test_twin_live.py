@@ -59,8 +59,8 @@ def test_tcp_throughput_is_shaped_to_the_emulated_rate(ci2site):
 
 
 def test_live_rate_change_reshapes_the_link(ci2site):
-    """`twin link set --rate`: the real rate is scaled like the topology's (until session 4 the
-    emulated rate never changed: the scale was read after the new real rate had replaced the old)."""
+    """`twin link set --rate`: the real rate is scaled like the topology's (the scale must be read
+    before the new real rate replaces the old, or the emulated rate would not change)."""
     topo, state = ci2site
     real = topo.links[0].rate
     rate = topo.emulated_rate(real)

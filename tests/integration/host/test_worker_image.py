@@ -30,7 +30,7 @@ def test_clean_images_removes_only_worker_tags_of_older_code(daemons):
     old = "twin-worker:000000000000"  # as a build from other traffic/ code would be tagged
     subprocess.run(["docker", "tag", ref, old], check=True)
     try:
-        from twin.emulation.nodes import docker_client
+        from twin.host.engine import docker_client
         from twin.host.images import remove_stale_worker_images, stale_worker_images
         client = docker_client()
         assert old in stale_worker_images(client) and ref not in stale_worker_images(client)

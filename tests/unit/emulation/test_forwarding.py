@@ -34,9 +34,9 @@ def test_every_switch_has_one_exact_flow_per_worker():
     topo = load_topology(TOPOS / "fntf-4site.yaml")
     st = synthetic_state(topo)
     flows = static_flows(topo, st)
-    for sw, lines in flows.items():
+    for lines in flows.values():
         assert len(lines) == len(st.workers)
-        assert all(l.startswith("priority=100,dl_dst=02:00:00:00:") for l in lines)
+        assert all(f.startswith("priority=100,dl_dst=02:00:00:00:") for f in lines)
 
 
 def test_local_workers_go_to_their_own_port_and_remote_ones_along_the_shortest_delay():
@@ -44,7 +44,7 @@ def test_local_workers_go_to_their_own_port_and_remote_ones_along_the_shortest_d
     st = synthetic_state(topo)
     flows = static_flows(topo, st)
     beijing_sw = switch_name(1)
-    by_mac = {l.split("dl_dst=")[1].split(",")[0]: int(l.rsplit(":", 1)[1]) for l in flows[beijing_sw]}
+    by_mac = {f.split("dl_dst=")[1].split(",")[0]: int(f.rsplit(":", 1)[1]) for f in flows[beijing_sw]}
     b1 = next(w for w in st.workers if w.name == "beijing1")
     assert by_mac[b1.mac] == b1.port
     # Beijing -> Guangzhou has a direct chord; it is shorter than via Shanghai.

@@ -11,6 +11,7 @@ from twin.emulation.tc import (
     htb_burst_bytes,
     netem_args,
     netem_leaves,
+    netem_limits,
     shaping_commands,
 )
 
@@ -160,6 +161,14 @@ def test_netem_leaves_are_found_in_tc_output():
              "qdisc netem 30: parent 1:30 limit 1000 delay 6.8ms\n")
     assert netem_leaves(shown) == [("10:", "1:10"), ("20:", "1:20"), ("30:", "1:30")]
     assert netem_leaves("qdisc netem 10: root refcnt 2 limit 1000 delay 5ms\n") == [("10:", "root")]
+
+
+def test_netem_limits_are_read_per_leaf():
+    shown = ("qdisc htb 1: root refcnt 2 r2q 10 default 0x10 direct_packets_stat 0\n"
+             "qdisc netem 10: parent 1:10 limit 1982 delay 20ms  10ms\n"
+             "qdisc netem 20: parent 1:20 limit 1000 delay 6.8ms\n"
+             "qdisc bfifo 30: parent 1:30 limit 48448b\n")
+    assert netem_limits(shown) == {"10:": 1982, "20:": 1000}
 
 
 def test_delay_line_lateness_is_read_between_two_dumps_and_never_flatters():

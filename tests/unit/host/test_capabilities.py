@@ -5,7 +5,6 @@ from tests.locations import DATA
 from twin.host.capabilities import (
     cgroup_version,
     parse_datapath_types,
-    parse_docker_version,
     parse_meminfo,
     parse_ovs_version,
     qdisc_supported,
@@ -47,9 +46,3 @@ def test_meminfo():
     mem = parse_meminfo("MemTotal:       24684092 kB\nMemAvailable:   24162760 kB\n")
     assert mem["MemTotal"] == 24684092 * 1024
     assert mem["MemAvailable"] == 24162760 * 1024
-
-
-def test_docker_versions():
-    assert parse_docker_version("20.10.24+dfsg1\n") == "20.10.24+dfsg1"
-    assert parse_docker_version("28.2.2") == "28.2.2"
-    assert parse_docker_version("Cannot connect to the Docker daemon") is None
