@@ -158,11 +158,11 @@ def trace_plan(state: TwinState, src: WorkerInfo, dst: WorkerInfo) -> TracePlan:
         out_port, in_port = (w.intf_a, w.intf_b) if forward else (w.intf_b, w.intf_a)
         if w.delayline:
             dl = w.delayline
-            end_in, end_out = (dl["end_a"], dl["end_b"]) if forward else (dl["end_b"], dl["end_a"])
+            end_in, end_out = (dl.end_a, dl.end_b) if forward else (dl.end_b, dl.end_a)
             add(CapturePoint(out_port, "out", sw_u), "switch", sw_u)
-            add(CapturePoint(end_in, "in", dl["name"]), "veth", dl["name"])
-            add(CapturePoint(end_out, "out", dl["name"]), "delay", dl["name"], w.emulated_bps)
-            add(CapturePoint(in_port, "in", sw_v), "veth", dl["name"])
+            add(CapturePoint(end_in, "in", dl.name), "veth", dl.name)
+            add(CapturePoint(end_out, "out", dl.name), "delay", dl.name, w.emulated_bps)
+            add(CapturePoint(in_port, "in", sw_v), "veth", dl.name)
         elif w.delay_s > 0 or w.jitter_s > 0 or w.loss > 0:
             # netem on out_port's egress is before the capture tap: one hop with the switch pass
             add(CapturePoint(out_port, "out", sw_u), "switch+delay", sw_u, w.emulated_bps)
@@ -309,7 +309,7 @@ def analyse(plan: TracePlan, sightings: list[Sightings], sent: int, probe: dict,
         rows.append(HopRow(hop=len(rows) + 1, kind=kind, node=hop.node,
                            interfaces=plan.interfaces(hop), packets=len(values), lost=lost,
                            reordered=late, median_ms=median, p99_ms=p99, mean_ms=mean,
-                           **context))  # type: ignore[arg-type]
+                           **context))
 
     for hop in plan.hops:
         end = sightings[hop.end].by_seq
@@ -336,7 +336,7 @@ def analyse(plan: TracePlan, sightings: list[Sightings], sent: int, probe: dict,
                 median: Optional[float], p99: Optional[float], mean: Optional[float]) -> None:
         rows.append(HopRow(hop=None, kind=kind, node=node, interfaces=interfaces, packets=packets,
                            lost=lost, reordered=late, median_ms=median, p99_ms=p99, mean_ms=mean,
-                           **context))  # type: ignore[arg-type]
+                           **context))
 
     complete = set.intersection(*(set(s.by_seq) for s in sightings)) if sightings else set()
     summary("sum", "", "", len(complete), sum(r.lost for r in hop_rows), 0,

@@ -16,7 +16,9 @@ from scapy.utils import PcapWriter
 
 from traffic.probe import HEADER, MAGIC
 from twin.cli import main as cli
+from twin.emulation.delayline import DelayLineSpec, delayline_params
 from twin.emulation.state import TwinState, WanInfo, WorkerInfo
+from twin.emulation.tc import Shaping
 from twin.errors import TwinError
 from twin.measure.trace import (
     CapturePoint,
@@ -45,8 +47,9 @@ def worker(site: int, name: str, k: int) -> WorkerInfo:
 def wan(a: tuple[int, str], b: tuple[int, str], n: int, delay_s: float, delayline: bool = True,
         emulated_bps: float = 100e6) -> WanInfo:
     (ia, na), (ib, nb) = a, b
-    dl = {"name": f"twd{n}", "end_a": f"twd{n}a", "end_b": f"twd{n}b", "params_file": "",
-          "pid": 0, "params": {}} if delayline else None
+    dl = DelayLineSpec(name=f"twd{n}", end_a=f"twd{n}a", end_b=f"twd{n}b", params_file="", pid=0,
+                       params=delayline_params(Shaping(rate_bps=emulated_bps, delay_s=delay_s))
+                       ) if delayline else None
     return WanInfo(a=na, b=nb, switch_a=f"tw{ia}", switch_b=f"tw{ib}", port_a=10 + n,
                    port_b=10 + n, intf_a=f"tw{ia}-eth{10 + n}", intf_b=f"tw{ib}-eth{10 + n}",
                    km=1000.0, delay_s=delay_s, jitter_s=0.0, loss=0.0, rate_bps=400e9,
