@@ -25,6 +25,7 @@ from twin.measure.trace import (
     TracePlan,
     analyse,
     forwarding_path,
+    pcap_folder,
     read_sightings,
     reordered,
     tcpdump_argv,
@@ -137,7 +138,7 @@ def test_no_path_is_one_line():
 def test_tcpdump_captures_one_direction_with_nanosecond_kernel_timestamps():
     argv = tcpdump_argv(CapturePoint("twd1a", "in", "twd1"), Path("/x/p.pcap"), PORT)
     assert argv[:5] == ["tcpdump", "-i", "twd1a", "-Q", "in"]
-    for flag in ("-p", "-U", "--time-stamp-precision=nano"):
+    for flag in ("-p", "--immediate-mode", "-U", "--time-stamp-precision=nano"):
         assert flag in argv
     assert argv[argv.index("-j") + 1] == "host" and argv[argv.index("-w") + 1] == "/x/p.pcap"
     assert argv[-1] == "udp and dst port 7200"
@@ -354,3 +355,18 @@ def test_an_interrupt_while_processes_start_waits_for_the_block_to_end():
             done.append("the rest of the block ran")
     assert done == ["the rest of the block ran"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_the_captures_scratch_folder_is_gone_after_the_trace_even_when_it_fails(tmp_path,
+                                                                                monkeypatch):
+    monkeypatch.setenv("TWIN_RUN_DIR", str(tmp_path))
+    with pytest.raises(TwinError):
+        with pcap_folder(None) as folder:
+            (folder / "00-a1-eth0-out.pcap").write_bytes(b"")
+            assert folder.parent == tmp_path / "traces"
+            raise TwinError("tcpdump exited")
+    assert not folder.exists() and list((tmp_path / "traces").iterdir()) == []
+    kept = tmp_path / "kept"
+    with pcap_folder(str(kept)) as folder:
+        (folder / "00-a1-eth0-out.pcap").write_bytes(b"")
+    assert [p.name for p in kept.iterdir()] == ["00-a1-eth0-out.pcap"]  # --pcaps keeps them
