@@ -454,17 +454,17 @@ def wait_capturing(caps: list[Capture], timeout: float = READY_TIMEOUT_S) -> Non
 
 @contextlib.contextmanager
 def interrupts_deferred() -> Iterator[None]:
-    """Ctrl-C or SIGTERM while the block starts processes takes effect as KeyboardInterrupt when
-    the block ends, once every process it started has a handle to stop it by. Interrupted
-    half-way, a start leaves a process nobody stops: the probe's sender, started in its
-    container while its handle was being made, went on sending for the rest of its 30 s.
+    """Ctrl-C, SIGTERM or SIGHUP while the block starts processes takes effect as
+    KeyboardInterrupt when the block ends, once every process it started has a handle to stop it
+    by. Interrupted half-way, a start would leave a process nobody stops (the probe's sender,
+    started in its container while its handle is being made, would send to the end of its run).
     Outside the main thread (where Python runs signal handlers) the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     got: list[int] = []
     old = {s: signal.signal(s, lambda signum, frame: got.append(signum))
-           for s in (signal.SIGINT, signal.SIGTERM)}
+           for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:

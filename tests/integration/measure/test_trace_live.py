@@ -5,6 +5,7 @@ probe outlives the trace, whether it ends, is interrupted or is killed."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from tests.integration.drive.containers import in_container
 from tests.locations import ROOT
 from twin.emulation.cleanup import cmdline, kill_processes, twin_processes
+from twin.host import rundirs
 from twin.measure.trace import trace
 
 # Tolerances, stated: the delay line is never early and, idle, late by well under 0.5 ms
@@ -30,6 +32,12 @@ MEDIAN_SUM_MS = 0.05
 def tcpdumps() -> list[int]:
     """tcpdump processes the twin started (marked TWIN_WORKLOAD=1), as `twin clean` finds them."""
     return [p for p in twin_processes() if os.path.basename((cmdline(p) or [""])[0]) == "tcpdump"]
+
+
+def scratch_captures() -> list[str]:
+    """The captures' scratch folders a trace left in the run directory."""
+    folder = rundirs.traces_dir()
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
 def probes(state) -> list[str]:
@@ -65,7 +73,7 @@ def test_the_delay_stage_holds_the_link_delay_and_the_hops_add_up(ci2site):
     assert abs(total.median_ms - probe.median_ms) <= MEDIAN_SUM_MS, (total, probe)
     # the receiver's capture and the probe's socket read the same kernel timestamp
     assert abs(result.total("end-to-end").median_ms - probe.median_ms) <= 0.001
-    assert tcpdumps() == [] and probes(state) == []
+    assert tcpdumps() == [] and probes(state) == [] and scratch_captures() == []
 
 
 def test_the_trace_verb_prints_the_hops_and_writes_the_csv(ci2site, tmp_path):
@@ -84,7 +92,7 @@ def test_the_trace_verb_prints_the_hops_and_writes_the_csv(ci2site, tmp_path):
                                       "mean_ms"]
     assert header.endswith("mechanism,scale") and len(rows) == 9 + 3
     assert rows[4].split(",")[3:6] == ["delay", "twd1", "twd1b -> twd1a"]  # wuhan -> beijing
-    assert tcpdumps() == [] and probes(state) == []
+    assert tcpdumps() == [] and probes(state) == [] and scratch_captures() == []
 
 
 def start_trace(seconds: float) -> subprocess.Popen:
@@ -109,7 +117,7 @@ def test_an_interrupted_trace_stops_its_captures_and_probes(ci2site, sig):
             proc.kill()
     assert proc.returncode == 130, err
     assert "interrupted" in err
-    assert tcpdumps() == [] and probes(state) == []
+    assert tcpdumps() == [] and probes(state) == [] and scratch_captures() == []
 
 
 def test_twin_clean_finds_the_captures_of_a_killed_trace(ci2site):
@@ -126,8 +134,10 @@ def test_twin_clean_finds_the_captures_of_a_killed_trace(ci2site):
         in_worker = [p for p in left if os.readlink(f"/proc/{p}/ns/net")
                      != os.readlink("/proc/self/ns/net")]
         assert len(in_worker) == 2  # the sender's and the receiver's NIC
+        assert len(scratch_captures()) == 1  # left for `twin clean`
     finally:
         kill_processes(tcpdumps())
+        shutil.rmtree(rundirs.traces_dir(), ignore_errors=True)  # what `twin clean` removes
     assert tcpdumps() == []
     # the probes, started in the containers, end by themselves: 2 s of packets, then idle
     assert wait_for(lambda: probes(state) == [], timeout=30)
