@@ -59,7 +59,6 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
     up = BringUp(topo, new_state(topo, topology_file, run_id, controller), progress)
     up.create_switches()
     up.wire_workers(up.start_workers(images))
-    up.tune_worker_tcp()
     up.add_long_haul_links()
     if controller != "none":
         up.start_controller(reservations)
@@ -67,6 +66,7 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
     if reservations:
         up.isolate_on_wan(reservations)
         up.isolate_on_worker_links(reservations)
+    up.tune_worker_tcp()  # the workers' addresses and routes exist once the network started
     install_static_arp(up.state)
     up.forward()
     if compensate and up.state.wan:

@@ -54,7 +54,7 @@ from twin.plan.routing import spanning_tree_ports
 PINGS = 20  # per measured path: enough for a stable median of a sub-millisecond round trip
 WARMUP = 3  # pings first sent and not counted: ARP, the switches' flow caches, the first wake-ups
 INTERVAL_S = 0.01
-PARALLEL = 6  # paths measured at once (pings are tiny; more would queue in the shared switch)
+PARALLEL = 12  # paths measured at once where there are many (pings are tiny)
 RESIDUAL_PINGS = 40  # at the configured delay ping reports 0.1 ms steps: averaged over more
 # ping's own default pacing (twin.measure.ping), as calibration sends: the longer the gaps between
 # frames the more of each one's wake-ups the host pays (10 ms gaps measured ~0.2 ms less)
