@@ -49,3 +49,19 @@ def test_gloo_allreduce_beside_the_twin_is_exact_with_a_backend_column(torch_ima
     big = gloo[-1]
     # gloo's bytes cross the emulated WAN (its fabric interface, not another one): never faster
     assert 0 < float(big["busbw_GBps"]) * 8e9 <= float(big["bottleneck_mbps"]) * 1e6 * 1.02
+
+
+def test_twin_run_starts_an_unchanged_torch_distributed_program_on_every_worker(torch_image, clean_machine):
+    program = ("import torch, torch.distributed as dist\n"
+               "dist.init_process_group('gloo')\n"  # env://, from twin run's environment
+               "t = torch.full((1000,), float(dist.get_rank() + 1))\n"
+               "dist.all_reduce(t)\n"
+               "print('sum', dist.get_rank(), dist.get_world_size(), t.min().item(), t.max().item())\n"
+               "dist.destroy_process_group()\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "twin.cli.main", "run", "--topology", str(TOPOS / "ci-2site.yaml"),
+         "--torch", "--", "python3", "-c", program],
+        capture_output=True, text=True, timeout=600, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    sums = sorted(ln.split("] ", 1)[1] for ln in proc.stdout.splitlines() if "] sum " in ln)
+    assert sums == [f"sum {r} 4 10.0 10.0" for r in range(4)]  # 1 + 2 + 3 + 4 on every rank
