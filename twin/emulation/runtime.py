@@ -17,12 +17,14 @@ from typing import Iterator, Optional
 
 from twin.emulation import cleanup
 from twin.emulation.build import build_twin
+from twin.emulation.controller import admitted_reservations
 from twin.emulation.links import set_long_haul_impairments
 from twin.emulation.state import TwinState, WanInfo
 from twin.emulation.tc import class_rate_commands, frame_bytes, htb_burst_bytes
 from twin.errors import TwinError
 from twin.host import rundirs, services
 from twin.host.processes import alive, run_argv, tail
+from twin.plan.routing import link_classes
 from twin.spec.topology import Topology
 
 
@@ -131,9 +133,10 @@ def set_link(a: str, b: str, delay_s: Optional[float] = None, rate_bps: Optional
         w.rate_bps = rate_bps
         w.emulated_bps = rate_bps * factor
         burst = str(htb_burst_bytes(w.emulated_bps, frame_bytes(state.mtu)))
+        classes = link_classes(admitted_reservations(), w.a, w.b) if w.class_dscps else []
         for intf in (w.intf_a, w.intf_b):
             if w.class_dscps:  # detpath's classes: each one's rate follows the line's
-                for argv in class_rate_commands(intf, w.emulated_bps, w.reserved_bps, state.mtu):
+                for argv in class_rate_commands(intf, w.emulated_bps, classes, state.mtu):
                     run_argv(argv)
                 continue
             for classid, parent in (("1:1", "1:"), ("1:10", "1:1")):
