@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 from mininet.node import RemoteController
 
 from twin.emulation import controller as ctl
+from twin.emulation import liveness
 from twin.emulation.delayline import delayline_params, update_delayline
 from twin.emulation.forwarding import install_static_arp, install_static_flows
 from twin.emulation.links import apply_classes, apply_nic_classes
@@ -56,11 +57,15 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
     if controller != "none":
         up.start_controller(reservations)
     up.start_switches()
+    if controller == "detpath":  # its fast failover also sees cuts that leave the ports up
+        liveness.enable_bfd(up.state)
     if reservations:
         up.isolate_on_wan(reservations)
         up.isolate_on_worker_links(reservations)
     install_static_arp(up.state)
     up.forward()
+    if controller == "detpath":
+        liveness.wait_bfd_up(liveness.wan_ports(up.state))
     return up.net, up.state
 
 
