@@ -11,7 +11,7 @@ import networkx as nx
 
 from tests.locations import TOPOS
 from twin.drive.crosstraffic import start_flow, start_interference, start_probe
-from twin.emulation import runtime
+from twin.emulation import liveness, runtime
 from twin.experiments import determinism
 from twin.spec.topology import Scale, load_topology
 from twin.units import parse_rate, tcp_payload_share
@@ -100,6 +100,17 @@ def test_detpath_pins_paths_and_fails_over_within_a_fraction_of_a_second(clean_m
         port = determinism.replicated_probe_port(topo)
         both = determinism.failover(topo, state, "detpath", progress=lambda s: None, port=port,
                                     protection="1+1")
+        assert both.loss == 0 and both.gap_ms == 0, both
+        # mid-span: both ports stay up, the switches learn of the cut from BFD, which takes a
+        # few of its intervals; 1+1 still loses nothing
+        mid = determinism.failover(topo, state, "detpath", progress=lambda s: None,
+                                   cut_kind="mid-span")
+        detect_ms = liveness.BFD_DETECT_MULT * liveness.BFD_INTERVAL_MS
+        assert mid.cut == "mid-span" and row.cut == "port-down"
+        assert detect_ms / 2 <= mid.gap_ms < detect_ms + 250 and mid.loss < 0.1, mid
+        assert mid.gap_ms > row.gap_ms  # the detection time is part of the gap
+        both = determinism.failover(topo, state, "detpath", progress=lambda s: None, port=port,
+                                    protection="1+1", cut_kind="mid-span")
         assert both.loss == 0 and both.gap_ms == 0, both
         # the delay line serializes the probe and job classes apart (twin/delayline.c; where
         # netem carries the link, each class has its own netem leaf instead)
