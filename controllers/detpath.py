@@ -3,15 +3,21 @@
 Written against the Ryu API (OpenFlow 1.3), run on os-ken. Everything is installed when a switch
 connects, from the twin's model: no learning, no flooding, no hashing.
 
-Table 0 classifies: traffic of a reservation (its TCP/UDP ports) entering from a worker gets its
-DSCP set; everything else passes unmarked. LLDP goes to the controller: once every switch is
+Table 0 classifies: traffic of a reservation entering from a worker (exact match on its two
+endpoints, one at each of the reservation's sites, and its TCP/UDP ports) gets the reservation's
+own DSCP set; everything else passes unmarked. LLDP goes to the controller: once every switch is
 programmed, an LLDP frame leaves every WAN port and the ports it arrives on are compared with the
 model, so a miswired twin is reported instead of silently forwarding on the wrong links.
-Table 1 forwards by exact destination MAC through a fast-failover group per destination site
-(primary next hop, then an edge-disjoint backup on port liveness). Ports a reservation sends 1+1
-(replicated_udp_ports) leave the first switch twice, once on the edge-disjoint backup path
-(install_replicas). Table-miss drops. Isolation is done by the twin on every WAN egress: HTB
-gives the DSCP class its reserved rate and priority (OVS's userspace datapath does not shape).
+Table 1 forwards a reservation's traffic (its DSCP, the destination worker's MAC, the port it
+came in by) along the path admission placed it on, through a fast-failover group per switch and
+direction: the next hop on the path while its port is live, else the reservation's own backup
+path (twin.plan.routing.reservation_steps). Everything else goes by exact destination MAC
+through a fast-failover group per destination site (primary next hop, then an edge-disjoint
+backup on port liveness). Ports a reservation sends 1+1 (replicated_udp_ports) leave the first
+switch twice, once on the edge-disjoint backup path (install_replicas). Table-miss drops.
+Isolation is done by the twin on every egress of the reservation's paths: HTB gives each
+reservation's DSCP classes of its own with its rate and priority (OVS's userspace datapath does
+not shape).
 """
 
 from __future__ import annotations
@@ -27,13 +33,14 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controllers import description
 from twin.plan.graph import fabric_graph
-from twin.plan.routing import next_hops, replica_mac, replica_routes
+from twin.plan.routing import Leg, legs, next_hops, replica_mac, replica_routes, reservation_steps
 
 ETH_IP = 0x0800
 LLDP_SRC = "02:00:00:00:00:fe"
 LLDP_ROUNDS = 3  # frames per port, 100 ms apart: a lossy link may drop one
 LLDP_WAIT_S = 3.0
 REPLICA_GROUPS = 1000  # group ids above this: 1+1 replication (below: fast failover per site)
+RESERVATION_GROUPS = 100000  # above this: a reservation's next hop on its path, with failover
 
 
 def lldp_frame(dpid: int, port: int) -> bytes:
@@ -91,6 +98,7 @@ class DetPath(app_manager.OSKenApp):
         self.graph = fabric_graph(self.model.wan)
         self.hops = next_hops(self.graph) if self.model.wan else {}
         self.replicas = replica_routes(self.model.reservations)
+        self.legs = legs(self.model.reservations)
         for r in self.model.reservations:
             if r.replicated_udp_ports and not r.backup:
                 self.logger.warning("reservation %s: no edge-disjoint backup path, so its ports "
@@ -135,15 +143,7 @@ class DetPath(app_manager.OSKenApp):
         # table 0: LLDP to the controller (wiring check); classify reserved traffic, then forward
         self.flow(dp, 0, 300, p.OFPMatch(eth_type=ether_types.ETH_TYPE_LLDP),
                   [p.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER)])
-        for port in self.model.host_ports(name):
-            for res in self.model.reservations:
-                for proto, ports, src_key, dst_key, dscp in (
-                        (6, res.tcp_ports, "tcp_src", "tcp_dst", res.dscp),
-                        (17, res.udp_ports, "udp_src", "udp_dst", res.probe_dscp)):
-                    for tp in ports:
-                        for key in (src_key, dst_key):
-                            m = p.OFPMatch(in_port=port, eth_type=ETH_IP, ip_proto=proto, **{key: tp})
-                            self.flow(dp, 0, 200, m, [p.OFPActionSetField(ip_dscp=dscp)], goto=1)
+        self.install_classification(dp, name, site)
         self.flow(dp, 0, 0, p.OFPMatch(), goto=1)
         # table 1: exact destination MAC; remote sites through fast-failover groups
         groups = {}
@@ -162,7 +162,62 @@ class DetPath(app_manager.OSKenApp):
                 actions = [p.OFPActionGroup(groups[w["site"]])]
             self.flow(dp, 1, 100, p.OFPMatch(eth_dst=w["mac"]), actions)
         self.flow(dp, 1, 0, p.OFPMatch(), [])  # table-miss: drop, never flood
+        gid = RESERVATION_GROUPS
+        for leg in self.legs:
+            gid = self.install_leg(dp, name, site, leg, gid)
         self.install_replicas(dp, name, site)
+
+    def install_classification(self, dp, name: str, site: str) -> None:
+        """Table 0: each reservation's traffic from a worker here to a worker at its other site
+        (either direction of its ports) marked with the reservation's own DSCP."""
+        p = dp.ofproto_parser
+        mine = [w for w in self.model.workers if w["switch"] == name]
+        for res in self.model.reservations:
+            if site not in (res.src, res.dst) or res.src == res.dst:
+                continue
+            there = res.dst if site == res.src else res.src
+            peers = [w for w in self.model.workers if w["site"] == there]
+            for proto, ports, keys, dscp in ((6, res.tcp_ports, ("tcp_src", "tcp_dst"), res.dscp),
+                                             (17, res.udp_ports, ("udp_src", "udp_dst"),
+                                              res.probe_dscp)):
+                for w in mine:
+                    for peer in peers:
+                        for tp in ports:
+                            for key in keys:
+                                m = p.OFPMatch(in_port=w["port"], eth_type=ETH_IP,
+                                               ipv4_src=w["ip"], ipv4_dst=peer["ip"],
+                                               ip_proto=proto, **{key: tp})
+                                self.flow(dp, 0, 200, m, [p.OFPActionSetField(ip_dscp=dscp)],
+                                          goto=1)
+
+    def install_leg(self, dp, name: str, site: str, leg: Leg, gid: int) -> int:
+        """Table 1: one direction of a reservation at this switch, along its own path; returns
+        the last group id used. A hop back where the traffic came from (crankback) is output to
+        IN_PORT: OpenFlow sends nothing out of the port a packet arrived on otherwise."""
+        p, ofp = dp.ofproto_parser, dp.ofproto
+        res = next(r for r in self.model.reservations if r.name == leg.reservation)
+        dsts = [w for w in self.model.workers if w["site"] == leg.dst]
+        for step in reservation_steps(leg, site):
+            came_in = ([self.model.wan_port(site, step.came_from)] if step.came_from
+                       else self.model.host_ports(name))
+            buckets = []
+            for hop in (step.primary, step.backup):
+                if hop is None:
+                    continue
+                port = self.model.wan_port(site, hop)
+                out = ofp.OFPP_IN_PORT if hop == step.came_from else port
+                buckets.append(p.OFPBucket(watch_port=port, watch_group=ofp.OFPG_ANY,
+                                           actions=[p.OFPActionOutput(out)]))
+            gid += 1
+            dp.send_msg(p.OFPGroupMod(datapath=dp, command=ofp.OFPGC_ADD, type_=ofp.OFPGT_FF,
+                                      group_id=gid, buckets=buckets))
+            for in_port in came_in:
+                for dscp in (res.dscp, res.probe_dscp):
+                    for w in dsts:
+                        m = p.OFPMatch(in_port=in_port, eth_type=ETH_IP, ip_dscp=dscp,
+                                       eth_dst=w["mac"])
+                        self.flow(dp, 1, 150, m, [p.OFPActionGroup(gid)])
+        return gid
 
     def install_replicas(self, dp, name: str, site: str) -> None:
         """1+1: the first switch sends one copy the usual way and one down the edge-disjoint

@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
                       alive or "netem")
     console.print(links)
     console.print(compensation_table(s))
+    reservations_tables(s)
     problems = runtime.health(s)
     for line in problems:
         error_line(f"problem: {line}")
@@ -79,3 +80,35 @@ def compensation_table(s: TwinState) -> Table:
         t.add_row(f"{w.a}-{w.b}", ms(configured_one_hop_rtt_s(s, w, s.site_delay_s)),
                   ms(w.floor_rtt_s), ms(2 * w.comp_first_s), ms(w.measured_rtt_s), note)
     return t
+
+
+def reservations_tables(s: TwinState) -> None:
+    """Every admitted reservation with its path and backup path, and per WAN link the rate
+    admission booked on it (primary paths only) and the reservations whose classes it carries."""
+    from twin.emulation.controller import admitted_reservations
+    from twin.plan.reservations import reserved_per_link
+    from twin.plan.routing import link_classes
+    from twin.units import format_rate
+    admitted = admitted_reservations() if s.controller == "detpath" else []
+    if not admitted:
+        return
+    table = Table(title="reservations")
+    for col in ("reservation", "sites", "rate (emulated)", "dscp job/probe", "path", "backup path"):
+        table.add_column(col)
+    for r in admitted:
+        table.add_row(r.name, f"{r.src}-{r.dst}", format_rate(r.rate_bps),
+                      f"{r.dscp}/{r.probe_dscp}", " > ".join(r.path) or "-",
+                      " > ".join(r.backup) or "-")
+    console.print(table)
+    booked = reserved_per_link(admitted)
+    per_link = Table(title="reserved rate per link")
+    for col in ("link", "booked", "rate (emulated)", "booked share", "primary of", "backup of"):
+        per_link.add_column(col)
+    for wan in s.wan:
+        on = link_classes(admitted, wan.a, wan.b)
+        load = booked.get(frozenset((wan.a, wan.b)), 0.0)
+        per_link.add_row(f"{wan.a}-{wan.b}", format_rate(load), format_rate(wan.emulated_bps),
+                         f"{load / wan.emulated_bps:.0%}",
+                         ", ".join(c.reservation for c in on if c.booked_bps) or "-",
+                         ", ".join(c.reservation for c in on if not c.booked_bps) or "-")
+    console.print(per_link)

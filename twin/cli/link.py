@@ -16,6 +16,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--rate", help="real units; the topology's scale applies")
     p.add_argument("--loss")
     p.add_argument("--jitter")
+    p.add_argument("--mid-span", action="store_true",
+                   help="down/up: cut the fiber itself, the switch ports stay up (detpath detects "
+                        "it by BFD); without it both switch ports go down")
     p.set_defaults(run=run)
 
 
@@ -38,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"{w.a}-{w.b}: delay {format_time(w.delay_s)}, rate {format_rate(w.rate_bps)} "
                       f"(emulated {format_rate(w.emulated_bps)}), loss {w.loss:.4%}")
     else:
-        w = runtime.set_link_state(args.a, args.b, args.action == "up")
-        console.print(f"{w.a}-{w.b}: {args.action}")
+        cut = runtime.set_link_span if args.mid_span else runtime.set_link_state
+        w = cut(args.a, args.b, args.action == "up")
+        console.print(f"{w.a}-{w.b}: {args.action}" + (" (mid-span)" if args.mid_span else ""))
     return 0

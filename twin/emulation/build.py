@@ -12,13 +12,14 @@ caller's job, done the same way for every failure and interrupt (runtime.up runs
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from mininet.node import RemoteController
 
 from twin.emulation import controller as ctl
+from twin.emulation import liveness
 from twin.emulation.compensation import compensate_floor
 from twin.emulation.delayline import delayline_params, update_delayline
 from twin.emulation.forwarding import install_static_arp, install_static_flows
@@ -26,6 +27,7 @@ from twin.emulation.links import apply_classes, apply_nic_classes
 from twin.emulation.net import Twin, TwinSwitch
 from twin.emulation.nodes import create_container
 from twin.emulation.state import TwinState, WanInfo, WorkerInfo
+from twin.emulation.tc import WorkerLinkClass, class_dscps
 from twin.errors import TwinError
 from twin.host import rundirs
 from twin.host.engine import docker_client
@@ -41,7 +43,7 @@ from twin.plan.addressing import (
 )
 from twin.plan.dilation import LINUX_RTO_MIN_S
 from twin.plan.reservations import admit_reservations, reserved_per_link
-from twin.plan.routing import Reservation
+from twin.plan.routing import Reservation, link_classes
 from twin.spec.topology import Site, Topology, WanLink
 
 Progress = Callable[[str], None]
@@ -53,7 +55,7 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
     """Bring the topology up; on any failure the caller removes everything started so far.
     ``compensate``: measure the host's latency floor and take it out of the long-haul links'
     delay stages (twin.emulation.compensation), so workers measure the configured delays."""
-    reservations = check_controller(topo, controller)
+    reservations = check_controller(topo, controller, topology_file)
     images = check_images(topo, topology_file, progress)
     allow_congestion_control(topo.congestion_control)
     up = BringUp(topo, new_state(topo, topology_file, run_id, controller), progress)
@@ -63,12 +65,16 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
     if controller != "none":
         up.start_controller(reservations)
     up.start_switches()
+    if controller == "detpath":  # its fast failover also sees cuts that leave the ports up
+        liveness.enable_bfd(up.state)
     if reservations:
         up.isolate_on_wan(reservations)
         up.isolate_on_worker_links(reservations)
     up.tune_worker_tcp()  # the workers' addresses and routes exist once the network started
     install_static_arp(up.state)
     up.forward()
+    if controller == "detpath":
+        liveness.wait_bfd_up(liveness.wan_ports(up.state))
     if compensate and up.state.wan:
         progress(f"measuring the host's latency floor on {len(up.state.wan)} long-haul links")
         compensate_floor(up.state, progress)
@@ -77,15 +83,16 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
 
 # ---- before anything starts ----------------------------------------------------------------
 
-def check_controller(topo: Topology, controller: str) -> list[Reservation]:
-    """A controller the twin has, and (for detpath) every reservation placed on a path with room:
-    refused here, nothing has started yet. Returns the admitted reservations (none without
-    detpath: only detpath isolates them)."""
+def check_controller(topo: Topology, controller: str, topology_file: str = ""
+                     ) -> list[Reservation]:
+    """A controller the twin has, and (for detpath) every reservation given its codepoints and
+    placed on a path with room: refused here, nothing has started yet. Returns the admitted
+    reservations (none without detpath: only detpath isolates them)."""
     if controller == "none":
         return []
     if controller not in ctl.APPS:
         raise TwinError(f"unknown controller {controller!r} (use none, {', '.join(ctl.APPS)})")
-    return admit_reservations(topo) if controller == "detpath" else []
+    return admit_reservations(topo, topology_file) if controller == "detpath" else []
 
 
 def check_images(topo: Topology, topology_file: str, progress: Progress) -> dict[str, str]:
@@ -148,27 +155,19 @@ def long_haul_params(topo: Topology, link: WanLink) -> dict[str, Any]:
             "queue_bytes": topo.link_queue_bytes(link)}
 
 
-@dataclass(frozen=True)
-class WorkerLinkClasses:
-    """What a worker's link (NIC and the switch port facing it) needs to carry the reservations
-    in their own classes, as on the WAN: the probes' UDP ports, the job's TCP ports, and per site
-    the line rate and the rate its links may have to reserve."""
-
-    probe_ports: list[int]
-    job_ports: list[int]
-    site_rate_bps: dict[str, float]
-    site_reserved_bps: dict[str, float]
-
-
-def worker_link_classes(topo: Topology, reservations: list[Reservation]) -> WorkerLinkClasses:
-    return WorkerLinkClasses(
-        probe_ports=sorted({port for r in reservations
-                            for port in r.udp_ports + r.replicated_udp_ports}),
-        job_ports=sorted({port for r in reservations for port in r.tcp_ports}),
-        site_rate_bps={s.name: topo.emulated_rate(s.fabric.rate) for s in topo.sites},
-        # a worker's link may carry all of its site's reservations
-        site_reserved_bps={s.name: sum(r.rate_bps for r in reservations
-                                       if s.name in (r.src, r.dst)) for s in topo.sites})
+def worker_link_classes(reservations: list[Reservation], workers: list[WorkerInfo]
+                        ) -> dict[str, list[WorkerLinkClass]]:
+    """site -> the classes every worker link of the site carries: one per reservation with the
+    site at one end, whose peers are the workers at its other end."""
+    out: dict[str, list[WorkerLinkClass]] = {w.site: [] for w in workers}
+    for i, r in enumerate(reservations):
+        for here, there in ((r.src, r.dst), (r.dst, r.src)):
+            out.setdefault(here, []).append(WorkerLinkClass(
+                index=i, dscp=r.dscp, probe_dscp=r.probe_dscp, rate_bps=r.rate_bps,
+                tcp_ports=tuple(r.tcp_ports),
+                udp_ports=tuple(r.udp_ports + r.replicated_udp_ports),
+                peers=tuple(w.ip for w in workers if w.site == there)))
+    return out
 
 
 def controller_ready_line(controller: str, info: dict[str, Any]) -> str:
@@ -277,44 +276,47 @@ class BringUp:
         self.net.wait_ports_up()
 
     def isolate_on_wan(self, reservations: list[Reservation]) -> None:
-        """detpath's classes on both egress ports of every WAN link (probes, the reserved rate,
-        best effort), and the delay lines told to serialize those classes apart."""
+        """detpath's classes on both egress ports of every WAN link: each reservation whose
+        primary or backup path crosses it in classes of its own (its probes, its booked rate),
+        BFD's and best effort's; and the delay lines told to serialize those classes apart."""
         topo, state = self.topo, self.state
-        first = reservations[0]
         self.progress(f"isolating {len(reservations)} reservation(s) in HTB classes on WAN "
                       "egress ports")
         load = reserved_per_link(reservations)
         time_ = state.time
         for w in state.wan:
-            reserved = load.get(frozenset((w.a, w.b)), 0.0)
-            w.reserved_bps = reserved
-            w.class_dscps = [first.probe_dscp, first.dscp]
+            classes = link_classes(reservations, w.a, w.b)
+            host_classes = [replace(c, rate_bps=time_.host_bps(c.rate_bps),
+                                    booked_bps=time_.host_bps(c.booked_bps)) for c in classes]
             # where netem carries the delay, it is the queue of every class (no delay line)
             netem = state.mechanism == "netem" and not w.delayline
             stage = w.shaping(topo.mtu, time_) if netem else None
             for intf in (w.intf_a, w.intf_b):
-                apply_classes(intf, time_.host_bps(w.emulated_bps), time_.host_bps(reserved),
-                              w.queue_bytes, dscp=first.dscp, rtt_s=time_.host_s(2 * w.delay_s),
-                              probe_dscp=first.probe_dscp, mtu=topo.mtu, delay_stage=stage)
+                apply_classes(intf, time_.host_bps(w.emulated_bps), host_classes, w.queue_bytes,
+                              rtt_s=time_.host_s(2 * w.delay_s), mtu=topo.mtu, delay_stage=stage)
+            w.reserved_bps = load.get(frozenset((w.a, w.b)), 0.0)
+            w.class_dscps = list(class_dscps(classes))
             if w.delayline:  # its classes are serialized apart from now on
                 update_delayline(w.delayline, delayline_params(w.shaping(topo.mtu, time_)))
 
     def isolate_on_worker_links(self, reservations: list[Reservation]) -> None:
-        """The same classes on each worker's NIC and on the switch port facing it, so the job
-        keeps its rate on the first and last hop too (see tc.nic_class_commands)."""
-        topo, first = self.topo, reservations[0]
-        self.progress("giving the reservations' classes to every worker link (NIC and switch "
-                      "port)")
-        classes = worker_link_classes(topo, reservations)
-        time_ = self.state.time
+        """Each reservation's classes on the links of the workers at its two sites, on the NIC
+        and on the switch port facing it, so the job keeps its rate on the first and last hop
+        too (see tc.nic_class_commands). Rates as the host plays them (dilated)."""
+        topo, time_ = self.topo, self.state.time
+        self.progress("giving the reservations' classes to every worker link at their sites "
+                      "(NIC and switch port)")
+        classes = worker_link_classes(reservations, self.state.workers)
+        rate = {s.name: time_.host_bps(topo.emulated_rate(s.fabric.rate)) for s in topo.sites}
 
         def nic(w: WorkerInfo) -> None:
-            for dev, pid in ((worker_intf_name(w.site, w.index), w.pid), (w.port_intf, None)):
-                apply_nic_classes(dev, pid, time_.host_bps(classes.site_rate_bps[w.site]),
-                                  classes.probe_ports, topo.mtu,
-                                  reserved_bps=time_.host_bps(classes.site_reserved_bps[w.site]),
-                                  tcp_ports=classes.job_ports, dscp=first.dscp,
-                                  probe_dscp=first.probe_dscp)
+            mine = [replace(c, rate_bps=time_.host_bps(c.rate_bps)) for c in classes[w.site]]
+            if not mine:  # no reservation at this site: its links stay as they were shaped
+                return
+            apply_nic_classes(worker_intf_name(w.site, w.index), w.pid, rate[w.site], mine,
+                              topo.mtu)
+            apply_nic_classes(w.port_intf, None, rate[w.site], mine, topo.mtu,
+                              toward_worker=True)
         parallel(nic, self.state.workers)
 
     def forward(self) -> None:

@@ -49,6 +49,15 @@ def write_description(state: TwinState, reservations: list[Reservation]) -> Path
     return path
 
 
+def admitted_reservations() -> list[Reservation]:
+    """The running twin's admitted reservations, as its controller was told them (none where no
+    description was written: no controller, or one that reserves nothing)."""
+    path = rundirs.run_dir() / "controller-model.json"
+    if not path.exists():
+        return []
+    return [Reservation(**r) for r in json.loads(path.read_text()).get("reservations", [])]
+
+
 def listening() -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)

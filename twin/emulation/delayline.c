@@ -76,7 +76,7 @@
 #define MAX_FRAME 65536
 #define SOCK_BUF (64 * 1024 * 1024)
 #define MAX_QUEUED_BYTES (512LL * 1024 * 1024) /* per direction; beyond it frames are dropped */
-#define MAX_CLASSES 4                        /* lane 0: unclassified; 1..3: class_dscps[0..2] */
+#define MAX_CLASSES 33 /* lane 0: unclassified; 1..32: class_dscps[0..31], two per reservation */
 #define LATE_BUCKETS 28 /* [0]: < 1 us late; [k]: 2^(k-1) to 2^k us; the last also holds beyond */
 
 struct pkt {

@@ -152,9 +152,8 @@ class DelayLineSpec:
 
 
 def delayline_params(shaping: Shaping) -> DelayLineParams:
-    """The program's parameters for a link shaped so. It can also hold the whole line down
-    (``down``); the twin cuts links at the switch ports instead (runtime.set_link_state), so that
-    OVS sees the cut."""
+    """The program's parameters for a link shaped so. ``down`` holds the whole line down: a
+    mid-span cut (runtime.set_link_span), which the switch ports do not see."""
     return {"delay_s": shaping.delay_s, "jitter_s": shaping.jitter_s, "loss": shaping.loss,
             "down": False, "rate_bps": shaping.rate_bps or 0,
             "class_dscps": list(shaping.class_dscps),

@@ -30,9 +30,12 @@ from twin.emulation.delayline import (
     update_delayline,
 )
 from twin.emulation.tc import (
+    NETWORK_CONTROL,
     Shaping,
+    WorkerLinkClass,
     class_commands,
     frame_bytes,
+    job_classid,
     netem_args,
     netem_leaves,
     netem_limits,
@@ -42,26 +45,27 @@ from twin.emulation.tc import (
 from twin.errors import TwinError
 from twin.host import rundirs
 from twin.host.processes import ns_prefix, run_argv
+from twin.plan.routing import LinkClass
 
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 OFFLOADS = ["tx", "off", "tso", "off", "gso", "off", "gro", "off", "rx", "off"]
 
 
-def apply_classes(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: int,
-                  dscp: int = 34, rtt_s: float = 0.0, probe_dscp: int = 46, mtu: int = 1500,
-                  delay_stage: Optional[Shaping] = None) -> None:
-    """Root-namespace switch port: replace its shaping with reserved + best-effort classes."""
-    replace_root(dev, None, class_commands(dev, rate_bps, reserved_bps, queue_bytes, dscp, rtt_s,
-                                           probe_dscp, mtu, delay_stage), must_have="1:20")
+def apply_classes(dev: str, rate_bps: float, classes: Sequence[LinkClass], queue_bytes: int,
+                  rtt_s: float = 0.0, mtu: int = 1500, delay_stage: Optional[Shaping] = None
+                  ) -> None:
+    """Root-namespace switch port: replace its shaping with the reservations' classes, BFD's and
+    best effort's (tc.class_commands)."""
+    replace_root(dev, None, class_commands(dev, rate_bps, classes, queue_bytes, rtt_s, mtu,
+                                           delay_stage), must_have=NETWORK_CONTROL)
 
 
-def apply_nic_classes(dev: str, pid: Optional[int], rate_bps: float, udp_ports: list[int],
-                      mtu: int = 1500, reserved_bps: float = 0.0, tcp_ports: Sequence[int] = (),
-                      dscp: Optional[int] = None, probe_dscp: Optional[int] = None) -> None:
-    replace_root(dev, pid, nic_class_commands(dev, rate_bps, udp_ports, mtu,
-                                              reserved_bps=reserved_bps, tcp_ports=tcp_ports,
-                                              dscp=dscp, probe_dscp=probe_dscp),
-                 must_have="1:20" if reserved_bps > 0 else "1:30")
+def apply_nic_classes(dev: str, pid: Optional[int], rate_bps: float,
+                      classes: Sequence[WorkerLinkClass], mtu: int = 1500,
+                      toward_worker: bool = False) -> None:
+    """A worker link's end (tc.nic_class_commands)."""
+    replace_root(dev, pid, nic_class_commands(dev, rate_bps, classes, mtu, toward_worker),
+                 must_have=job_classid(classes[0].index) if classes else "1:10")
 
 
 def prepare_port(dev: str, pid: Optional[int]) -> None:

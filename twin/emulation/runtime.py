@@ -14,17 +14,21 @@ import time
 import typing
 import uuid
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, Optional
 
-from twin.emulation import cleanup
+from twin.emulation import cleanup, liveness
 from twin.emulation.build import build_twin
+from twin.emulation.controller import admitted_reservations
+from twin.emulation.delayline import update_delayline
 from twin.emulation.links import set_long_haul_impairments
 from twin.emulation.state import TwinState, WanInfo
 from twin.emulation.tc import class_rate_commands, frame_bytes, htb_burst_bytes
 from twin.errors import InputError, TwinError
 from twin.host import rundirs, services
 from twin.host.processes import alive, run_argv, tail
+from twin.plan.routing import link_classes
 from twin.spec.loading import read_input
 from twin.spec.topology import Topology
 
@@ -194,10 +198,11 @@ def set_link(a: str, b: str, delay_s: Optional[float] = None, rate_bps: Optional
         w.emulated_bps = rate_bps * factor
         host_bps = time_.host_bps(w.emulated_bps)
         burst = str(htb_burst_bytes(host_bps, frame_bytes(state.mtu)))
+        classes = [replace(c, rate_bps=time_.host_bps(c.rate_bps), booked_bps=time_.host_bps(c.booked_bps))
+                   for c in link_classes(admitted_reservations(), w.a, w.b)] if w.class_dscps else []
         for intf in (w.intf_a, w.intf_b):
             if w.class_dscps:  # detpath's classes: each one's rate follows the line's
-                for argv in class_rate_commands(intf, host_bps, time_.host_bps(w.reserved_bps),
-                                                state.mtu):
+                for argv in class_rate_commands(intf, host_bps, classes, state.mtu):
                     run_argv(argv)
                 continue
             for classid, parent in (("1:1", "1:"), ("1:10", "1:1")):
@@ -218,6 +223,28 @@ def set_link_state(a: str, b: str, up_: bool) -> WanInfo:
     w = find_wan(state, a, b)
     for intf in (w.intf_a, w.intf_b):
         run_argv(["ip", "link", "set", "dev", intf, "up" if up_ else "down"])
+    if up_:  # where BFD watches the link, it is live again once its sessions are
+        liveness.wait_bfd_up([w.intf_a, w.intf_b])
+    return w
+
+
+def set_link_span(a: str, b: str, up_: bool) -> WanInfo:
+    """Cut or restore a WAN link mid-span: its delay stage drops every frame (the delay line's
+    ``down``; netem: 100% loss) while both switch ports stay up, so only a liveness check (BFD,
+    see twin.emulation.liveness) can tell the switches."""
+    state = require_state()
+    w = find_wan(state, a, b)
+    shaping = w.shaping(state.mtu, state.time)
+    if w.delayline:
+        update_delayline(w.delayline, {**w.delayline.params, "down": not up_})
+    elif state.mechanism == "netem":
+        set_long_haul_impairments(None, [(w.intf_a, None), (w.intf_b, None)],
+                                  shaping if up_ else replace(shaping, loss=1.0))
+    else:
+        raise TwinError(f"WAN link {a}-{b} has no delay stage to cut (no delay, jitter or loss)")
+    save_state(state)
+    if up_:
+        liveness.wait_bfd_up([w.intf_a, w.intf_b])
     return w
 
 

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from twin.plan.routing import LinkClass
+
 MTU_FRAME = 1514  # a standard Ethernet frame (1500 MTU + header)
 
 
@@ -126,110 +128,172 @@ def htb_child(dev: str, classid: str, rate: int, ceil: int, prio: str, burst: st
             "cburst", burst]
 
 
-def class_commands(dev: str, rate_bps: float, reserved_bps: float, queue_bytes: int,
-                   dscp: int = 34, rtt_s: float = 0.0, probe_dscp: int = 46,
-                   mtu: int = 1500, delay_stage: Optional[Shaping] = None) -> list[list[str]]:
-    """Deterministic-service isolation on a WAN egress, three HTB classes under the line rate:
+BFD_PORT = 3784  # BFD control packets (RFC 5881): the switches' own liveness checks on WAN links
+NETWORK_CONTROL = "1:40"  # their class on a WAN egress
 
-    1:30 probes (probe_dscp, EF): strict priority, small rate, a queue of a few packets;
-    1:20 the reserved job (dscp): its guaranteed rate, next priority, one BDP of queue;
-    1:10 best effort: the rest. Every class may borrow up to the line rate when others are idle.
-    The switch marks DSCP in OpenFlow, tc classifies: works on any OVS datapath.
+
+def job_classid(index: int) -> str:
+    """The HTB class of reservation ``index``'s job, the same on every link: 1:20, 1:120, ..."""
+    return f"1:{0x20 + 0x100 * index:x}"
+
+
+def probe_classid(index: int) -> str:
+    """The HTB class of reservation ``index``'s probes: 1:30, 1:130, ..."""
+    return f"1:{0x30 + 0x100 * index:x}"
+
+
+def _handle(classid: str) -> str:
+    return classid.split(":")[1] + ":"
+
+
+def class_dscps(classes: Sequence[LinkClass]) -> tuple[int, ...]:
+    """The DSCPs a delay line serializes apart on a link with these classes (probe, job, ...)."""
+    return tuple(d for c in classes for d in (c.probe_dscp, c.dscp))
+
+
+def class_commands(dev: str, rate_bps: float, classes: Sequence[LinkClass], queue_bytes: int,
+                   rtt_s: float = 0.0, mtu: int = 1500, delay_stage: Optional[Shaping] = None
+                   ) -> list[list[str]]:
+    """Deterministic-service isolation on a WAN egress: HTB classes under the line rate, two for
+    every reservation whose primary or backup path crosses the link (twin.plan.routing
+    link_classes), one for the switches' BFD and one for best effort:
+
+    1:40 BFD (UDP 3784): strict priority, so a flooded link never looks cut;
+    probe_classid(i) reservation i's probes (its probe_dscp): strict priority, small rate, a queue
+    of a few packets;
+    job_classid(i) reservation i's job (its dscp): the rate booked for it here (next to nothing on
+    a link only its backup path crosses: there it still comes before best effort), next
+    priority, one BDP of queue at its rate;
+    1:10 best effort: what no reservation booked. Every class may borrow up to the line rate
+    when others are idle. The switch marks DSCP in OpenFlow, tc classifies: works on any OVS
+    datapath.
     ``delay_stage``: where netem carries the link's delay, every class's queue is a netem (the
     tree is replaced whole, and a bfifo leaf would silently drop the fiber's delay).
     """
     rate = int(rate_bps)
-    probe = int(max(1e6, 0.02 * reserved_bps))
-    res = int(max(8000, min(reserved_bps, rate_bps) - probe))
-    be = max(int(rate_bps - reserved_bps), 8000)
     frame = frame_bytes(mtu)
     burst = str(htb_burst_bytes(rate_bps, frame))
-    reserved_queue = max(64 * frame, int(reserved_bps / 8 * max(rtt_s, 0.002)))
+    booked = sum(c.booked_bps for c in classes)
+    be = max(int(rate_bps - booked), 8000)
 
     def cls(classid: str, r: int, prio: str) -> list[str]:
         return htb_child(dev, classid, r, rate, prio, burst)
 
-    def leaf(classid: str, handle: str, limit: int) -> list[str]:
+    def leaf(classid: str, limit: int) -> list[str]:
         if delay_stage:
-            return leaf_qdisc(dev, classid, handle) + netem_args(delay_stage) + [
+            return leaf_qdisc(dev, classid, _handle(classid)) + netem_args(delay_stage) + [
                 "limit", str(max(1000, limit // frame + 1))]
-        return leaf_qdisc(dev, classid, handle) + ["bfifo", "limit", str(limit)]
+        return leaf_qdisc(dev, classid, _handle(classid)) + ["bfifo", "limit", str(limit)]
 
-    def match(d: int, flowid: str, pref: str) -> list[str]:
+    def u32(pref: int, flowid: str, *match: str) -> list[str]:
         return ["tc", "filter", "replace", "dev", dev, "parent", "1:", "protocol", "ip", "prio",
-                pref, "u32", "match", "ip", "dsfield", hex(d << 2), "0xfc", "flowid", flowid]
+                str(pref), "u32", "match", *match, "flowid", flowid]
 
-    return htb_root(dev, rate, burst) + [
-        cls("1:30", probe, "0"), cls("1:20", res, "1"), cls("1:10", be, "2"),
-        leaf("1:30", "30:", 32 * frame), leaf("1:20", "20:", reserved_queue),
-        leaf("1:10", "10:", queue_bytes),
-        match(probe_dscp, "1:30", "1"), match(dscp, "1:20", "2"),
-    ]
+    def dsfield(d: int) -> list[str]:
+        return ["ip", "dsfield", hex(d << 2), "0xfc"]
+
+    klasses, leaves, filters = [], [], []
+    for k, c in enumerate(classes):
+        probe = int(max(1e6, 0.02 * c.booked_bps))
+        job = int(max(8000, min(c.booked_bps, rate_bps) - probe))
+        pid, jid = probe_classid(c.index), job_classid(c.index)
+        klasses += [cls(pid, probe, "0"), cls(jid, job, "1")]
+        leaves += [leaf(pid, 32 * frame),
+                   leaf(jid, max(64 * frame, int(c.rate_bps / 8 * max(rtt_s, 0.002))))]
+        filters += [u32(2 + 2 * k, pid, *dsfield(c.probe_dscp)),
+                    u32(3 + 2 * k, jid, *dsfield(c.dscp))]
+    control = cls(NETWORK_CONTROL, 64000, "0")
+    bfd = u32(1, NETWORK_CONTROL, "ip", "protocol", "17", "0xff", "match", "ip", "dport",
+              str(BFD_PORT), "0xffff")
+    return htb_root(dev, rate, burst) + [control] + klasses + [cls("1:10", be, "2")] + [
+        leaf(NETWORK_CONTROL, 16 * frame)] + leaves + [leaf("1:10", queue_bytes), bfd] + filters
 
 
-def class_rate_commands(dev: str, rate_bps: float, reserved_bps: float, mtu: int = 1500
-                        ) -> list[list[str]]:
+def class_rate_commands(dev: str, rate_bps: float, classes: Sequence[LinkClass],
+                        mtu: int = 1500) -> list[list[str]]:
     """Only the ``tc class`` lines of class_commands: a new line rate for a live class tree
     ('class replace' changes a class in place; its queue and filters stay)."""
-    return [c for c in class_commands(dev, rate_bps, reserved_bps, 0, mtu=mtu) if c[1] == "class"]
+    return [c for c in class_commands(dev, rate_bps, classes, 0, mtu=mtu) if c[1] == "class"]
 
 
-def nic_class_commands(dev: str, rate_bps: float, udp_ports: list[int], mtu: int = 1500,
-                       reserved_bps: float = 0.0,
-                       tcp_ports: Sequence[int] = (), dscp: Optional[int] = None,
-                       probe_dscp: Optional[int] = None) -> list[list[str]]:
-    """A worker's link (both ends: the NIC and the switch port facing it) with the reservation's
-    classes, so the job keeps its rate on the first and the last hop too, not only on the WAN.
+@dataclass(frozen=True)
+class WorkerLinkClass:
+    """A reservation's classes on the link of a worker at one of its two sites: its rate, its
+    codepoints, its ports and the addresses of the workers at its other site (the peers)."""
+
+    index: int  # the reservation's place in the topology: its class ids (job_classid)
+    dscp: int
+    probe_dscp: int
+    rate_bps: float
+    tcp_ports: tuple[int, ...]
+    udp_ports: tuple[int, ...]  # its probes, those sent 1+1 too
+    peers: tuple[str, ...]
+
+
+def nic_class_commands(dev: str, rate_bps: float, classes: Sequence[WorkerLinkClass],
+                       mtu: int = 1500, toward_worker: bool = False) -> list[list[str]]:
+    """A worker's link (both ends: the NIC and the switch port facing it) with the classes of
+    every reservation of its site, so each job keeps its rate on the first and the last hop too,
+    not only on the WAN.
 
     Real GPU hosts map traffic classes to NIC priority queues; with one FIFO a probe waits
     behind every frame the job has queued on the same NIC (up to 64 jumbo frames: 46 ms at
     100 Mbit/s), which is the host's doing, not the network's. And a switch port facing a
     worker is an egress like any other: another worker of the site flooding the same destination
     took the job's TCP down to 4.5% of its rate there (measured on ci-2site, 1/4000), with the
-    WAN's classes intact. 1:30 takes the probes (the reservations' UDP ports, or probe_dscp),
-    strict priority; 1:20 the job (its TCP ports, or dscp: the switch marks frames from its own
-    workers, frames from the WAN arrive marked) at ``reserved_bps``; 1:10 the rest. All borrow
-    up to the line rate.
+    WAN's classes intact. Per reservation: its probes (its UDP ports to or from a peer, or its
+    probe_dscp) strict priority, its job (its TCP ports to or from a peer, or its dscp: the
+    switch marks frames from its own workers, frames from the WAN arrive marked) at its rate;
+    1:10 the rest. The NIC (``toward_worker`` False) sees peers as destinations, the switch port
+    facing the worker as sources. The probes share 2% of the line (at least 1 Mbit/s, at most
+    half); when the reservations add up to more than the rest, each gets its share of it. All
+    borrow up to the line rate.
     """
     rate = int(rate_bps)
     frame = frame_bytes(mtu)
     burst = str(htb_burst_bytes(rate_bps, frame))
-    probe = int(min(max(1e6, 0.02 * rate_bps), rate_bps / 2))
-    job = int(min(reserved_bps, rate_bps - probe)) if reserved_bps > 0 else 0
+    probes = min(max(1e6, 0.02 * rate_bps), rate_bps / 2)
+    room, wanted = rate_bps - int(probes), sum(c.rate_bps for c in classes)
+    jobs = [int(c.rate_bps if wanted <= room else room * c.rate_bps / wanted) for c in classes]
+    peer = "src" if toward_worker else "dst"
 
     def cls(classid: str, r: int, prio: str) -> list[str]:
         return htb_child(dev, classid, r, rate, prio, burst) + ["quantum", str(frame)]
 
-    def leaf(classid: str, handle: str, limit: int) -> list[str]:
-        return leaf_qdisc(dev, classid, handle) + ["bfifo", "limit", str(limit)]
+    def leaf(classid: str, limit: int) -> list[str]:
+        return leaf_qdisc(dev, classid, _handle(classid)) + ["bfifo", "limit", str(limit)]
 
-    def u32(pref: str, flowid: str, *match: str) -> list[str]:
-        return ["tc", "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", pref,
-                "u32", *match, "flowid", flowid]
+    def u32(pref: int, flowid: str, *match: str) -> list[str]:
+        return ["tc", "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio",
+                str(pref), "u32", *match, "flowid", flowid]
 
-    cmds = htb_root(dev, rate, burst) + [cls("1:30", probe, "0")]
-    if job:
-        cmds.append(cls("1:20", job, "1"))
-    cmds += [cls("1:10", max(rate - probe - job, 8000), "2" if job else "1"),
-             leaf("1:30", "30:", 32 * frame)]
-    if job:
-        cmds.append(leaf("1:20", "20:", 64 * frame))
-    cmds.append(leaf("1:10", "10:", 64 * frame))
+    klasses: list[list[str]] = []
+    leaves: list[list[str]] = []
+    filters: list[list[str]] = []
 
-    def classify(pref: str, flowid: str, proto: int, ports: Sequence[int],
-                 mark: Optional[int]) -> None:
-        """Either port of the transport header, or the DSCP a switch has set."""
-        for port in ports:
-            for direction in ("dport", "sport"):
-                cmds.append(u32(pref, flowid, "match", "ip", "protocol", str(proto), "0xff",
-                                "match", "ip", direction, str(int(port)), "0xffff"))
-        if mark is not None:
-            cmds.append(u32(pref, flowid, "match", "ip", "dsfield", hex(mark << 2), "0xfc"))
+    def classify(pref: int, flowid: str, proto: int, ports: Sequence[int], peers: Sequence[str],
+                 mark: int) -> None:
+        """Either port of the transport header to or from a peer, or the DSCP a switch set."""
+        for ip in peers:
+            for port in ports:
+                for direction in ("dport", "sport"):
+                    filters.append(u32(pref, flowid, "match", "ip", peer, f"{ip}/32", "match",
+                                       "ip", "protocol", str(proto), "0xff", "match", "ip",
+                                       direction, str(int(port)), "0xffff"))
+        filters.append(u32(pref, flowid, "match", "ip", "dsfield", hex(mark << 2), "0xfc"))
 
-    classify("1", "1:30", 17, udp_ports, probe_dscp)
-    if job:
-        classify("2", "1:20", 6, tcp_ports, dscp)
-    return cmds
+    for k, (c, job) in enumerate(zip(classes, jobs)):
+        pid, jid = probe_classid(c.index), job_classid(c.index)
+        klasses.append(cls(pid, max(int(probes / len(classes)), 8000), "0"))
+        leaves.append(leaf(pid, 32 * frame))
+        classify(1 + 2 * k, pid, 17, c.udp_ports, c.peers, c.probe_dscp)
+        if job:
+            klasses.append(cls(jid, job, "1"))
+            leaves.append(leaf(jid, 64 * frame))
+            classify(2 + 2 * k, jid, 6, c.tcp_ports, c.peers, c.dscp)
+    rest = max(rate - int(probes) - sum(jobs), 8000)
+    return (htb_root(dev, rate, burst) + klasses + [cls("1:10", rest, "2")] + leaves
+            + [leaf("1:10", 64 * frame)] + filters)
 
 
 def netem_leaves(tc_qdisc_show: str) -> list[tuple[str, str]]:

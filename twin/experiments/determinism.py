@@ -8,7 +8,9 @@ Same topology, links and interference for both controllers (detpath, baseline):
 2. a probe in the reserved class: one-way delay percentiles, PDV, loss, reordering, with and
    without interference;
 3. failover (meshed topologies): cut the first WAN link of the probe's path during the probe
-   and report the delivery gap and packets lost.
+   and report the delivery gap and packets lost, for both kinds of cut (CUTS): both switch
+   ports down, which fast failover sees at once, and mid-span, the ports up and the fiber dark,
+   which detpath's switches learn from BFD (the detection time is part of the gap).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from twin.drive.crosstraffic import (
     start_probe,
 )
 from twin.emulation import delayline, runtime
+from twin.emulation.controller import admitted_reservations
 from twin.emulation.state import TwinState, WanInfo
 from twin.plan.routing import fabric_graph, spanning_tree_ports
 from twin.spec.topology import Topology
@@ -42,6 +45,7 @@ CHANNEL_SHARE = 0.9
 SMALL_FRAMES = "interference-small-frames"
 PHASES = ("alone", "interference", SMALL_FRAMES)
 PROBE_WARMUP_S = 1.0  # channels run this long before the probe starts
+CUTS = ("port-down", "mid-span")  # runtime.set_link_state, runtime.set_link_span
 PROBE_MARGIN_S = 3.0  # warm-up + the probe's own start (receiver first) + its end before the flows'
 Progress = Callable[[str], None]
 
@@ -85,6 +89,7 @@ class DeterminismRow:
     ipdv_p99_ms: Optional[float] = None
     ipdv_max_ms: Optional[float] = None
     ipdv_abs_p99_ms: Optional[float] = None
+    cut: str = ""  # failover rows: port-down or mid-span (CUTS)
 
 
 IPDV_FIELDS = ("ipdv_min_ms", "ipdv_p50_ms", "ipdv_p99_ms", "ipdv_max_ms", "ipdv_abs_p99_ms")
@@ -247,11 +252,11 @@ def pooled(rows: list[DeterminismRow], samples: ProbeSamples,
 
 def failover(topo: Topology, state: TwinState, controller: str, progress: Progress,
              seconds: float = 6.0, pps: float = 1000, port: int = PROBE_PORT,
-             protection: str = "") -> DeterminismRow:
+             protection: str = "", cut_kind: str = "port-down") -> DeterminismRow:
     """Cut the first WAN link on the probe's current path; the probe measures the gap.
 
     ``port``/``protection``: a probe port the reservation sends 1+1 and its label; the cut is
-    the same, on the primary path."""
+    the same, on the primary path. ``cut_kind``: one of CUTS."""
     g = fabric_graph([w.__dict__ for w in state.wan])
     src_site, dst_site = topo.links[0].a, topo.links[0].b
     if controller == "baseline":
@@ -260,23 +265,35 @@ def failover(topo: Topology, state: TwinState, controller: str, progress: Progre
                                 if d["ports"][u] in tree_edges])
         path = nx.shortest_path(tree, src_site, dst_site)
     else:
-        path = nx.shortest_path(g, src_site, dst_site, weight="delay")
+        path = (reserved_path(src_site, dst_site, port)
+                or nx.shortest_path(g, src_site, dst_site, weight="delay"))
     cut = (path[0], path[1])
+    set_cut = runtime.set_link_state if cut_kind == "port-down" else runtime.set_link_span
     src = next(w for w in state.workers if w.site == src_site)
     dst = next(w for w in state.workers if w.site == dst_site)
-    label = f"cut {cut[0]}-{cut[1]}" + (f" ({protection})" if protection else "")
+    label = (f"cut {cut[0]}-{cut[1]}" + (" mid-span" if cut_kind == "mid-span" else "")
+             + (f" ({protection})" if protection else ""))
     progress(f"{controller}: failover, {label} during a {seconds:g} s probe")
     probe = start_probe(src, dst, port, pps=pps, count=int(pps * seconds))
     time.sleep(seconds / 3)
-    runtime.set_link_state(*cut, up_=False)
+    set_cut(*cut, False)
     try:
         p = probe.result()
     finally:
-        runtime.set_link_state(*cut, up_=True)
+        set_cut(*cut, True)
     wan = next(w for w in state.wan if {w.a, w.b} == set(cut))
     return _row(topo, state, controller, "failover", label, src.name, dst.name,
                 wan.emulated_bps, wan.delay_s * 1e3, gap_ms=round(p["max_gap_packets"] * 1000 / pps, 2),
-                **_probe_fields(p))
+                cut=cut_kind, **_probe_fields(p))
+
+
+def reserved_path(src: str, dst: str, port: int) -> list[str]:
+    """The path admission placed the running twin's reservation between ``src`` and ``dst``
+    that carries UDP ``port`` on, from ``src`` ([] if none does): where detpath sends it."""
+    for r in admitted_reservations():
+        if {r.src, r.dst} == {src, dst} and port in r.udp_ports + r.replicated_udp_ports:
+            return r.path if r.src == src else r.path[::-1]
+    return []
 
 
 def replicated_probe_port(topo: Topology) -> Optional[int]:
@@ -302,11 +319,12 @@ def run(topo: Topology, path: str, seconds: float = 8.0, controllers=("detpath",
                 rows += r
                 samples.extend(d)
             if len(topo.links) > 1:
-                rows.append(failover(topo, state, controller, progress))
                 replicated = replicated_probe_port(topo)
-                if controller == "detpath" and replicated:
-                    rows.append(failover(topo, state, controller, progress, port=replicated,
-                                         protection="1+1"))
+                for kind in CUTS:
+                    rows.append(failover(topo, state, controller, progress, cut_kind=kind))
+                    if controller == "detpath" and replicated:
+                        rows.append(failover(topo, state, controller, progress, port=replicated,
+                                             protection="1+1", cut_kind=kind))
         finally:
             runtime.down()
     return rows, samples

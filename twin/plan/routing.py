@@ -3,8 +3,10 @@
 The controller gets the fabric from the twin's model (sites, WAN links with delay and emulated
 rate, switch ports: the graph of twin.plan.graph), never from discovery. Reservations are
 admitted on delay-shortest paths with enough unreserved capacity on every link; a request that
-would oversubscribe a link is refused with a message, never silently degraded. Each switch also
-gets a backup next hop from an edge-disjoint path, for fast-failover groups.
+would oversubscribe a link is refused with a message, never silently degraded. Each reservation
+also gets an edge-disjoint backup path. Its traffic is forwarded on its own path (reservation_steps),
+not on the shortest-delay next hops best effort uses (next_hops), and each link of its paths
+gives it classes of its own (link_classes).
 """
 
 from __future__ import annotations
@@ -54,6 +56,106 @@ class ReplicaRoute:
     tag: int
     udp_ports: list[int]
     dscp: int  # the reservation's probe class, set on both copies
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one switch does with one direction of a reservation: traffic that arrives from
+    ``came_from`` (a neighbour site; None: the switch's own workers) leaves towards ``primary``
+    while that port is live, else towards ``backup`` (None: dropped). A backup equal to
+    ``came_from`` sends it back where it came from (crankback, towards the first switch, which
+    puts it on the backup path)."""
+
+    came_from: Optional[str]
+    primary: str
+    backup: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One direction of an admitted reservation: from ``src`` to ``dst`` on ``primary``, with
+    ``backup`` (edge-disjoint, may be empty) for failover. ``tag`` is unique per reservation and
+    direction (2 * its index + direction)."""
+
+    reservation: str
+    tag: int
+    src: str
+    dst: str
+    primary: tuple[str, ...]
+    backup: tuple[str, ...]
+
+
+def legs(reservations: list[Reservation]) -> list[Leg]:
+    """Both directions of every reservation placed on a path, in the order of the list."""
+    out = []
+    for i, r in enumerate(reservations):
+        if not r.path:
+            continue
+        out.append(Leg(r.name, 2 * i, r.src, r.dst, tuple(r.path), tuple(r.backup)))
+        out.append(Leg(r.name, 2 * i + 1, r.dst, r.src, tuple(r.path[::-1]),
+                       tuple(r.backup[::-1])))
+    return out
+
+
+def reservation_steps(leg: Leg, site: str) -> list[Step]:
+    """What ``site``'s switch does with one direction of a reservation (nothing off its paths,
+    nothing at its last switch, which delivers by destination address).
+
+    On the primary path the next hop is watched: the first switch fails over to the backup
+    path's first hop; a later one sends the traffic back the way it came, and each switch before
+    it passes it back (crankback) until the first switch sends it down the backup path. So a cut
+    anywhere on the primary path moves the reservation onto its own backup path, the one link
+    sets it was given classes on, not onto whatever path is shortest around the cut. Without a
+    backup path there is nowhere to go: no crankback either. On the backup path every switch
+    forwards to the next one.
+    """
+    steps: list[Step] = []
+    p, q = leg.primary, leg.backup
+    if site in p[:-1]:
+        i = p.index(site)
+        if i == 0:
+            steps.append(Step(None, p[1], q[1] if q else None))
+            if q:
+                steps.append(Step(p[1], q[1]))  # crankback reaching the first switch
+        else:
+            steps.append(Step(p[i - 1], p[i + 1], p[i - 1] if q else None))
+            if q:
+                steps.append(Step(p[i + 1], p[i - 1]))  # crankback passing through
+    if site in q[1:-1]:
+        j = q.index(site)
+        steps.append(Step(q[j - 1], q[j + 1]))
+    return steps
+
+
+@dataclass(frozen=True)
+class LinkClass:
+    """A reservation's classes on one WAN link: ``booked_bps`` where its primary path crosses the
+    link (what admission booked), 0 where only its backup path does (the classes are there so
+    failover keeps it apart from best effort and from other reservations). ``index``: the
+    reservation's place in the topology, which names its HTB classes on every link."""
+
+    reservation: str
+    index: int
+    dscp: int
+    probe_dscp: int
+    rate_bps: float  # the reservation's rate (its queue is sized for it on either path)
+    booked_bps: float
+
+
+def _links(path: list[str]) -> set[frozenset]:
+    return {frozenset(e) for e in zip(path, path[1:])}
+
+
+def link_classes(reservations: list[Reservation], a: str, b: str) -> list[LinkClass]:
+    """The reservations whose primary or backup path crosses the link a-b, in the list's order."""
+    link = frozenset((a, b))
+    out = []
+    for i, r in enumerate(reservations):
+        booked = link in _links(r.path)
+        if booked or link in _links(r.backup):
+            out.append(LinkClass(r.name, i, r.dscp, r.probe_dscp, r.rate_bps,
+                                  r.rate_bps if booked else 0.0))
+    return out
 
 
 def _path_ok(g: nx.Graph, path: list[str], rate: float) -> Optional[tuple[str, str, float]]:

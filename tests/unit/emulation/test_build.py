@@ -97,12 +97,18 @@ def test_long_haul_impairments_in_mininet_units_and_a_zero_delay_still_given():
 
 
 def test_worker_links_carry_every_reservation_of_their_site():
+    from twin.emulation.state import WorkerInfo
     topo = two_sites()
-    classes = worker_link_classes(topo, check_controller(topo, "detpath"))
-    assert classes.probe_ports == [7100, 7200, 7300]  # replicated probes too
-    assert classes.job_ports == [5201, 29500, 29600]
-    assert classes.site_rate_bps == {"beijing": 100e6, "wuhan": 400e6, "shanghai": 400e6}
-    assert classes.site_reserved_bps == {"beijing": 240e6, "wuhan": 200e6, "shanghai": 40e6}
+    workers = [WorkerInfo(f"{site}{i}", site, i, ip, "", "", 0)
+               for site, i, ip in (("beijing", 0, "10.0.0.1"), ("beijing", 1, "10.0.0.2"),
+                                   ("wuhan", 0, "10.0.1.1"), ("shanghai", 0, "10.0.2.1"))]
+    classes = worker_link_classes(check_controller(topo, "detpath"), workers)
+    assert [(c.index, c.peers) for c in classes["beijing"]] == [(0, ("10.0.1.1",)),
+                                                                (1, ("10.0.2.1",))]
+    assert [(c.index, c.peers) for c in classes["wuhan"]] == [(0, ("10.0.0.1", "10.0.0.2"))]
+    far = classes["shanghai"][0]
+    assert far.udp_ports == (7200, 7300) and far.tcp_ports == (5201,)  # replicated probes too
+    assert far.rate_bps == 40e6 and (far.dscp, far.probe_dscp) == (36, 44)  # assigned: AF42, VA
 
 
 def test_controller_ready_line():

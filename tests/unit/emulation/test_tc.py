@@ -12,6 +12,7 @@ from twin.emulation.tc import (
     netem_args,
     netem_leaves,
     netem_limits,
+    nic_class_commands,
     shaping_commands,
 )
 from twin.plan.dilation import Dilation
@@ -67,15 +68,20 @@ def test_a_detpath_link_tells_its_delay_line_which_classes_to_serialize_apart():
     assert params["class_dscps"] == [46, 34] and params["rate_bps"] == 100e6
 
 
+def _link(index=0, booked=100e6, rate=None, dscp=34, probe_dscp=46):
+    from twin.plan.routing import LinkClass
+    return LinkClass(f"r{index}", index, dscp, probe_dscp, rate if rate else booked, booked)
+
+
 def test_a_new_line_rate_changes_every_detpath_class_in_place():
-    cmds = flat(class_rate_commands("tw1-eth3", 200e6, 100e6, mtu=9000))
+    cmds = flat(class_rate_commands("tw1-eth3", 200e6, [_link()], mtu=9000))
     assert all(c.startswith("tc class replace dev tw1-eth3") for c in cmds)
     rates = {c.split("classid ")[1].split()[0]: c.split(" rate ")[1].split()[0] for c in cmds}
     # the same classes, rates and ceilings class_commands builds the tree with
-    full = flat(class_commands("tw1-eth3", 200e6, 100e6, 0, mtu=9000))
+    full = flat(class_commands("tw1-eth3", 200e6, [_link()], 0, mtu=9000))
     assert cmds == [c for c in full if " class " in c]
-    assert rates == {"1:1": "200000000bit", "1:30": "2000000bit", "1:20": "98000000bit",
-                     "1:10": "100000000bit"}
+    assert rates == {"1:1": "200000000bit", "1:40": "64000bit", "1:30": "2000000bit",
+                     "1:20": "98000000bit", "1:10": "100000000bit"}
 
 
 def test_interface_names_are_arguments_not_shell():
@@ -91,9 +97,7 @@ def test_names_that_could_inject_tc_batch_lines_are_refused(name):
 
 
 def test_deterministic_classes_give_probes_and_the_job_their_own_queues():
-    from twin.emulation.tc import class_commands
-    cmds = flat(class_commands("tw1-eth3", 400e6, 200e6, 670_000, dscp=34, rtt_s=0.0134,
-                               probe_dscp=46))
+    cmds = flat(class_commands("tw1-eth3", 400e6, [_link(booked=200e6)], 670_000, rtt_s=0.0134))
     classes = {c.split("classid ")[1].split()[0]: c for c in cmds if " class " in c}
     assert "prio 0" in classes["1:30"] and "prio 1" in classes["1:20"] and "prio 2" in classes["1:10"]
     assert "rate 196000000bit" in classes["1:20"]  # reservation minus the probe class's 2%
@@ -101,7 +105,23 @@ def test_deterministic_classes_give_probes_and_the_job_their_own_queues():
     filters = [c for c in cmds if " filter " in c]
     assert any("dsfield 0x88 0xfc flowid 1:20" in f for f in filters)  # AF41 -> job
     assert any("dsfield 0xb8 0xfc flowid 1:30" in f for f in filters)  # EF -> probes
+    assert any("dport 3784 0xffff flowid 1:40" in f for f in filters)  # BFD before everything
     assert any(c.endswith("handle 20: bfifo limit 335000") for c in cmds)  # one BDP of 200 Mbit
+
+
+def test_each_reservation_on_a_link_gets_classes_and_a_rate_of_its_own():
+    # r0 booked here; r1 only passes here on its backup path: its classes, nothing booked
+    cmds = flat(class_commands("x", 100e6, [_link(0, 60e6), _link(1, 0.0, rate=30e6, dscp=36,
+                                                                  probe_dscp=44)], 10**6))
+    classes = {c.split("classid ")[1].split()[0]: c for c in cmds if " class " in c}
+    assert set(classes) == {"1:1", "1:40", "1:20", "1:30", "1:120", "1:130", "1:10"}
+    assert "rate 58800000bit" in classes["1:20"] and "rate 8000bit" in classes["1:120"]
+    assert "rate 40000000bit" in classes["1:10"]  # what no reservation booked
+    filters = [c for c in cmds if " filter " in c]
+    assert any("dsfield 0x90 0xfc flowid 1:120" in f for f in filters)  # AF42 -> r1's job
+    assert any("dsfield 0xb0 0xfc flowid 1:130" in f for f in filters)  # VOICE-ADMIT -> probes
+    prefs = [f.split(" prio ")[1].split()[0] for f in filters]
+    assert len(prefs) == len(set(prefs))  # one filter priority per class
 
 
 def test_jumbo_frames_size_buckets_quantum_and_queues():
@@ -112,46 +132,46 @@ def test_jumbo_frames_size_buckets_quantum_and_queues():
     assert cmds[-1].endswith(f"bfifo limit {64 * 9014}")
 
 
-def test_probe_priority_queue_on_worker_nics():
-    from twin.emulation.tc import nic_class_commands
-    cmds = flat(nic_class_commands("beijing1-eth0", 100e6, [7100], mtu=9000))
-    probe = next(c for c in cmds if "classid 1:30" in c)
-    rest = next(c for c in cmds if "classid 1:10" in c)
-    assert " prio 0 " in probe and " prio 1 " in rest
-    assert not any("classid 1:20" in c for c in cmds)  # no reservation, no job class
-    assert "ceil 100000000bit" in probe and "ceil 100000000bit" in rest  # both may use the line
-    filters = [c for c in cmds if "filter" in c]
-    assert len(filters) == 2 and all("match ip protocol 17 0xff" in f for f in filters)
-    assert any("dport 7100 0xffff flowid 1:30" in f for f in filters)
+def _worker(index=0, rate=50e6, dscp=34, probe_dscp=46, peers=("10.0.1.1",)):
+    from twin.emulation.tc import WorkerLinkClass
+    return WorkerLinkClass(index=index, dscp=dscp, probe_dscp=probe_dscp, rate_bps=rate,
+                           tcp_ports=(29500,), udp_ports=(7100,), peers=peers)
 
 
-def test_worker_links_also_give_the_job_its_reserved_rate():
-    from twin.emulation.tc import nic_class_commands
-    cmds = flat(nic_class_commands("tw2-eth1", 100e6, [7100], mtu=9000, reserved_bps=50e6,
-                                   tcp_ports=[29500], dscp=34, probe_dscp=46))
+def test_worker_links_give_each_reservation_its_rate_toward_its_peers_only():
+    cmds = flat(nic_class_commands("tw2-eth1", 100e6, [_worker()], mtu=9000))
     classes = {c.split("classid ")[1].split()[0]: c for c in cmds if " class " in c}
     assert "prio 0" in classes["1:30"] and "prio 1" in classes["1:20"] and "prio 2" in classes["1:10"]
     assert "rate 50000000bit" in classes["1:20"] and "rate 48000000bit" in classes["1:10"]
+    assert all("ceil 100000000bit" in c for c in classes.values())  # all may use the line
     filters = [c for c in cmds if " filter " in c]
-    # the worker's own frames by port (unmarked), frames from the switch by DSCP
-    assert any("protocol 6 0xff match ip dport 29500 0xffff flowid 1:20" in f for f in filters)
-    assert any("protocol 6 0xff match ip sport 29500 0xffff flowid 1:20" in f for f in filters)
+    # the worker's own frames by peer and port (unmarked), frames from the switch by DSCP
+    assert any("dst 10.0.1.1/32 match ip protocol 6 0xff match ip dport 29500 0xffff flowid 1:20"
+               in f for f in filters)
+    assert any("dst 10.0.1.1/32 match ip protocol 17 0xff match ip sport 7100 0xffff flowid 1:30"
+               in f for f in filters)
     assert any("dsfield 0x88 0xfc flowid 1:20" in f for f in filters)
     assert any("dsfield 0xb8 0xfc flowid 1:30" in f for f in filters)
-    # a reservation larger than the link leaves the probes their share
-    big = flat(nic_class_commands("x", 100e6, [], mtu=9000, reserved_bps=400e6))
-    assert any("classid 1:20" in c and "rate 98000000bit" in c for c in big)
+    # the switch port facing the worker sees the peers as sources
+    port = flat(nic_class_commands("tw2-eth1", 100e6, [_worker()], mtu=9000, toward_worker=True))
+    assert any("src 10.0.1.1/32" in c for c in port) and not any("dst 10.0.1" in c for c in port)
+    # reservations larger than the link share what the probes leave
+    big = flat(nic_class_commands("x", 100e6, [_worker(0, 300e6), _worker(1, 100e6, 36, 44)],
+                                  mtu=9000))
+    assert any("classid 1:20" in c and "rate 73500000bit" in c for c in big)
+    assert any("classid 1:120" in c and "rate 24500000bit" in c for c in big)
+
 
 def test_detpath_classes_keep_the_netem_delay_where_netem_carries_it():
     """On a kernel with netem the WAN port's tree is replaced by the classes: every class's queue
     must then be the netem (a bfifo would drop the fiber's delay without a word)."""
     stage = Shaping(rate_bps=100e6, delay_s=0.0068, loss=0.001, mtu=9000)
-    cmds = flat(class_commands("x", 100e6, 50e6, 500_000, rtt_s=0.0136, mtu=9000,
+    cmds = flat(class_commands("x", 100e6, [_link(booked=50e6)], 500_000, rtt_s=0.0136, mtu=9000,
                                delay_stage=stage))
     leaves = [c for c in cmds if " qdisc replace dev x parent 1:" in c]
-    assert len(leaves) == 3
+    assert len(leaves) == 4  # BFD, probes, job, best effort
     assert all("netem delay 6800us" in c and "rate 100000000bit" in c for c in leaves)
-    plain = flat(class_commands("x", 100e6, 50e6, 500_000, mtu=9000))
+    plain = flat(class_commands("x", 100e6, [_link(booked=50e6)], 500_000, mtu=9000))
     assert all(" bfifo limit " in c for c in plain if " qdisc replace dev x parent 1:" in c)
 
 

@@ -9,11 +9,15 @@ from twin.plan.routing import (
     RESERVABLE,
     AdmissionError,
     Reservation,
+    Step,
     admit,
     fabric_graph,
+    legs,
+    link_classes,
     next_hops,
     replica_mac,
     replica_routes,
+    reservation_steps,
     spanning_tree_ports,
 )
 from twin.spec.topology import load_topology
@@ -101,3 +105,50 @@ def test_replica_macs_are_unique_locally_administered_unicast():
     macs = {replica_mac(tag, w) for tag in range(8) for w in range(300)}
     assert len(macs) == 8 * 300
     assert all(int(m[:2], 16) & 0b11 == 0b10 for m in macs)
+
+
+def _detoured():
+    """Two reservations beijing-guangzhou on fntf-4site: the first fills the direct chord, the
+    second goes round; each with the other's primary as (part of) its backup."""
+    g = graph("fntf-4site")
+    cap = 400e6 * RESERVABLE
+    return [admit(g, Reservation("a", "beijing", "guangzhou", cap, 34, 46)),
+            admit(g, Reservation("b", "beijing", "guangzhou", 50e6, 36, 44))]
+
+
+def test_each_direction_of_a_reservation_is_forwarded_on_its_own_path():
+    a, b = _detoured()
+    there, back = legs([a, b])[2:]
+    assert there.primary == tuple(b.path) and back.primary == tuple(b.path[::-1])
+    assert there.tag != back.tag
+    first, middle = b.path[0], b.path[1]
+    # the first switch: its workers' traffic onto the path, the backup's first hop if it is cut,
+    # and traffic cranked back from the path onto the backup path
+    assert reservation_steps(there, first) == [Step(None, b.path[1], b.backup[1]),
+                                              Step(b.path[1], b.backup[1])]
+    # a switch on the path: onwards, else back where it came from
+    assert Step(first, b.path[2], first) in reservation_steps(there, middle)
+    assert reservation_steps(there, b.path[-1]) == []  # the last switch delivers by address
+
+
+def test_a_link_gives_classes_to_every_reservation_crossing_it_and_books_only_primaries():
+    a, b = _detoured()
+    direct = link_classes([a, b], "beijing", "guangzhou")
+    assert [(c.reservation, c.index, c.booked_bps) for c in direct] == [("a", 0, a.rate_bps),
+                                                                       ("b", 1, 0.0)]
+    detour = link_classes([a, b], b.path[0], b.path[1])
+    assert {c.reservation: c.booked_bps for c in detour}["b"] == b.rate_bps
+
+
+def test_reservations_get_codepoints_of_their_own():
+    from twin.errors import TwinError
+    from twin.plan.reservations import assign_dscps
+    from twin.spec.topology import ReservationSpec
+    specs = [ReservationSpec(name="a", a="x", b="y", rate=1e9),
+             ReservationSpec(name="b", a="x", b="y", rate=1e9, dscp=36),
+             ReservationSpec(name="c", a="x", b="y", rate=1e9)]
+    assert assign_dscps(specs) == [(34, 46), (36, 44), (38, 40)]
+    specs.append(ReservationSpec(name="d", a="x", b="y", rate=1e9, probe_dscp=36))
+    with pytest.raises(TwinError, match=r"reservations\[3:d\]\.probe_dscp: 36 is also "
+                                        r"the dscp of reservation 'b'"):
+        assign_dscps(specs)

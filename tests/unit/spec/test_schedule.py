@@ -1,11 +1,11 @@
 """Training schedules: from a model description, from a Chakra trace, from a file; and the replay."""
 
 import json
-import threading
 
 import numpy as np
 import pytest
 
+from tests.threads import in_threads
 from traffic.comm import Comm, RankInfo
 from traffic.train import run_iteration
 from twin.errors import InputError
@@ -65,18 +65,14 @@ def test_replay_over_loopback_reduces_exactly_and_times_the_phases(overlap):
     ranks = [RankInfo(r, "127.0.0.1", "s", 21500 + r + (10 if overlap else 0)) for r in range(3)]
     sched = {"forward_s": 0.05, "backward_s": 0.1, "optimizer_s": 0.02, "algo": "ring",
              "overlap": overlap, "check": True}
-    out = {}
 
     def rank(r):
         comm = Comm(r, ranks, timeout=10)
-        bufs = [np.zeros(10_000, dtype=np.float32) for _ in range(4)]
-        out[r] = run_iteration(comm, sched, bufs)
-        comm.close()
-    ts = [threading.Thread(target=rank, args=(r,)) for r in range(3)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(30)
+        try:
+            return run_iteration(comm, sched, [np.zeros(10_000, dtype=np.float32) for _ in range(4)])
+        finally:
+            comm.close()
+    out = in_threads(rank, range(3), timeout=30)
     assert all(o["wrong"] == 0 for o in out.values())
     for o in out.values():
         assert o["iteration_s"] >= 0.17 - 1e-3

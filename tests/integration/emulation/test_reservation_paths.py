@@ -1,0 +1,113 @@
+"""detpath forwards each reservation on the path admission placed it on, in its own classes, and
+fails it over onto its own backup path: two reservations between the same two sites, the direct
+link with room for only one of them, the other sent round a detour."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.locations import ROOT
+from twin.drive.crosstraffic import start_probe
+from twin.emulation import runtime
+from twin.emulation.state import TwinState
+from twin.plan.routing import RESERVABLE
+from twin.spec.topology import load_topology
+
+DIRECT_MS, DETOUR_LEG_MS = 2.0, 5.0
+TOPOLOGY = f"""\
+name: detour
+description: x and y 2 ms apart, and 10 ms round through z; the direct link has room for one
+scale:
+  bandwidth: 1/4000
+sites:
+  - {{name: x, lat: 40.0, lon: 116.0, workers: 1, fabric: {{rate: 400Gbit}}}}
+  - {{name: y, lat: 40.5, lon: 116.0, workers: 1, fabric: {{rate: 400Gbit}}}}
+  - {{name: z, lat: 41.0, lon: 118.0, workers: 1, fabric: {{rate: 400Gbit}}}}
+links:
+  - {{a: x, b: y, rate: 400Gbit, delay: {DIRECT_MS}ms}}
+  - {{a: x, b: z, rate: 400Gbit, delay: {DETOUR_LEG_MS}ms}}
+  - {{a: z, b: y, rate: 400Gbit, delay: {DETOUR_LEG_MS}ms}}
+reservations:
+  - {{name: first, a: x, b: y, rate: 300Gbit, tcp_ports: [29500], udp_ports: [7100]}}
+  - {{name: second, a: x, b: y, rate: 100Gbit, tcp_ports: [29600], udp_ports: [7200]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def detour(daemons, tmp_path_factory):
+    from tests.integration.machine import leftovers
+    from twin.emulation import cleanup
+    cleanup.clean()
+    path = tmp_path_factory.mktemp("detour") / "detour.yaml"
+    path.write_text(TOPOLOGY)
+    topo = load_topology(path)
+    _, state = runtime.up(topo, str(path), "detpath", progress=lambda s: None)
+    yield topo, state, path
+    runtime.down()
+    left = leftovers()
+    cleanup.clean()
+    assert not any(left.values()), f"the run left things behind: {left}"
+
+
+def probe_ms(state: TwinState, port: int) -> dict:
+    probe = start_probe(state.worker("x1"), state.worker("y1"), port, pps=500, count=300)
+    return probe.result()
+
+
+def sent_packets(dev: str, classid: str) -> int:
+    out = subprocess.run(["tc", "-s", "class", "show", "dev", dev, "classid", classid],
+                         capture_output=True, text=True, check=True).stdout
+    found = re.search(r"Sent \d+ bytes (\d+) pkt", out)
+    assert found, f"no class {classid} on {dev}: {out!r}"
+    return int(found.group(1))
+
+
+def test_the_second_reservation_is_forwarded_round_the_detour_admission_put_it_on(detour):
+    topo, state, _ = detour
+    x_z = runtime.find_wan(state, "x", "z")
+    before = sent_packets(x_z.intf_a, "1:130")  # the second reservation's probe class
+    first, second = probe_ms(state, 7100), probe_ms(state, 7200)
+    assert first["received"] == 300 and second["received"] == 300
+    # the first on the direct link, the second round z (10 ms), though both go from x to y
+    assert DIRECT_MS - 0.05 <= first["owd_min_ms"] and first["owd_p50_ms"] <= DIRECT_MS + 1.5
+    detour_ms = 2 * DETOUR_LEG_MS
+    assert detour_ms - 0.05 <= second["owd_min_ms"] and second["owd_p50_ms"] <= detour_ms + 1.5
+    # and in its own classes on the detour's egress
+    assert sent_packets(x_z.intf_a, "1:130") >= before + 300
+
+
+def test_the_rate_booked_on_a_link_never_exceeds_its_capacity(detour):
+    topo, state, _ = detour
+    booked = {(w.a, w.b): w.reserved_bps for w in state.wan}
+    assert booked == {("x", "y"): 75e6, ("x", "z"): 25e6, ("z", "y"): 25e6}
+    assert all(w.reserved_bps <= RESERVABLE * w.emulated_bps for w in state.wan)
+
+
+def test_inspect_lists_every_reservation_with_its_paths_and_the_rate_booked_per_link(detour):
+    out = subprocess.run([sys.executable, "-m", "twin.cli.main", "inspect"], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+                         cwd=ROOT).stdout
+    assert re.search(r"first\s*│\s*x-y\s*│.*│\s*x > y\s*│\s*x > z > y", out), out
+    assert re.search(r"second\s*│\s*x-y\s*│.*│\s*x > z > y\s*│\s*x > y", out), out
+    assert re.search(r"x-y\s*│\s*75Mbit\s*│\s*100Mbit\s*│\s*75%\s*│\s*first\s*│\s*second", out), out
+
+
+@pytest.mark.parametrize("cut, expected_ms", [
+    (("x", "z"), DIRECT_MS),  # the first switch puts it on its backup path at once
+    (("z", "y"), 2 * DETOUR_LEG_MS + DIRECT_MS),  # z sends it back to x, x onto the backup
+])
+def test_a_cut_on_its_path_moves_the_reservation_onto_its_own_backup_path(detour, cut,
+                                                                          expected_ms):
+    _, state, _ = detour
+    runtime.set_link_state(*cut, False)
+    try:
+        got = probe_ms(state, 7200)
+    finally:
+        runtime.set_link_state(*cut, True)
+    assert got["received"] == 300
+    assert expected_ms - 0.05 <= got["owd_min_ms"] and got["owd_p50_ms"] <= expected_ms + 1.5
