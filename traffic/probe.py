@@ -9,8 +9,9 @@ the probe's own latency, not the network's. That wake-up lag is reported separat
 (``wakeup_p99_ms``), as OWAMP implementations do with kernel timestamps.
 
 Metrics follow the RFCs network engineers know: one-way delay percentiles, PDV as p99.9 minus
-minimum (RFC 5481), IPDV between consecutive packets (RFC 3393), loss, and reordered packets
-counted as arrivals with a sequence number lower than one already seen (RFC 4737).
+minimum (RFC 5481), IPDV (RFC 3393: D(n+1) - D(n) for consecutive sequence numbers that both
+arrived, in send order, signed; a loss leaves its neighbours unpaired), loss, and reordered
+packets counted as arrivals with a sequence number lower than one already seen (RFC 4737).
 
   python3 -m traffic.probe recv --port 7000 --duration 5
   python3 -m traffic.probe send --dst 10.2.0.1 --port 7000 --pps 1000 --count 5000 --dscp 46
@@ -37,6 +38,8 @@ MAGIC = 0x54574E31  # 'TWN1'
 SO_TIMESTAMPNS = 35
 SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 TIMESPEC = struct.Struct("@qq")
+LINGER_S = 0.5  # a receiver that has every expected packet waits this long for late copies
+SAMPLES_KEPT = 20000  # per-packet values a result carries (delays, IPDV), for pooling runs
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -70,7 +73,7 @@ def summarize(records: Sequence[tuple[int, ...]], sent: int | None = None) -> di
         highest = max(highest, q)
     unique = len(seqs)
     expected = sent if sent is not None else (max(seqs) + 1)
-    ipdv = [abs(b - a) for a, b in zip(delays, delays[1:])]
+    ipdv = ipdv_ms({r[0]: d for r, d in zip(records, delays)})
     # longest run of lost sequence numbers, including a run that lasts to the end of the test
     ordered = [-1] + sorted(set(seqs)) + [expected]
     gap = max((b - a - 1 for a, b in zip(ordered, ordered[1:])), default=0)
@@ -86,17 +89,45 @@ def summarize(records: Sequence[tuple[int, ...]], sent: int | None = None) -> di
         "owd_p999_ms": percentile(delays, 99.9),
         "owd_max_ms": max(delays),
         "pdv_ms": percentile(delays, 99.9) - min(delays),
-        "ipdv_p99_ms": percentile(ipdv, 99) if ipdv else 0.0,
+        **ipdv_summary(ipdv),
         "max_gap_packets": gap,  # longest run of consecutive lost sequence numbers
         "wakeup_p99_ms": percentile(wakeups, 99) if wakeups else None,
-        "delays_ms": delays if len(delays) <= 20000 else delays[:: len(delays) // 20000 + 1],
+        "delays_ms": thinned(delays),
+        "ipdv_ms": thinned(ipdv),  # in send order
     }
 
 
+def thinned(values: list[float], most: int = SAMPLES_KEPT) -> list[float]:
+    """Every k-th value, so that at most about ``most`` are kept (for pooling across runs)."""
+    return values if len(values) <= most else values[:: len(values) // most + 1]
+
+
+def ipdv_ms(delay_by_seq: dict[int, float]) -> list[float]:
+    """RFC 3393 IPDV in send order: D(n+1) - D(n) for every n where packets n and n+1 both
+    arrived, signed (positive: the later packet took longer). Pairs never span a loss; arrival
+    order (reordering) does not matter, each packet keeps the delay of its own first copy."""
+    return [delay_by_seq[n + 1] - delay_by_seq[n] for n in sorted(delay_by_seq)
+            if n + 1 in delay_by_seq]
+
+
+def ipdv_summary(ipdv: list[float]) -> dict:
+    """Signed IPDV's minimum, median, p99 and maximum, and the p99 of its magnitude (the one
+    number for "how much does delay change from one packet to the next", either way); None
+    where no two consecutive packets arrived."""
+    if not ipdv:
+        return {"ipdv_pairs": 0, "ipdv_min_ms": None, "ipdv_p50_ms": None, "ipdv_p99_ms": None,
+                "ipdv_max_ms": None, "ipdv_abs_p99_ms": None}
+    return {"ipdv_pairs": len(ipdv), "ipdv_min_ms": min(ipdv),
+            "ipdv_p50_ms": percentile(ipdv, 50), "ipdv_p99_ms": percentile(ipdv, 99),
+            "ipdv_max_ms": max(ipdv), "ipdv_abs_p99_ms": percentile([abs(v) for v in ipdv], 99)}
+
+
 def receive(port: int, duration: float, bind: str = "0.0.0.0", idle: float = 2.0,
-            ready: threading.Event | None = None,
-            announce: bool = False) -> list[tuple[int, int, int, int]]:
-    """Collect probe packets until ``duration`` passes, or ``idle`` s pass with none after the first.
+            ready: threading.Event | None = None, announce: bool = False,
+            expect: int | None = None) -> list[tuple[int, int, int, int]]:
+    """Collect probe packets until ``duration`` passes, or ``idle`` s pass with none after the
+    first, or LINGER_S after every one of ``expect`` sequence numbers has arrived (the linger
+    catches the later copies of packets sent 1+1 over a longer path).
 
     Each record is (seq, send_ns, arrival_ns, read_ns); see the module docstring.
     """
@@ -110,6 +141,7 @@ def receive(port: int, duration: float, bind: str = "0.0.0.0", idle: float = 2.0
     if announce:
         print(f"{LISTENING} on {port}", file=sys.stderr, flush=True)
     records = []
+    seen: set[int] = set()
     deadline = time.monotonic() + duration
     last = None
     while True:
@@ -129,6 +161,9 @@ def receive(port: int, duration: float, bind: str = "0.0.0.0", idle: float = 2.0
             continue
         records.append((seq, sent_ns, arrival_ns(anc, read_ns), read_ns))
         last = time.monotonic()
+        seen.add(seq)
+        if expect is not None and len(seen) == expect:
+            deadline = min(deadline, last + LINGER_S)
     sock.close()
     return records
 
@@ -206,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("selftest")
     a = ap.parse_args(argv)
     if a.mode == "recv":
-        print(json.dumps(summarize(receive(a.port, a.duration, announce=True), a.expect)))
+        print(json.dumps(summarize(receive(a.port, a.duration, announce=True, expect=a.expect),
+                                   a.expect)))
     elif a.mode == "send":
         print(json.dumps({"sent": send(a.dst, a.port, a.pps, a.count, a.size, a.dscp)}))
     else:

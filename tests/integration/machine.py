@@ -1,6 +1,7 @@
 """What the integration tests ask of the machine: what the twin left on it, commands in a worker's
 network namespace."""
 
+import os
 import subprocess
 
 from twin.emulation import cleanup
@@ -19,3 +20,9 @@ def leftovers() -> dict:
 def ns_run(pid: int, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(["nsenter", "--target", str(pid), "--net"] + argv,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def cpu_emulated() -> bool:
+    """True inside the stock-kernel guest (``make test-stock-kernel``), whose CPU is emulated in
+    software: its timings are not a hardware measurement, so upper bounds on delay are loose."""
+    return os.environ.get("TWIN_STOCK_KERNEL") == "1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from rich.table import Table
 
@@ -35,19 +35,40 @@ def run(args: argparse.Namespace) -> int:
 
 def show_calibration(topo: Topology, state: TwinState, results: str) -> None:
     """Measure, write the CSV under ``results`` and print the table and its one-line summary."""
-    from twin.measure.calibrate import calibrate, fabric_of, summary, write_csv
+    from twin.measure.calibrate import (
+        MISSED,
+        NOT_MEASURED,
+        OK,
+        calibrate,
+        fabric_of,
+        summary,
+        write_csv,
+    )
+    style = {OK: f"[green]{OK}[/]", MISSED: f"[red]{MISSED}[/]",
+             NOT_MEASURED: f"[yellow]{NOT_MEASURED}[/]"}
     rows = calibrate(state, fabric_of(topo), progress=progress)
+    if not rows:
+        console.print(f"nothing to calibrate: {topo.name} has no WAN link")
+        return
     out = Path(results) / f"calibration-{topo.name}-{state.run_id}.csv"
     write_csv(rows, out)
     table = Table(title=f"calibration of {topo.name} ({state.mechanism}; {state.scale})")
-    for col in ("path", "RTT cfg ms", "RTT median ms", "err ms", "PDV ms", "rate Mbit/s",
-                "goodput Mbit/s", "wire ratio", "ok"):
+    for col in ("path", "RTT cfg ms", "RTT median ms", "err ms", "OWD p50 ms fwd/rev",
+                "PDV ms fwd/rev", "|IPDV| p99 ms fwd/rev", "rate Mbit/s", "goodput Mbit/s",
+                "wire ratio", "RTT", "PDV", "TCP"):
         table.add_column(col)
     for r in rows:
-        ok = r.rtt_ok and r.pdv_ok and r.throughput_ok
         table.add_row(f"{r.src}->{r.dst}", f"{r.configured_rtt_ms:.2f}",
                       f"{r.measured_rtt_median_ms:.2f}", f"{r.rtt_error_ms:+.2f}",
-                      f"{r.pdv_ms:.2f}", f"{r.emulated_rate_mbps:g}", f"{r.goodput_mbps:.1f}",
-                      f"{r.wire_ratio:.3f}", "[green]yes[/]" if ok else "[red]no[/]")
+                      f"{r.fwd_owd_p50_ms:.2f}/{r.rev_owd_p50_ms:.2f}",
+                      f"{r.fwd_pdv_ms:.2f}/{r.rev_pdv_ms:.2f}",
+                      f"{_ms(r.fwd_ipdv_abs_p99_ms)}/{_ms(r.rev_ipdv_abs_p99_ms)}",
+                      f"{r.emulated_rate_mbps:g}", f"{r.goodput_mbps:.1f}", f"{r.wire_ratio:.3f}",
+                      *(style[s] for s in r.statuses()))
     console.print(table)
-    console.print(f"{summary(rows)}; CSV: {out}")
+    console.print(f"{summary(rows)}; this machine carries {rows[0].machine_tcp_ceiling_mbps:g} "
+                  f"Mbit/s in one TCP flow through an unshaped switch; CSV: {out}")
+
+
+def _ms(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2f}"

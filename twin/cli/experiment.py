@@ -51,13 +51,13 @@ def run_determinism(args: argparse.Namespace) -> int:
         raise TwinError(f"--repeats {args.repeats}: must be at least 1")
     machine = survey(3.0)  # idle, before anything starts: the floor under the probes' tails
     progress(f"machine: {describe(machine)}")
-    rows, delays = determinism.run(topo, args.topology, seconds=args.seconds, progress=progress,
-                                   repeats=args.repeats)
+    rows, samples = determinism.run(topo, args.topology, seconds=args.seconds, progress=progress,
+                                    repeats=args.repeats)
     write_rows(rows, out / f"determinism-{topo.name}.csv")
-    pooled = determinism.pooled(rows, delays, machine)
+    pooled = determinism.pooled(rows, samples, machine)
     if pooled:
         write_rows(pooled, out / f"determinism-{topo.name}-pooled.csv")
-    plots.delay_cdf(delays, out / f"determinism-{topo.name}-owd-cdf.png",
+    plots.delay_cdf(samples.delays, out / f"determinism-{topo.name}-owd-cdf.png",
                     f"probe one-way delay, {topo.name} ({topo.scale.describe()})")
     table = Table(title=f"determinism A/B on {topo.name} ({topo.scale.describe()})")
     for col in ("controller", "#", "phase", "what", "offered Mbit/s", "goodput Mbit/s", "share",

@@ -14,12 +14,12 @@ Same topology, links and interference for both controllers (detpath, baseline):
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import networkx as nx
 
-from traffic.probe import percentile
+from traffic.probe import ipdv_summary, percentile
 from twin.drive.crosstraffic import (
     SMALL_DATAGRAM,
     start_flow,
@@ -78,6 +78,37 @@ class DeterminismRow:
     line_late_p99_ms: Optional[float] = None
     line_late_p999_ms: Optional[float] = None
     line_late_share: Optional[float] = None
+    # probe rows: IPDV (RFC 3393), consecutive packets in send order, signed, no pair across a
+    # loss; abs_p99: p99 of its magnitude
+    ipdv_min_ms: Optional[float] = None
+    ipdv_p50_ms: Optional[float] = None
+    ipdv_p99_ms: Optional[float] = None
+    ipdv_max_ms: Optional[float] = None
+    ipdv_abs_p99_ms: Optional[float] = None
+
+
+IPDV_FIELDS = ("ipdv_min_ms", "ipdv_p50_ms", "ipdv_p99_ms", "ipdv_max_ms", "ipdv_abs_p99_ms")
+
+
+@dataclass
+class ProbeSamples:
+    """Per-packet values of the channel phases' probes, per "controller, phase", every repeat
+    together: one-way delays (the CDF plot, pooled percentiles) and IPDVs (each run's own pairs:
+    no pair spans two runs)."""
+
+    delays: dict[str, list[float]] = field(default_factory=dict)
+    ipdv: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, key: str, probe: dict) -> None:
+        """One probe's result (traffic.probe's summary) under ``key``."""
+        self.delays.setdefault(key, []).extend(probe.get("delays_ms", []))
+        self.ipdv.setdefault(key, []).extend(probe.get("ipdv_ms", []))
+
+    def extend(self, other: ProbeSamples) -> None:
+        for key, values in other.delays.items():
+            self.delays.setdefault(key, []).extend(values)
+        for key, values in other.ipdv.items():
+            self.ipdv.setdefault(key, []).extend(values)
 
 
 def _row(topo, state, controller, phase, metric, src, dst, link_bps, prop_ms, repeat=0,
@@ -94,11 +125,11 @@ def _row(topo, state, controller, phase, metric, src, dst, link_bps, prop_ms, re
 def _probe_fields(p: dict) -> dict:
     return {k: round(p[k], 4) if isinstance(p[k], float) else p[k]
             for k in ("owd_min_ms", "owd_p50_ms", "owd_p99_ms", "owd_p999_ms", "owd_max_ms",
-                      "pdv_ms", "loss", "reordered")}
+                      "pdv_ms", "loss", "reordered") + IPDV_FIELDS}
 
 
 def channels(topo: Topology, state: TwinState, controller: str, seconds: float,
-             progress: Progress, repeat: int = 0) -> tuple[list[DeterminismRow], dict]:
+             progress: Progress, repeat: int = 0) -> tuple[list[DeterminismRow], ProbeSamples]:
     """Reserved + best-effort channels, alone and under 100% interference, with a probe."""
     a, b = topo.links[0].a, topo.links[0].b
     wa = [w for w in state.workers if w.site == a]
@@ -106,7 +137,7 @@ def channels(topo: Topology, state: TwinState, controller: str, seconds: float,
     wan = next(w for w in state.wan if {w.a, w.b} == {a, b})
     link, prop = wan.emulated_bps, wan.delay_s * 1e3
     rows: list[DeterminismRow] = []
-    delays: dict[str, list[float]] = {}
+    samples = ProbeSamples()
     probe_s = max(1.0, seconds - PROBE_MARGIN_S)
     for phase in PHASES:
         progress(f"{controller}: channels {phase} ({seconds:g} s, repeat {repeat + 1})")
@@ -135,10 +166,10 @@ def channels(topo: Topology, state: TwinState, controller: str, seconds: float,
                              link, prop, repeat, offered_mbps=flow.rate_bps / 1e6,
                              goodput_mbps=round(bps / 1e6, 2),
                              share_of_offered=round(bps / flow.rate_bps, 4)))
-        delays.setdefault(f"{controller}, {phase}", []).extend(p.get("delays_ms", []))
+        samples.add(f"{controller}, {phase}", p)
         rows.append(_row(topo, state, controller, phase, "probe (reserved class)", wa[0].name,
                          wb[0].name, link, prop, repeat, **_probe_fields(p), **line))
-    return rows, delays
+    return rows, samples
 
 
 def _line_stats(wan: WanInfo) -> dict:
@@ -179,14 +210,20 @@ class PooledProbe:
     # woke from 1 ms sleeps (p99.9) and how often every CPU stalled at once (the VM not running)
     machine_wakeup_p999_ms: Optional[float] = None
     machine_stalls_all_cpus: Optional[int] = None
+    # IPDV of every repeat's pairs together (as DeterminismRow's)
+    ipdv_min_ms: Optional[float] = None
+    ipdv_p50_ms: Optional[float] = None
+    ipdv_p99_ms: Optional[float] = None
+    ipdv_max_ms: Optional[float] = None
+    ipdv_abs_p99_ms: Optional[float] = None
 
 
-def pooled(rows: list[DeterminismRow], delays: dict[str, list[float]],
+def pooled(rows: list[DeterminismRow], samples: ProbeSamples,
            machine: Optional[dict] = None) -> list[PooledProbe]:
     """Pooled percentiles per (controller, phase) of the channel phases' probes; ``machine``: a
     twin.wakeup survey taken before the run."""
     out = []
-    for key, values in delays.items():
+    for key, values in samples.delays.items():
         controller, phase = key.split(", ", 1)
         mine = [r for r in rows if r.controller == controller and r.phase == phase
                 and r.metric.startswith("probe")]
@@ -194,6 +231,7 @@ def pooled(rows: list[DeterminismRow], delays: dict[str, list[float]],
             continue
         prop = mine[0].propagation_ms
         p99 = percentile(values, 99)
+        ipdv = ipdv_summary(samples.ipdv.get(key, []))
         out.append(PooledProbe(
             topology=mine[0].topology, controller=controller, phase=phase, repeats=len(mine),
             probes=len(values), owd_p50_ms=round(percentile(values, 50), 4),
@@ -202,7 +240,8 @@ def pooled(rows: list[DeterminismRow], delays: dict[str, list[float]],
             p99_over_propagation_ms=round(p99 - prop, 4), scale=mine[0].scale,
             mechanism=mine[0].mechanism,
             machine_wakeup_p999_ms=round(machine["p999_ms"], 3) if machine else None,
-            machine_stalls_all_cpus=machine["all_cpus_stalled"] if machine else None))
+            machine_stalls_all_cpus=machine["all_cpus_stalled"] if machine else None,
+            **{k: None if ipdv[k] is None else round(ipdv[k], 4) for k in IPDV_FIELDS}))
     return out
 
 
@@ -250,18 +289,18 @@ def replicated_probe_port(topo: Topology) -> Optional[int]:
 
 
 def run(topo: Topology, path: str, seconds: float = 8.0, controllers=("detpath", "baseline"),
-        progress: Progress = lambda s: None, repeats: int = 1) -> tuple[list[DeterminismRow], dict]:
-    """Every controller on the same twin definition; ``delays`` pools each phase's repeats."""
+        progress: Progress = lambda s: None, repeats: int = 1
+        ) -> tuple[list[DeterminismRow], ProbeSamples]:
+    """Every controller on the same twin definition; the samples pool each phase's repeats."""
     rows: list[DeterminismRow] = []
-    delays: dict[str, list[float]] = {}
+    samples = ProbeSamples()
     for controller in controllers:
         _, state = runtime.up(topo, path, controller, progress)
         try:
             for repeat in range(repeats):
                 r, d = channels(topo, state, controller, seconds, progress, repeat)
                 rows += r
-                for k, v in d.items():
-                    delays.setdefault(k, []).extend(v)
+                samples.extend(d)
             if len(topo.links) > 1:
                 rows.append(failover(topo, state, controller, progress))
                 replicated = replicated_probe_port(topo)
@@ -270,4 +309,4 @@ def run(topo: Topology, path: str, seconds: float = 8.0, controllers=("detpath",
                                          protection="1+1"))
         finally:
             runtime.down()
-    return rows, delays
+    return rows, samples

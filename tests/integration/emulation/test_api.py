@@ -9,6 +9,7 @@ import tarfile
 
 import pytest
 
+from tests.integration.machine import cpu_emulated
 from twin.emulation.net import Twin
 from twin.host.engine import docker_client
 from twin.measure.ping import parse_ping_rtts
@@ -45,7 +46,10 @@ def test_containernet_style_script(clean_machine, busybox_image):
         for sw in (s1, s2):
             sw.cmd("ovs-ofctl", "-O", "OpenFlow13", "add-flow", sw.name, "actions=NORMAL")
         rtts = parse_ping_rtts(d1.cmd("ping", "-n", "-c", "10", "-i", "0.05", "10.0.0.252"))
-        assert len(rtts) >= 9 and min(rtts) >= 3.95 and statistics.median(rtts) < 6.0
+        # never earlier than the 4 ms configured; later by the switches' and shaping's own time
+        # (an emulated CPU's more: see tests/integration/stock_kernel)
+        upper = 4.0 + (5.0 if cpu_emulated() else 2.0)
+        assert len(rtts) >= 9 and min(rtts) >= 3.95 and statistics.median(rtts) < upper, rtts
         # the container itself: its filesystem, its environment, its limits
         rc, out = d1.dexec(["/bin/sh", "-c", "echo $ROLE; ls /bin"])
         assert rc == 0 and out.split()[0] == "test" and "busybox" in out

@@ -66,4 +66,8 @@ def test_netem_without_a_rate_reorders_under_jitter_and_a_live_change_keeps_its_
         assert after["jitter_s"] == 0.0 and abs(after["delay_s"] - 0.020) < 1e-6
         assert limit(after["line"]) == queue, f"the live change reset the queue: {after['line']}"
         steady = probe(d2, d1, "10.0.0.252", pps=500, count=1000, port=7202)
-        assert steady["received"] >= 990 and steady["reordered"] == 0, steady
+        # Without jitter netem keeps its order; the emulated guest's vCPUs still swap a few frames
+    # (frames leaving on different CPUs enter different per-CPU backlogs: 7 of 1,000 were seen
+    # on a link without netem's jitter), hundreds fewer than under jitter
+    assert steady["received"] >= 990 and steady["reordered"] <= 10, steady
+    assert steady["reordered"] * 5 < jittered["reordered"], (steady, jittered)
