@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -246,6 +247,32 @@ def test_distributed_job_between_containers(clean_machine, image):
             assert row["wrong"] == 0
             # two ranks, ring: a reduce-scatter step and an all-gather step, 50 ms each way
             assert all(95_000 <= t <= 150_000 for t in row["times_us"]), row
+    finally:
+        net.stop()
+    assert not any(leftovers().values())
+
+
+def test_tclink_jitter_and_loss_on_both_ends(clean_machine, image):
+    """TCLink's loss applies on each end's egress, as on Mininet: a round trip crosses it twice."""
+    net = Containernet(controller=None)
+    d1 = net.addDocker("d1", ip="10.0.0.251", dimage=image)
+    d2 = net.addDocker("d2", ip="10.0.0.252", dimage=image)
+    s1, s2 = net.addSwitch("s1"), net.addSwitch("s2")
+    net.addLink(d1, s1)
+    net.addLink(s1, s2, cls=TCLink, delay="50ms", jitter="5ms", loss=10, bw=10,
+                max_queue_size=200)
+    net.addLink(s2, d2)
+    net.start()
+    try:
+        d1.cmd("ping -n -c 3 -i 0.2 10.0.0.252")  # the standalone switches learn the MACs
+        out = d1.cmd("ping -n -c 300 -i 0.02 -W 1 10.0.0.252")
+        samples = parse_ping_rtts(out)
+        lost = 1 - len(samples) / 300
+        assert 0.10 <= lost <= 0.29, out[-300:]  # 1 - 0.9**2 = 19 %
+        # 5 ms of jitter on each crossing: RTTs spread around 100 ms (netem draws uniformly
+        # within the jitter, the delay line from a normal distribution of that deviation)
+        assert 95.0 <= statistics.mean(samples) <= 105.0
+        assert 2.0 <= statistics.pstdev(samples) <= 10.0
     finally:
         net.stop()
     assert not any(leftovers().values())
