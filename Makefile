@@ -5,10 +5,14 @@ VENV  := .venv
 TWIN  := $(VENV)/bin/twin
 PYTEST_ARGS ?=
 
-.PHONY: setup demo lint test test-unit test-stock-kernel doctor clean campaign bench
+.PHONY: setup image-torch demo lint test test-unit test-stock-kernel doctor clean campaign bench
 
 setup:
 	@bash scripts/setup.sh
+
+# The optional worker image with PyTorch (CPU) for `--backend gloo`; also built on first use.
+image-torch: setup
+	$(VENV)/bin/python -m twin.host.images torch
 
 demo: setup
 	$(TWIN) demo

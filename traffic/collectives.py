@@ -20,6 +20,9 @@ PIPELINE_BYTES = 1 << 20  # sub-chunk size: reduce one piece while the next is o
 
 ALLREDUCE_ALGOS = ("ring", "hd", "tree", "hier")  # the one list: the twin's model and campaigns import it
 OPS = ("allreduce", "reducescatter", "allgather", "broadcast", "alltoall")
+# Who runs a collective, and the rank program of each: the twin's own schedules below, or
+# PyTorch's torch.distributed over gloo (traffic.torch_bench, in the torch image only).
+BACKENDS = {"twin": "traffic.bench", "gloo": "traffic.torch_bench"}
 
 
 def _mv(a: np.ndarray) -> memoryview:

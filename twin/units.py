@@ -7,7 +7,16 @@ conversions live here so every module agrees on what ``1M`` means.
 
 from __future__ import annotations
 
+import math
 import re
+
+# What any value of each kind may be, wherever it is read (files, command-line flags); a model may
+# narrow a range for its field (twin/spec/topology.py, schedule.py, campaign.py). A value outside
+# is refused with the range, never carried on as inf, nan or a number no part of the twin can use.
+MIN_RATE_BPS = 1e3  # 1 Kbit/s: below it one 1,500-byte frame takes 12 s to send
+MAX_RATE_BPS = 1e15  # 1 Pbit/s: 20x what a fully lit long-haul fiber pair carries (~50 Tbit/s)
+MAX_TIME_S = 86400.0  # one day: no delay, jitter or compute phase the twin waits out is longer
+MAX_SIZE_BYTES = 2**50  # 1 PiB: 60x the fp32 gradient of a 4-trillion-parameter model
 
 _RATE_UNITS = {
     "bit": 1.0, "bps": 1.0,
@@ -30,50 +39,75 @@ def _split(text: str | float | int, what: str) -> tuple[float, str]:
     if isinstance(text, bool):
         raise ValueError(f"{what} must be a number with a unit, not {text!r}")
     if isinstance(text, (int, float)):
-        return float(text), ""
-    m = re.fullmatch(_NUM + r"\s*([A-Za-z%/]*)", str(text).strip())
+        try:
+            return float(text), ""
+        except OverflowError:  # an int with hundreds of digits
+            raise ValueError(f"{what} {_short(text)} is not a number the twin can use") from None
+    if not isinstance(text, str) or len(text) > 64:
+        raise ValueError(f"cannot read {what} {_short(text)}")
+    m = re.fullmatch(_NUM + r"\s*([A-Za-z%/]*)", text.strip())
     if not m:
         raise ValueError(f"cannot read {what} {text!r}")
     return float(m.group(1)), m.group(2).lower()
 
 
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
+
+
+def _within(value: float, text: str | float | int, what: str, low: float, high: float,
+            shown: tuple[str, str]) -> float:
+    """``value`` if finite and in [low, high], else ValueError naming the range (as ``shown``)."""
+    if math.isnan(value):
+        raise ValueError(f"{what} {_short(text)} is not a number")
+    if value < low:
+        if value < 0:
+            raise ValueError(f"{what} {_short(text)} must not be negative")
+        raise ValueError(f"{what} {_short(text)} is below {shown[0]}, the smallest the twin takes")
+    if value > high:
+        raise ValueError(f"{what} {_short(text)} is above {shown[1]}, the largest the twin takes")
+    return value
+
+
 def parse_rate(text: str | float | int) -> float:
-    """Return bit/s from '400Gbit', '100 Mbit/s', '1.2Tbps'; a bare number is bit/s."""
+    """Return bit/s from '400Gbit', '100 Mbit/s', '1.2Tbps'; a bare number is bit/s. Between
+    MIN_RATE_BPS and MAX_RATE_BPS."""
     value, unit = _split(text, "rate")
     unit = unit.removesuffix("/s")
-    if unit == "":
-        return value
-    if unit not in _RATE_UNITS:
+    if unit not in _RATE_UNITS and unit != "":
         raise ValueError(f"unknown rate unit in {text!r} (use bit, Kbit, Mbit, Gbit, Tbit)")
-    return value * _RATE_UNITS[unit]
+    return _within(value * _RATE_UNITS.get(unit, 1.0), text, "rate", MIN_RATE_BPS, MAX_RATE_BPS,
+                   (format_rate(MIN_RATE_BPS), format_rate(MAX_RATE_BPS)))
 
 
 def parse_time(text: str | float | int) -> float:
-    """Return seconds from '12ms', '500us', '1.5s'; a bare number is seconds."""
+    """Return seconds from '12ms', '500us', '1.5s'; a bare number is seconds. From 0 to
+    MAX_TIME_S."""
     value, unit = _split(text, "time")
-    if unit == "":
-        return value
-    if unit not in _TIME_UNITS:
+    if unit not in _TIME_UNITS and unit != "":
         raise ValueError(f"unknown time unit in {text!r} (use s, ms, us, ns)")
-    return value * _TIME_UNITS[unit]
+    return _within(value * _TIME_UNITS.get(unit, 1.0), text, "time", 0.0, MAX_TIME_S,
+                   ("0", f"{MAX_TIME_S:g}s (one day)"))
 
 
 def parse_size(text: str | float | int) -> int:
-    """Return bytes from '64M' / '64MiB' (binary) or '64MB' (decimal)."""
+    """Return bytes from '64M' / '64MiB' (binary) or '64MB' (decimal). From 0 to MAX_SIZE_BYTES."""
     value, unit = _split(text, "size")
     if unit not in _SIZE_UNITS:
         raise ValueError(f"unknown size unit in {text!r} (use K, M, G, KiB, MiB, GiB, KB, MB, GB)")
-    return int(round(value * _SIZE_UNITS[unit]))
+    return int(round(_within(value * _SIZE_UNITS[unit], text, "size", 0.0, MAX_SIZE_BYTES,
+                             ("0", "1 PiB"))))
 
 
 def parse_fraction(text: str | float | int) -> float:
-    """Return a fraction from '0.1%' or 0.001."""
+    """Return a fraction from '0.1%' or 0.001; from 0 to 1 (100%)."""
     value, unit = _split(text, "fraction")
     if unit == "%":
-        return value / 100.0
-    if unit:
+        value /= 100.0
+    elif unit:
         raise ValueError(f"cannot read fraction {text!r} (use 0.001 or 0.1%)")
-    return value
+    return _within(value, text, "fraction", 0.0, 1.0, ("0", "1 (100%)"))
 
 
 def format_rate(bps: float) -> str:

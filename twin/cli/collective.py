@@ -8,7 +8,7 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
 
-from traffic.collectives import ALLREDUCE_ALGOS, OPS
+from traffic.collectives import ALLREDUCE_ALGOS, BACKENDS, OPS
 from twin.cli.console import console, progress
 from twin.errors import TwinError
 
@@ -28,6 +28,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         else:
             p.set_defaults(op=op)
         p.add_argument("--algo", nargs="+", default=["ring"], choices=ALLREDUCE_ALGOS)
+        p.add_argument("--backend", nargs="+", default=["twin"], choices=list(BACKENDS),
+                       help="twin: the twin's generator; gloo: torch.distributed over gloo (the "
+                            "torch image, built on first use); '--backend twin gloo': both in one table, "
+                            "size by size")
         p.add_argument("--sizes", default="1M:64M", help="'1M:64M' (doubling) or '1M,8M'")
         p.add_argument("--iters", type=int, default=5)
         p.add_argument("--warmup", type=int, default=1)
@@ -39,22 +43,28 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from twin.drive.benchmark import parse_sizes, run_collective
+    from twin.drive.benchmark import backend_module, parse_sizes, run_collective
     from twin.output.csvrows import write_rows
     from twin.output.nccl import nccl_table
     try:
         sizes = parse_sizes(args.sizes)
     except ValueError as exc:
         raise TwinError(f"--sizes: {exc}") from None
-    with twin_for(args.topology) as (topo, state):
+    for algo in args.algo:  # refused before anything is brought up
+        for backend in args.backend:
+            backend_module(backend, args.op, algo, args.conns)
+    with twin_for(args.topology, backends=args.backend) as (topo, state):
         fabric = min(topo.emulated_rate(s.fabric.rate) for s in topo.sites)
         rows = []
         for algo in args.algo:
-            rows += (r := run_collective(state, args.op, algo, sizes, iters=args.iters,
-                                         warmup=args.warmup, conns=args.conns,
-                                         check=not args.no_check, timeout=args.timeout,
-                                         fabric_bps=fabric))
-            print(nccl_table(r), flush=True)
+            table = []
+            for backend in args.backend:
+                table += run_collective(state, args.op, algo, sizes, iters=args.iters,
+                                        warmup=args.warmup, conns=args.conns,
+                                        check=not args.no_check, timeout=args.timeout,
+                                        fabric_bps=fabric, backend=backend)
+            rows += table
+            print(nccl_table(sorted(table, key=lambda r: r.size_bytes)), flush=True)
     if args.csv:
         write_rows(rows, Path(args.csv))
         console.print(f"CSV: {args.csv}")
@@ -62,15 +72,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def twin_for(topology: Optional[str], controller: str = "none") -> Iterator[tuple[Topology, TwinState]]:
-    """The running twin, or one brought up for this command and torn down after it."""
+def twin_for(topology: Optional[str], controller: str = "none", backends: tuple[str, ...] | list[str] = ("twin",)
+             ) -> Iterator[tuple[Topology, TwinState]]:
+    """The running twin, or one brought up for this command and torn down after it (with the
+    torch image when the gloo backend is asked for: see topology_for_backends)."""
+    from twin.drive.benchmark import topology_for_backends
     from twin.emulation import runtime
     from twin.spec.topology import load_topology
     if topology is None:
         state = runtime.require_state()
         yield load_topology(state.topology_file), state
         return
-    topo = load_topology(topology)
+    topo = topology_for_backends(load_topology(topology), list(backends), progress)
     _, state = runtime.up(topo, topology, controller, progress)
     try:
         yield topo, state

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from twin.errors import TwinError
+
 console = Console(width=None if sys.stdout.isatty() else 200)
 
 
@@ -32,3 +34,11 @@ def shown_path(path: str) -> str:
         return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd()) else path
     except ValueError:
         return path
+
+
+def command_after_dashes(words: list[str], verb: str, example: str) -> list[str]:
+    """The command a verb runs, given after ``--`` (argparse's REMAINDER keeps the ``--``)."""
+    argv = words[1:] if words and words[0] == "--" else words
+    if not argv:
+        raise TwinError(f"{verb}: give a command after '--', e.g. {example}")
+    return argv

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from twin.errors import TwinError
+from twin.cli.console import command_after_dashes
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,9 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     from twin.emulation import runtime
-    argv = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
-    if not argv:
-        raise TwinError("exec: give a command after '--', e.g. twin exec beijing1 -- ip addr")
+    argv = command_after_dashes(args.cmd, "exec", "twin exec beijing1 -- ip addr")
     full = runtime.exec_argv(args.node, argv, interactive=sys.stdin.isatty())
     os.execvp(full[0], full)
     return 0  # not reached

@@ -1,4 +1,5 @@
-"""``twin validate``: read topology files as ``twin up`` would, without starting anything."""
+"""``twin validate``: read topology, campaign and schedule files as the verbs that use them
+would, without starting anything."""
 
 from __future__ import annotations
 
@@ -6,25 +7,57 @@ import argparse
 
 from twin.cli.console import console, error_line
 from twin.errors import InputError
+from twin.spec.loading import Document
+
+CAMPAIGN_KEYS = frozenset({"sweep", "topology"})  # fields only a campaign has
+SCHEDULE_KEYS = frozenset({"forward", "backward", "buckets", "model", "nodes"})  # and a schedule
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("validate", help="validate topology files")
+    p = subparsers.add_parser("validate", help="validate topology, campaign and schedule files")
     p.add_argument("files", nargs="+")
     p.set_defaults(run=run)
+
+
+def file_kind(doc: Document) -> str:
+    """Which file this is, from its top-level fields: a campaign names its topology and sweep, a
+    schedule its phases, buckets, model or trace nodes; anything else is read as a topology, so
+    a file that is none of them gets the topology's problems."""
+    keys = set(doc.data) if isinstance(doc.data, dict) else set()
+    if keys & CAMPAIGN_KEYS:
+        return "campaign"
+    if keys & SCHEDULE_KEYS and "sites" not in keys:
+        return "schedule"
+    return "topology"
+
+
+def summary(doc: Document) -> str:
+    """What the file describes, validated as its kind (InputError otherwise)."""
+    kind = file_kind(doc)
+    if kind == "campaign":
+        from twin.spec.campaign import campaign_of
+        spec, topo = campaign_of(doc)
+        points = spec.sweep.size() * spec.repeats
+        return f"ok (campaign {spec.name}: {points} points on {topo.name})"
+    if kind == "schedule":
+        from twin.spec.schedule import schedule_of
+        schedule = schedule_of(doc)
+        return (f"ok (schedule: {len(schedule.buckets)} buckets, "
+                f"{sum(schedule.buckets) / 2**20:,.1f} MiB of gradient)")
+    from twin.spec.topology import topology_of
+    topo = topology_of(doc)
+    return (f"ok ({len(topo.sites)} sites, {sum(s.workers for s in topo.sites)} workers, "
+            f"{len(topo.links)} links, span {topo.span_km():.0f} km)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Every file is read, so one run lists the problems of all of them; a bad file exits 2, as
     bad input does for every verb."""
-    from twin.spec.topology import load_topology
+    from twin.spec.loading import read_document
     bad = 0
     for f in args.files:
         try:
-            topo = load_topology(f)
-            console.print(f"{f}: ok ({len(topo.sites)} sites, "
-                          f"{sum(s.workers for s in topo.sites)} workers, {len(topo.links)} links, "
-                          f"span {topo.span_km():.0f} km)")
+            console.print(f"{f}: {summary(read_document(f))}")
         except InputError as exc:
             bad += 1
             for line in exc.problems:

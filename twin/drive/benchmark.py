@@ -1,8 +1,12 @@
 """Run collectives across a live twin and report them the way NCCL-tests does.
 
-The twin arranges the rendezvous (rank list with addresses and sites), starts one
-``traffic.bench`` rank in every worker container, and turns the per-rank timings into rows with
-NCCL-tests' columns and bus-bandwidth factors, plus the emulation context every number needs.
+The twin arranges the rendezvous (rank list with addresses and sites), starts one rank of the
+backend's worker-side program in every worker container, and turns the per-rank timings into
+rows with NCCL-tests' columns and bus-bandwidth factors, plus the emulation context every number
+needs. Two backends, measured alike (same sizes, iterations, barrier before each, slowest rank's
+mean): ``twin``, the twin's own generator (``traffic.bench``, every algorithm), and ``gloo``,
+PyTorch's torch.distributed over gloo (``traffic.torch_bench``, gloo's own algorithm: a ring for
+all-reduce), which needs the workers to run the torch image.
 """
 
 from __future__ import annotations
@@ -12,13 +16,17 @@ import statistics
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
+from traffic.collectives import BACKENDS
 from twin.drive.ranks import launch_ranks, rank_error
 from twin.drive.workerexec import WorkerProcess
 from twin.emulation.state import TwinState
 from twin.errors import TwinError
 from twin.units import parse_size
+
+if TYPE_CHECKING:
+    from twin.spec.topology import Topology
 
 
 def busbw_factor(op: str, n: int) -> float:
@@ -71,6 +79,7 @@ class CollectiveRow:
     mechanism: str
     time_us_min_rank: float
     time_us_max_rank: float
+    backend: str  # who ran it (a key of BACKENDS); last, so the older columns keep their order
 
 
 def bottleneck_bps(state: TwinState, fabric_bps: float) -> float:
@@ -81,20 +90,23 @@ def bottleneck_bps(state: TwinState, fabric_bps: float) -> float:
 def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters: int = 5,
                    warmup: int = 1, conns: int = 1, check: bool = True, timeout: float = 30.0,
                    deadline: float = 1800.0, fabric_bps: float = float("inf"),
-                   workers: Optional[list[str]] = None,
+                   workers: Optional[list[str]] = None, backend: str = "twin",
                    on_start: Callable[[list[WorkerProcess]], None] = lambda procs: None
                    ) -> list[CollectiveRow]:
     """Every size of one collective on every member (all workers, or those named), a row each.
 
     ``timeout`` bounds each operation inside the ranks, ``deadline`` the whole run; ``on_start``
     sees the rank processes once they are started (tests use it to break something mid-run).
-    Ranks still running when this returns or raises are killed."""
-    argv_tail = ["--op", op, "--algo", algo,
-                 "--sizes", ",".join(str(s) for s in sizes), "--iters", str(iters),
+    Ranks still running when this returns or raises are killed. ``backend`` is a key of
+    BACKENDS; gloo runs its own algorithm (``algo`` must be ring) over one connection per peer."""
+    module = backend_module(backend, op, algo, conns)
+    argv_tail = ["--op", op, "--sizes", ",".join(str(s) for s in sizes), "--iters", str(iters),
                  "--warmup", str(warmup), "--conns", str(conns), "--timeout", str(timeout)]
+    if backend == "twin":
+        argv_tail += ["--algo", algo]
     if not check:
         argv_tail.append("--no-check")
-    with launch_ranks(state, "traffic.bench", argv_tail, workers) as ranks:
+    with launch_ranks(state, module, argv_tail, workers) as ranks:
         members, procs = ranks.members, ranks.procs
         on_start(procs)
         end = time.monotonic() + deadline
@@ -124,9 +136,9 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
                     except subprocess.TimeoutExpired:
                         pass
             also = f"; then {'; '.join(seen[:2])}" if seen else ""
-            raise TwinError(f"{op}/{algo} failed: {first_error}{also}")
+            raise TwinError(f"{op}/{algo} ({backend}) failed: {first_error}{also}")
         if len(outputs) < len(procs):
-            raise TwinError(f"{op}/{algo} did not finish within {deadline:.0f} s")
+            raise TwinError(f"{op}/{algo} ({backend}) did not finish within {deadline:.0f} s")
     per_rank = [[json.loads(line) for line in outputs[i].splitlines() if line.startswith("{")]
                 for i in range(len(procs))]
     n = len(members)
@@ -143,6 +155,7 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
         wrong = sum(r["wrong"] for r in results) if check else -1
         rows.append(CollectiveRow(
             topology=state.topology, op=op, algo=algo if op == "allreduce" else "ring",
+            backend=backend,
             ranks=n, sites=sites, size_bytes=nbytes, count=results[0]["count"], type="float",
             redop="sum" if op in ("allreduce", "reducescatter") else "none",
             root=0 if op == "broadcast" else -1, time_us=round(t, 1),
@@ -154,3 +167,26 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
     return rows
 
 
+def backend_module(backend: str, op: str, algo: str, conns: int) -> str:
+    """The worker-side program of a backend; what gloo cannot do is refused before any rank starts."""
+    if backend not in BACKENDS:
+        raise TwinError(f"unknown backend {backend!r} (use {', '.join(BACKENDS)})")
+    if backend == "gloo" and op == "allreduce" and algo != "ring":
+        raise TwinError(f"backend gloo runs its own all-reduce (a ring), not {algo!r}: use --algo ring")
+    if backend == "gloo" and conns != 1:
+        raise TwinError("backend gloo opens one connection per peer pair: use --conns 1")
+    return BACKENDS[backend]
+
+
+def topology_for_backends(topo: Topology, backends: list[str],
+                          progress: Callable[[str], None] = lambda s: None) -> Topology:
+    """The topology to bring up for these backends: with gloo asked for and no worker image
+    named in the file, every worker runs the torch image (built here on first use; the twin's
+    own ranks run in it as well, so both backends share one twin). An image the file names is
+    kept: it must then have torch itself. Raises TorchUnavailable (one line saying how to get
+    torch) where pip cannot get it."""
+    if "gloo" not in backends or topo.image or any(s.image for s in topo.sites):
+        return topo
+    from twin.host.engine import docker_client
+    from twin.host.images import build_torch
+    return topo.model_copy(update={"image": build_torch(docker_client(), log=progress)})

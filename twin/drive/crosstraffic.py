@@ -148,9 +148,9 @@ class Probe:
 
 
 def start_probe(src: WorkerInfo, dst: WorkerInfo, port: int, pps: float, count: int,
-                dscp: int = 0) -> Probe:
+                dscp: int = 0, size: Optional[int] = None) -> Probe:
     """``count`` probes at ``pps`` from ``src`` to ``dst`` with DSCP ``dscp``, sent once the
-    receiver listens."""
+    receiver listens; ``size``: UDP payload bytes (the probe's own default without it)."""
     duration = count / pps + 5
     receiver = WorkerProcess(dst.container, [
         "python3", "-m", "traffic.probe", "recv", "--port", str(port), "--duration", str(duration),
@@ -162,5 +162,6 @@ def start_probe(src: WorkerInfo, dst: WorkerInfo, port: int, pps: float, count: 
         raise
     sender = WorkerProcess(src.container, [
         "python3", "-m", "traffic.probe", "send", "--dst", dst.ip, "--port", str(port), "--pps",
-        str(pps), "--count", str(count), "--dscp", str(dscp)])
+        str(pps), "--count", str(count), "--dscp", str(dscp)]
+        + (["--size", str(size)] if size else []))
     return Probe(receiver, sender)

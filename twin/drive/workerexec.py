@@ -41,15 +41,17 @@ GONE = -1  # exit status of a command whose container was removed (the engine fo
 
 
 class WorkerProcess:
-    """``argv`` running in ``container``; see the module docstring."""
+    """``argv`` running in ``container`` (with ``env`` added to the container's environment);
+    see the module docstring."""
 
-    def __init__(self, container: str, argv: list[str]):
+    def __init__(self, container: str, argv: list[str], env: Optional[dict[str, str]] = None):
         self.args = argv
         self.container = container
         self.returncode: Optional[int] = None
         self._api = docker_client().api
         try:
-            self._exec = self._api.exec_create(container, argv, stdout=True, stderr=True)["Id"]
+            self._exec = self._api.exec_create(container, argv, stdout=True, stderr=True,
+                                               environment=env)["Id"]
             frames = self._api.exec_start(self._exec, stream=True, demux=True)
         except APIError as exc:
             raise TwinError(f"cannot run {' '.join(argv[:3])} in container {container}: "

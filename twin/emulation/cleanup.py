@@ -151,7 +151,8 @@ def twin_namespaces() -> list[str]:
 
 def clean() -> CleanReport:
     """Processes first (so none recreates what is removed next), then containers, bridges, the
-    interfaces left in the root namespace, scratch namespaces, and the run's state."""
+    interfaces left in the root namespace, scratch namespaces, the run's state and the captures
+    of a killed trace."""
     report = CleanReport()
     report.processes = twin_processes()
     kill_processes(report.processes)
@@ -173,4 +174,5 @@ def clean() -> CleanReport:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
     rundirs.state_file().unlink(missing_ok=True)
     shutil.rmtree(rundirs.run_dir() / "links", ignore_errors=True)
+    shutil.rmtree(rundirs.traces_dir(), ignore_errors=True)
     return report

@@ -13,7 +13,7 @@ def install_static_arp(state: TwinState) -> None:
     """Permanent neighbour entries in every worker: no ARP broadcast ever crosses the WAN."""
     def one(w: WorkerInfo) -> None:
         batch = "".join(
-            f"neigh replace {o.ip} lladdr {o.mac} dev {w.name}-eth0 nud permanent\n"
+            f"neigh replace {o.ip} lladdr {o.mac} dev {w.fabric_intf} nud permanent\n"
             for o in state.workers if o.name != w.name)
         if batch:
             run_argv(ns_prefix(w.pid) + ["ip", "-batch", "-"], stdin=batch,

@@ -6,10 +6,12 @@ during bring-up removes everything already started before the error is reported.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import time
+import typing
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,22 +22,75 @@ from twin.emulation.build import build_twin
 from twin.emulation.links import set_long_haul_impairments
 from twin.emulation.state import TwinState, WanInfo
 from twin.emulation.tc import class_rate_commands, frame_bytes, htb_burst_bytes
-from twin.errors import TwinError
+from twin.errors import InputError, TwinError
 from twin.host import rundirs, services
 from twin.host.processes import alive, run_argv, tail
+from twin.spec.loading import read_input
 from twin.spec.topology import Topology
+
+MAX_STATE_BYTES = 16 * 1024 * 1024  # a twin at every limit of a topology writes ~1 MB
 
 
 def load_state() -> Optional[TwinState]:
+    """The running twin's state, None if none runs; a damaged state file (cut short, not JSON,
+    not a state) is one line telling to run 'twin clean', which needs no state."""
     f = rundirs.state_file()
     if not f.exists():
         return None
     try:
-        state = TwinState.from_dict(json.loads(f.read_text()))
-    except (ValueError, TypeError) as exc:
-        raise TwinError(f"{f}: unreadable state ({exc}); run 'twin clean'") from None
+        text = read_input(f, MAX_STATE_BYTES)
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON {type(data).__name__}, not an object")
+        state = TwinState.from_dict(data)
+        _check_types(state)
+    except InputError as exc:
+        reason = exc.problems[0].removeprefix(f"{f}: ")
+        raise TwinError(f"{f}: unreadable state ({reason}); run 'twin clean'") from None
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise TwinError(f"{f}: unreadable state ({reason}); run 'twin clean'") from None
     rundirs.use_run_logs(state.log_dir)  # e.g. 'twin controller restart' logs where the run does
     return state
+
+
+def _check_types(obj: object, where: str = "") -> None:
+    """TypeError naming the first field of a state (its workers, links and delay lines included)
+    whose value is not of its declared type: a state file that parses but was not written by
+    this twin."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        _check_value(getattr(obj, f.name), hints[f.name], f"{where}{f.name}")
+
+
+def _check_value(value: object, want: typing.Any, name: str) -> None:
+    origin = typing.get_origin(want) or want
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return
+        want = next(a for a in typing.get_args(want) if a is not type(None))
+        origin = typing.get_origin(want) or want
+    if typing.is_typeddict(origin):
+        if not isinstance(value, dict):
+            raise TypeError(f"{name} is {type(value).__name__}, not a mapping")
+        for key, key_type in typing.get_type_hints(origin).items():
+            if key not in value:
+                raise TypeError(f"{name} has no {key!r}")
+            _check_value(value[key], key_type, f"{name}.{key}")
+        return
+    kinds = (int, float) if origin is float else (origin,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and origin is not bool):
+        raise TypeError(f"{name} is {type(value).__name__}, not {getattr(origin, '__name__', origin)}")
+    if dataclasses.is_dataclass(value):
+        _check_types(value, f"{name}.")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_value(item, typing.get_args(want)[0], f"{name}[{i}]")
+    elif isinstance(value, dict):
+        key_type, value_type = typing.get_args(want)
+        for key, item in value.items():
+            _check_value(key, key_type, f"{name} key")
+            _check_value(item, value_type, f"{name}[{key!r}]")
 
 
 def save_state(state: TwinState) -> None:

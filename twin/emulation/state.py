@@ -25,6 +25,11 @@ class WorkerInfo:
     pid: int = 0
     port_intf: str = ""  # the switch's interface towards this worker
 
+    @property
+    def fabric_intf(self) -> str:
+        """The worker's own interface on the fabric, inside its container (Mininet's name)."""
+        return f"{self.name}-eth0"
+
 
 @dataclass
 class WanInfo:

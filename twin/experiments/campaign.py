@@ -5,7 +5,9 @@ algorithm, overlap, controller, interference); ``twin campaign run`` plans every
 brings each fabric variant up once, replays the schedule on it, and appends one row per
 measurement with its model prediction and error. Rows are keyed, so an interrupted campaign
 resumes where it stopped with no row lost or duplicated; a failed measurement becomes a failed
-row with its error, and the campaign goes on.
+row with its error, and the campaign goes on. On request (``--retry-failed``) a resumed campaign
+runs again the points whose latest row failed, appending a new row: every attempt stays in the
+CSV, and each row id counts by its latest attempt.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from twin.emulation import runtime
-from twin.errors import TwinError
+from twin.errors import InputError, TwinError
 from twin.host import rundirs
 from twin.host.capabilities import link_mechanism, ovs_datapath
 from twin.model.fabric import fabric_from_topology
 from twin.model.iteration import Iteration, predict
 from twin.spec.campaign import Sweep, load_campaign_spec
+from twin.spec.loading import Table, read_table
 from twin.spec.schedule import Schedule
 from twin.spec.topology import Scale, Topology, bandwidth_ratio, single_site
 from twin.units import format_rate, parse_fraction, parse_rate
@@ -42,6 +45,8 @@ FIELDS = ["row_id", "campaign", "status", "error", "fault", "time", "git_commit"
           "gradient_bytes_emulated", "iteration_s", "iteration_s_min", "iteration_s_max",
           "exposed_s", "comm_s", "single_site_iteration_s", "efficiency", "model_iteration_s",
           "model_error", "model_efficiency"]
+KEY_FIELDS = ("row_id", "campaign", "status")  # what resuming reads of a campaign CSV
+STATUSES = ("ok", "failed")
 
 
 @dataclass
@@ -59,6 +64,7 @@ class Campaign:
     repeats: int
     scale: Optional[str]  # the campaign's bandwidth scale as written (e.g. 1/4000), if any
     sweep: Sweep
+    timeout: float = 60.0  # per operation of each point's job (s); the reference keeps 60 s
 
     def points(self) -> list[dict]:
         """Every measurement: each combination of the sweep's values, each repeat, keyed."""
@@ -84,7 +90,8 @@ def load_campaign(path: str | Path) -> Campaign:
         topo = topo.model_copy(update={"scale": Scale(bandwidth=bandwidth_ratio(spec.scale))})
     return Campaign(name=spec.name, description=spec.description, topology_file=str(spec.topology),
                     topology=topo, schedule=spec.schedule, iterations=spec.iterations,
-                    repeats=spec.repeats, scale=spec.scale, sweep=spec.sweep)
+                    repeats=spec.repeats, scale=spec.scale, sweep=spec.sweep,
+                    timeout=spec.timeout)
 
 
 def describe_point(p: dict) -> str:
@@ -128,11 +135,67 @@ def git_commit() -> str:
     return f"{head}+dirty" if head and changed else head
 
 
-def existing_rows(csv_path: Path) -> set[str]:
+def read_campaign_csv(csv_path: Path, required: Iterable[str] = KEY_FIELDS) -> Table:
+    """Every row of a campaign CSV, each attempt of each point; a file that is not one (a foreign
+    or damaged CSV, a column of ``required`` missing, a status that is neither ok nor failed, a
+    row without its id) is one line."""
+    table = read_table(csv_path, dict.fromkeys([*KEY_FIELDS, *required]), "a campaign CSV")
+    for i, r in enumerate(table.rows):
+        if not r["row_id"]:
+            raise InputError([table.problem(i, "row_id", "empty; every row has its point's id")])
+        if r["status"] not in STATUSES:
+            raise InputError([table.problem(i, "status", f"{r['status'][:40]!r} is not ok or failed")])
+    return table
+
+
+def latest_attempts(rows: list[dict]) -> list[dict]:
+    """One row per row id: its latest attempt (rows are appended, so the last one in the file),
+    in the order the ids first appear (the plan's order)."""
+    latest: dict[str, dict] = {}
+    for r in rows:
+        latest[r["row_id"]] = r  # a key already there keeps its place
+    return list(latest.values())
+
+
+def campaign_rows(csv_path: Path, campaign: Optional[str] = None) -> list[dict]:
+    """The latest attempt of each row of a campaign CSV ([] if there is no file yet); with
+    ``campaign``, a CSV holding another campaign's rows is refused (resuming would mix them)."""
     if not csv_path.exists():
-        return set()
-    with csv_path.open() as fh:
-        return {r["row_id"] for r in csv.DictReader(fh) if r.get("row_id")}
+        return []
+    table = read_campaign_csv(csv_path)
+    if campaign is not None:
+        for i, r in enumerate(table.rows):
+            if r["campaign"] != campaign:
+                raise InputError([table.problem(i, "campaign", f"a row of campaign "
+                                                f"{r['campaign'][:40]!r}, not {campaign!r}; give "
+                                                f"this campaign its own CSV (--out)")])
+    return latest_attempts(table.rows)
+
+
+def existing_rows(csv_path: Path) -> set[str]:
+    """The row ids with at least one row in the CSV, failed or not."""
+    return {r["row_id"] for r in campaign_rows(csv_path)}
+
+
+@dataclass
+class Plan:
+    """What a run of the campaign does with the CSV as it is: the points to measure (new ones,
+    and with ``retry_failed`` those whose latest row failed), and what is already there."""
+
+    points: list[dict]
+    todo: list[dict]
+    retried: set[str]  # row ids in ``todo`` measured before, their latest row failed
+    done: int  # points of the plan with a row in the CSV
+    failed: int  # of those, points whose latest row failed
+
+
+def plan(c: Campaign, csv_path: Path, retry_failed: bool = False) -> Plan:
+    latest = {r["row_id"]: r["status"] for r in campaign_rows(csv_path, c.name)}
+    points = c.points()
+    failed = {p["row_id"] for p in points if latest.get(p["row_id"]) == "failed"}
+    todo = [p for p in points if p["row_id"] not in latest or (retry_failed and p["row_id"] in failed)]
+    return Plan(points, todo, failed if retry_failed else set(),
+                sum(p["row_id"] in latest for p in points), len(failed))
 
 
 def append_row(csv_path: Path, row: dict) -> None:
@@ -185,12 +248,15 @@ class RunContext:
 
 
 def run(c: Campaign, csv_path: Path, progress: Callable[[str], None] = lambda s: None,
-        on_point: Callable[[int, int], None] = lambda done, total: None) -> tuple[int, int]:
-    """Run every planned point not yet in the CSV. Returns (rows written, rows failed)."""
+        on_point: Callable[[int, int], None] = lambda done, total: None,
+        retry_failed: bool = False) -> tuple[int, int]:
+    """Run every planned point not yet in the CSV, and with ``retry_failed`` every point whose
+    latest row failed (a new row is appended; the failed one stays). Returns (rows written,
+    rows failed)."""
     from twin.drive.crosstraffic import start_interference
     from twin.drive.replay import run_training
-    done = existing_rows(csv_path)
-    todo = [p for p in c.points() if p["row_id"] not in done]
+    the_plan = plan(c, csv_path, retry_failed)
+    todo = the_plan.todo
     written = failed = 0
     ctx = RunContext()
     base = {"campaign": c.name, "git_commit": git_commit(), "machine": platform.node(),
@@ -233,7 +299,8 @@ def run(c: Campaign, csv_path: Path, progress: Callable[[str], None] = lambda s:
             continue
         try:
             for p in points:
-                progress(f"point {n + 1}/{len(todo)}: {describe_point(p)}")
+                again = " (retry)" if p["row_id"] in the_plan.retried else ""
+                progress(f"point {n + 1}/{len(todo)}{again}: {describe_point(p)}")
                 s = c.schedule.scaled(topo.scale.bandwidth).model_copy(update={"overlap": p["overlap"]})
                 noise = None
                 try:
@@ -245,7 +312,7 @@ def run(c: Campaign, csv_path: Path, progress: Callable[[str], None] = lambda s:
                                                    topo.emulated_rate(topo.links[0].rate), secs,
                                                    state.mtu)
                     res = run_training(state, s, p["algo"], iterations=c.iterations,
-                                       workers=job_workers(state, spare))
+                                       timeout=c.timeout, workers=job_workers(state, spare))
                     if noise and not noise.running():
                         _, err = noise.client.communicate()
                         raise TwinError(f"the interference flow stopped before the job ended: "

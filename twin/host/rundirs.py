@@ -32,6 +32,11 @@ def run_dir() -> Path:
     return d
 
 
+def traces_dir() -> Path:
+    """Where ``twin trace`` writes its captures while it runs (one scratch folder per trace)."""
+    return run_dir() / "traces"
+
+
 def runs_dir() -> Path:
     """One folder per twin run, named by its run id, for what outlives the run: the controller's
     and the delay lines' logs (a crashed or failed run's are what one reads first)."""

@@ -10,12 +10,12 @@ emulator was on time, the misses are the machine's.
 
 from __future__ import annotations
 
-import csv
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
 from twin.errors import InputError
+from twin.spec.loading import read_table
 
 LATE_LINE_SHARE = 0.006  # at and above it no repeat of five runs met the 1 ms target (0 of 16)
 BANDS = ((0.0, 0.003), (0.003, LATE_LINE_SHARE), (LATE_LINE_SHARE, 1.0))  # share of frames late
@@ -65,16 +65,31 @@ def machine_warning(line_late_shares: list, csv_path: Path) -> str:
             f"machine's (twin experiment noise {csv_path})")
 
 
+# What bands() reads of a determinism CSV; files written before the delay line reported its
+# lateness have no line_late_share column (they give no band), those after have all of LATENESS.
+COLUMNS = ("controller", "metric")
+LATENESS = ("line_late_share", "phase", "owd_p99_ms", "propagation_ms")
+
+
 def read_rows(paths: list[Path]) -> list[dict]:
-    """The rows of every determinism CSV, in order; a file that cannot be read is one line."""
+    """The rows of every determinism CSV, in order; a file that cannot be read, is no
+    determinism CSV or has a probe row whose lateness or delays are not numbers is one line."""
     rows: list[dict] = []
     for path in paths:
-        try:
-            with Path(path).open(newline="") as fh:
-                rows += list(csv.DictReader(fh))
-        except OSError as exc:
-            raise InputError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+        table = read_table(path, COLUMNS, "a determinism CSV")
+        if "line_late_share" in table.header:
+            missing = [c for c in LATENESS if c not in table.header]
+            if missing:
+                raise InputError([f"{path}: line 1: not a determinism CSV: no column "
+                                  f"{', '.join(missing)}"])
+            table.require_numbers(LATENESS[:1] + LATENESS[2:], _lateness_probe)
+        rows += table.rows
     return rows
+
+
+def _lateness_probe(r: dict) -> bool:
+    """A probe row with the line's lateness: the rows bands() computes with."""
+    return r["metric"].startswith("probe") and r["line_late_share"] != ""
 
 
 def describe(b: NoiseBand) -> str:

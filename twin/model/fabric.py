@@ -35,9 +35,10 @@ class Fabric:
 
     def single_site(self) -> "Fabric":
         """The same ranks and grouping in one data centre: the 'WAN' becomes the DC fabric
-        (full bisection: every rank keeps its NIC rate, LAN latency). The reference of every
-        efficiency claim."""
-        return replace(self, wan_bps=self.lan_bps * self.per_site, alpha_wan=self.alpha_lan)
+        (full bisection: every rank keeps its NIC rate, LAN latency, no hop pays propagation).
+        The reference of every efficiency claim."""
+        return replace(self, wan_bps=self.lan_bps * self.per_site, alpha_wan=self.alpha_lan,
+                       ring_hop_delays=())
 
 
 def ring_hops(f: Fabric, chunk: float) -> tuple[list[float], list[float]]:

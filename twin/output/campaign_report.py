@@ -1,20 +1,44 @@
-"""Turn a campaign CSV into plots (measured points over model curves) and a markdown report."""
+"""Turn a campaign CSV into plots (measured points over model curves) and a markdown report.
+
+Each point counts by its latest attempt: a point that failed and then succeeded on
+``--retry-failed`` is a measured point here, its failed attempt only counted.
+"""
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from pathlib import Path
+from typing import Optional
 
 import matplotlib
+
+from twin.experiments.campaign import latest_attempts, read_campaign_csv
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+# What the plots and the report read of each row; of measured rows, these must be numbers.
+REPORT_FIELDS = ("row_id", "campaign", "status", "error", "topology", "scale", "sites", "workers",
+                 "git_commit", "kernel", "link_mechanism", "ovs_datapath", "distance_km",
+                 "wan_rate_real", "wan_rate_emulated_mbps", "algo", "overlap", "controller",
+                 "interference", "compute_s", "iteration_s", "exposed_s", "efficiency",
+                 "model_iteration_s", "model_error", "model_efficiency")
+MEASURED_NUMBERS = ("distance_km", "wan_rate_emulated_mbps", "compute_s", "iteration_s",
+                    "exposed_s", "efficiency", "model_iteration_s", "model_error",
+                    "model_efficiency")
+
+
+def read_attempts(csv_path: Path) -> list[dict]:
+    """Every row of a campaign CSV, each attempt of each point; a CSV that is not a campaign's
+    (a column missing, a measured row with a value that is not a number) is one line."""
+    table = read_campaign_csv(Path(csv_path), REPORT_FIELDS)
+    table.require_numbers(MEASURED_NUMBERS, lambda r: r["status"] == "ok", blank=("efficiency",))
+    return table.rows
+
 
 def read(csv_path: Path) -> list[dict]:
-    with Path(csv_path).open() as fh:
-        return list(csv.DictReader(fh))
+    """The latest attempt of every point of a campaign CSV."""
+    return latest_attempts(read_attempts(csv_path))
 
 
 def _f(r: dict, k: str) -> float:
@@ -74,11 +98,16 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
     return made
 
 
-def report(rows: list[dict], csv_path: Path, plots: list[Path]) -> str:
+def report(rows: list[dict], csv_path: Path, plots: list[Path], attempts: Optional[int] = None) -> str:
+    """The markdown report of the latest attempt of every point (``rows``, as read()); with
+    ``attempts``, the CSV's rows in all, the earlier attempts of retried points are counted."""
     ok = [r for r in rows if r["status"] == "ok"]
     failed = [r for r in rows if r["status"] != "ok"]
+    earlier = (attempts or len(rows)) - len(rows)
+    retried = (f"; {earlier} earlier attempt{'s' * (earlier > 1)} of retried points not counted"
+               if earlier > 0 else "")
     lines = [f"# Campaign {rows[0]['campaign'] if rows else '?'}", "",
-             f"Source: `{csv_path}` ({len(rows)} rows, {len(failed)} failed).", ""]
+             f"Source: `{csv_path}` ({len(rows)} rows, {len(failed)} failed{retried}).", ""]
     if ok:
         r0 = ok[0]
         lines += [f"Emulated: {r0['scale']}; topology {r0['topology']} ({r0['sites']} sites, "

@@ -8,7 +8,7 @@ running the measurements is twin.experiments.campaign's.
 
 from __future__ import annotations
 
-import re
+import math
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -23,13 +23,42 @@ from pydantic import (
 from controllers.run import CONTROLLERS
 from traffic.collectives import ALLREDUCE_ALGOS
 from twin.errors import InputError
-from twin.spec.loading import FileModel, read_document, validate
+from twin.spec.loading import (
+    Document,
+    FileModel,
+    Loc,
+    at_most,
+    field_path,
+    read_document,
+    validate,
+)
 from twin.spec.schedule import Schedule
-from twin.spec.topology import Topology, bandwidth_ratio, load_topology
-from twin.units import parse_fraction, parse_rate
+from twin.spec.topology import (
+    MAX_DISTANCE_KM,
+    MAX_NAME_CHARS,
+    MIN_EMULATED_RATE_BPS,
+    Scale,
+    Topology,
+    bandwidth_ratio,
+    emulated_rate_problems,
+    file_name,
+    load_topology,
+)
+from twin.units import format_rate, parse_fraction, parse_rate, parse_time
 
-MAX_DISTANCE_KM = 20000.0  # half the Earth's circumference, rounded
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Limits of a campaign file (docs/topology.md, "Limits of input files"). A point takes its
+# iterations + 1 (a warm-up) plus its share of a bring-up: 10-60 s on the CI machine, so 1,000
+# points are half a day to two days of measurement; larger sweeps belong in several files.
+MAX_POINTS = 1000  # every combination of the sweep's values x repeats
+MAX_ITERATIONS = 100  # measured iterations per point (the median is reported)
+MAX_REPEATS = 100
+# The deadline of each operation of a point's job (connect, every send and receive): from one
+# pass of the userspace switch to the longest phase a schedule may have.
+MIN_TIMEOUT_S = 1e-3
+MAX_TIMEOUT_S = 3600.0
+# Each rank holds the emulated gradient (the schedule's buckets x the scale) in memory, and the
+# machine holds every rank.
+MAX_EMULATED_GRADIENT_BYTES = 1024**3
 
 # The value of a parameter the sweep does not list: the topology's own distance and rate, no
 # loss, ring all-reduce, overlap on, no controller, no interference.
@@ -47,16 +76,15 @@ def _one_of(v: Any, names: tuple[str, ...]) -> str:
     return v
 
 
-def _distance(v: Any) -> float:
+def _distance(v: Any) -> float:  # the fiber length of every link, as WanLink.distance_km
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= MAX_DISTANCE_KM:
         raise ValueError(f"{v!r} is not a distance in km (0 < d <= {MAX_DISTANCE_KM:g})")
     return float(v)
 
 
 def _rate_text(v: Any) -> str:
-    """A rate as written (it goes into the row id and the CSV as written), checked positive."""
-    if parse_rate(v) <= 0:
-        raise ValueError(f"{v!r} must be positive")
+    """A rate as written (it goes into the row id and the CSV as written), checked readable."""
+    parse_rate(v)
     return str(v)
 
 
@@ -105,6 +133,22 @@ class Sweep(FileModel):
     def _values(cls, v: Any) -> Any:
         if not isinstance(v, list) or not v:
             raise ValueError("must be a non-empty list of values")
+        return at_most(v, MAX_POINTS, "values", "a campaign measures at most as many points")
+
+    @field_validator("*")
+    @classmethod
+    def _each_once(cls, v: Optional[list[Any]], info: ValidationInfo) -> Optional[list[Any]]:
+        """A value listed twice would plan two points with one row id (one of them never run)."""
+        if v is None:
+            return v
+        key = {"wan_rate": parse_rate, "loss": parse_fraction}.get(info.field_name or "", _same)
+        seen: dict[Any, Any] = {}
+        for x in v:
+            if key(x) in seen:
+                same = seen[key(x)]
+                raise ValueError(f"{x!r} is listed twice; each value once" if str(same) == str(x)
+                                 else f"{x!r} is {same!r} again; each value once")
+            seen[key(x)] = x
         return v
 
     @model_validator(mode="after")
@@ -112,6 +156,10 @@ class Sweep(FileModel):
         if not self.model_fields_set:
             raise ValueError("must list at least one parameter with values")
         return self
+
+    def size(self) -> int:
+        """How many combinations of values the sweep plans."""
+        return math.prod(len(v) for v in self.axes().values())
 
     def axes(self) -> dict[str, list[Any]]:
         """Every parameter with the values it takes, in the order of the fields."""
@@ -121,22 +169,31 @@ class Sweep(FileModel):
 class CampaignSpec(FileModel):
     """A campaign file."""
 
-    name: str = Field(description="names the campaign's CSV (results/campaigns/NAME.csv)")
+    name: str = Field(max_length=MAX_NAME_CHARS,
+                      description="names the campaign's CSV (results/campaigns/NAME.csv)")
     description: str = ""
     topology: Path = Field(description="topology file, relative to the campaign file")
     schedule: Schedule
-    iterations: int = Field(default=3, ge=1, strict=True, description="measured iterations per point")
-    repeats: int = Field(default=1, ge=1, strict=True, description="measurements of every point")
+    iterations: int = Field(default=3, ge=1, le=MAX_ITERATIONS, strict=True,
+                            description="measured iterations per point")
+    repeats: int = Field(default=1, ge=1, le=MAX_REPEATS, strict=True,
+                         description="measurements of every point")
     scale: Optional[str] = Field(default=None, description="bandwidth scale instead of the topology's, "
                                                    "e.g. 1/4000 (kept as written, for reports)")
+    timeout: float = Field(default=60.0, description=(
+        "how long a rank of a point's job waits for a peer (connect, each send and receive) "
+        "before the point fails; the single-site reference keeps 60 s"))
     sweep: Sweep
 
-    @field_validator("name")
+    @field_validator("timeout", mode="before")
     @classmethod
-    def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
-            raise ValueError(f"{v!r}: use letters, digits, '.', '_' and '-' (it names a file)")
-        return v
+    def _timeout(cls, v: Any) -> float:
+        t = parse_time(v)
+        if not MIN_TIMEOUT_S <= t <= MAX_TIMEOUT_S:
+            raise ValueError(f"{v!r} is not between 1ms and {MAX_TIMEOUT_S:g}s")
+        return t
+
+    _n = field_validator("name")(classmethod(lambda cls, v: file_name(v)))
 
     @field_validator("topology", mode="before")
     @classmethod
@@ -160,14 +217,75 @@ class CampaignSpec(FileModel):
         bandwidth_ratio(v)
         return str(v)
 
+def _same(x: Any) -> Any:
+    return x
+
+
+def _plan_problems(spec: CampaignSpec) -> list[tuple[Loc, str]]:
+    """The size of the plan, from the lengths of the sweep's lists (nothing is enumerated)."""
+    points = spec.sweep.size() * spec.repeats
+    if points <= MAX_POINTS:
+        return []
+    return [(("sweep",), f"the sweep plans {points} measurements ({spec.sweep.size()} "
+                         f"combinations x {spec.repeats} repeats); at most {MAX_POINTS} in one "
+                         f"campaign: split it into several files")]
+
+
+def _cross_problems(spec: CampaignSpec, topo: Topology) -> list[tuple[Loc, str]]:
+    """What the campaign asks of its topology, known before anything starts: the campaign's scale
+    applied to the topology's rates, to every swept WAN rate and to the schedule's gradient (each
+    what the twin can emulate), and workers to spare where the sweep has interference."""
+    ratio = bandwidth_ratio(spec.scale) if spec.scale is not None else topo.scale.bandwidth
+    at_scale = topo.model_copy(update={"scale": Scale(bandwidth=ratio)})
+    where: Loc = ("scale",) if spec.scale is not None else ("topology",)
+    problems: list[tuple[Loc, str]] = []
+    data = topo.model_dump()
+    for loc, reason in emulated_rate_problems(at_scale):
+        if spec.sweep.wan_rate is not None and loc[0] == "links" and loc[-1] == "rate":
+            continue  # every point replaces the link's rate with a swept one
+        problems.append((where, f"{field_path(loc, data)}: {reason}"))
+    floor = MIN_EMULATED_RATE_BPS
+    for i, text in enumerate(spec.sweep.wan_rate or []):
+        rate = parse_rate(text)
+        # reservations are capped at half of the slowest link in every point (variant())
+        lowest = min([rate] + [min(r.rate, rate * 0.5) for r in topo.reservations])
+        if lowest * ratio < floor:
+            what = "its reservations' share" if lowest < rate else "it"
+            problems.append((("sweep", "wan_rate", i),
+                             f"at scale {ratio:g} {what} is {format_rate(lowest * ratio)} "
+                             f"emulated; the twin needs at least {format_rate(floor)}"))
+    if spec.sweep.interference and True in spec.sweep.interference:
+        few = [s.name for s in topo.sites if s.workers < 2]
+        if few:
+            problems.append((("sweep", "interference"),
+                             f"needs at least 2 workers per site (the last one carries the "
+                             f"interference); {', '.join(few)} of {topo.name} has 1"))
+    gradient = sum(spec.schedule.scaled(ratio).buckets)
+    if gradient > MAX_EMULATED_GRADIENT_BYTES:
+        problems.append((("schedule",), f"the gradient is {gradient / 2**20:,.0f} MiB per rank at "
+                                        f"scale {ratio:g}; at most "
+                                        f"{MAX_EMULATED_GRADIENT_BYTES // 2**20:,} MiB (each rank "
+                                        f"holds it in memory)"))
+    return problems
+
 
 def load_campaign_spec(path: str | Path) -> tuple[CampaignSpec, Topology]:
-    """The campaign file and the topology it names, both validated; the topology's problems
-    come with the line of the campaign's ``topology`` field in front."""
-    doc = read_document(path)
-    spec = validate(CampaignSpec, doc, context={"base": Path(path).parent})
+    """The campaign file and the topology it names, both validated."""
+    return campaign_of(read_document(path))
+
+
+def campaign_of(doc: Document) -> tuple[CampaignSpec, Topology]:
+    """A campaign read from its file, and the topology it names; the topology's problems come
+    with the line of the campaign's ``topology`` field in front."""
+    spec = validate(CampaignSpec, doc, context={"base": Path(doc.source).parent})
+    problems = _plan_problems(spec)
+    if problems:
+        raise InputError([doc.problem(loc, reason) for loc, reason in problems])
     try:
         topo = load_topology(spec.topology)
     except InputError as exc:
         raise InputError([doc.problem(("topology",), p) for p in exc.problems]) from None
+    problems = _cross_problems(spec, topo)
+    if problems:
+        raise InputError([doc.problem(loc, reason) for loc, reason in problems])
     return spec, topo

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -18,16 +21,27 @@ from pydantic import (
 )
 
 from twin.errors import InputError
-from twin.spec.loading import FileModel, read_document, validate
+from twin.spec.loading import Document, FileModel, at_most, read_document, validate
 from twin.units import parse_size, parse_time
 
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 
+# Limits of a schedule (docs/topology.md, "Limits of input files").
+# The schedule goes to every rank as one command-line argument, which Linux caps at 128 KiB
+# (MAX_ARG_STRLEN): 2,048 buckets with their ready fractions take at most ~80 KB of it.
+MAX_BUCKETS = 2048
+MAX_PHASE_S = 3600.0  # forward, backward, optimizer, compute: the replay waits each out
+MAX_PARAMS = 4e12  # twice the largest published models
+MAX_GRADIENT_BYTES = 16 * 1024**4  # 16 TiB: the fp32 gradient of MAX_PARAMS parameters
+MAX_MODEL_PARALLEL = 65536
+MAX_TRACE_NODES = 4 * MAX_BUCKETS  # a Chakra-style trace: its collectives and compute between
+
 
 def _duration(v: Any) -> float:
     t = parse_time(v)
-    if t < 0:
-        raise ValueError("must not be negative")
+    if t > MAX_PHASE_S:
+        raise ValueError(f"{v!r} is longer than {MAX_PHASE_S:g} s (one hour), the longest phase "
+                         f"of an iteration the replay waits out")
     return t
 
 
@@ -38,7 +52,8 @@ class Schedule(FileModel):
     forward: float = Field(description="seconds")
     backward: float = Field(description="seconds")
     optimizer: float = 0.0
-    buckets: list[int] = Field(min_length=1, description="gradient bucket sizes (bytes, real)")
+    buckets: list[int] = Field(min_length=1, max_length=MAX_BUCKETS,
+                               description="gradient bucket sizes (bytes, real)")
     ready: Optional[list[float]] = Field(
         default=None, description="fraction of backward done when each bucket is ready")
     overlap: bool = True
@@ -51,9 +66,19 @@ class Schedule(FileModel):
     def _b(cls, v: Any) -> list[int]:
         if not isinstance(v, list):
             raise ValueError("must be a list of sizes")
-        out = [parse_size(x) for x in v]
+        at_most(v, MAX_BUCKETS, "buckets", "the schedule goes to every rank on its command "
+                                           "line; use larger buckets")
+        out = []
+        for i, x in enumerate(v):
+            try:
+                out.append(parse_size(x))
+            except ValueError as exc:
+                raise ValueError(f"bucket {i}: {exc}") from None
         if any(b <= 0 for b in out):
             raise ValueError("bucket sizes must be positive")
+        if sum(out) > MAX_GRADIENT_BYTES:
+            raise ValueError(f"{sum(out) / 1024**4:.1f} TiB of gradient in all; at most "
+                             f"{MAX_GRADIENT_BYTES // 1024**4} TiB")
         return out
 
     @model_validator(mode="before")
@@ -90,11 +115,13 @@ class Schedule(FileModel):
 class ModelSchedule(FileModel):
     """A DDP-like schedule described by the model: parameters, data type, compute per iteration."""
 
-    params: float = Field(gt=0, description="number of parameters, e.g. 7e9")
+    params: float = Field(gt=0, le=MAX_PARAMS, description="number of parameters, e.g. 7e9")
     dtype: str = Field(default="bf16", description=f"gradient data type: {', '.join(DTYPE_BYTES)}")
     compute: float = Field(description="compute per iteration, optimizer included, e.g. 16s")
-    bucket: int = Field(default=25 * 2**20, gt=0, description="gradient bucket size, e.g. 25M")
-    model_parallel: int = Field(default=1, ge=1, description="ways the gradient is split by model parallelism")
+    bucket: int = Field(default=25 * 2**20, gt=0, le=MAX_GRADIENT_BYTES,
+                        description="gradient bucket size, e.g. 25M")
+    model_parallel: int = Field(default=1, ge=1, le=MAX_MODEL_PARALLEL,
+                                description="ways the gradient is split by model parallelism")
     optimizer: float = 0.0
     overlap: bool = True
 
@@ -115,6 +142,15 @@ class ModelSchedule(FileModel):
             raise ValueError("optimizer is longer than compute, which includes it")
         return self
 
+    @model_validator(mode="after")
+    def _buckets_within_limit(self) -> "ModelSchedule":
+        n = bucket_count(self.params, self.dtype, self.bucket, self.model_parallel)
+        if n > MAX_BUCKETS:
+            raise ValueError(f"{self.params:g} {self.dtype} parameters in buckets of {self.bucket:,} "
+                             f"bytes make {n:,} buckets; at most {MAX_BUCKETS} (the schedule goes "
+                             f"to every rank on its command line): use a larger bucket")
+        return self
+
     def schedule(self) -> Schedule:
         return from_model(self.params, self.dtype, self.compute, self.bucket, self.model_parallel,
                           self.optimizer, self.overlap)
@@ -124,33 +160,77 @@ class _ModelShorthand(FileModel):
     model: ModelSchedule
 
 
+def bucket_count(params: float, dtype: str, bucket: float, model_parallel: int = 1) -> int:
+    """How many buckets from_model makes of a model's gradient."""
+    return max(1, math.ceil(params * DTYPE_BYTES[dtype] / model_parallel / bucket))
+
+
 def from_model(params: float, dtype: str = "bf16", compute_s: float = 16.0, bucket: float = 25 * 2**20,
                model_parallel: int = 1, optimizer_s: float = 0.0, overlap: bool = True) -> Schedule:
     """DDP-like schedule: forward = 1/3 and backward = 2/3 of compute, gradient in buckets."""
     grad = params * DTYPE_BYTES[dtype] / model_parallel
-    n = max(1, math.ceil(grad / bucket))
+    n = bucket_count(params, dtype, bucket, model_parallel)
     sizes = [int(bucket)] * (n - 1) + [int(grad - bucket * (n - 1))]
     fwd = (compute_s - optimizer_s) / 3
     return Schedule(forward=fwd, backward=2 * fwd, optimizer=optimizer_s, buckets=sizes, overlap=overlap)
 
 
-def from_chakra(trace: dict) -> Schedule:
+def _text(v: Any) -> Any:
+    return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
+class ChakraNode(BaseModel):
+    """One node of a Chakra-style trace: what the twin reads of it. Traces carry many more
+    fields (names, attributes, tensors), which are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+
+    id: int
+    type: Annotated[str, BeforeValidator(_text)] = ""
+    duration_micros: float = Field(default=0.0, ge=0, le=MAX_PHASE_S * 1e6)
+    comm_size: int = Field(default=0, ge=0, le=MAX_GRADIENT_BYTES)
+    data_deps: list[int] = Field(default_factory=list)
+    ctrl_deps: list[int] = Field(default_factory=list)
+
+
+class ChakraTrace(BaseModel):
+    """A Chakra-style trace: its nodes, each id once."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+
+    nodes: list[ChakraNode] = Field(min_length=1, description="a Chakra trace's non-empty node list")
+
+    _n = field_validator("nodes", mode="before")(classmethod(lambda cls, v: at_most(
+        v, MAX_TRACE_NODES, "nodes", "a trace of more holds more buckets than a schedule may")))
+
+    @field_validator("nodes")
+    @classmethod
+    def _ids_once(cls, v: list[ChakraNode]) -> list[ChakraNode]:
+        seen: set[int] = set()
+        for n in v:
+            if n.id in seen:
+                raise ValueError(f"node id {n.id} is given to two nodes")
+            seen.add(n.id)
+        return v
+
+
+def from_chakra(trace: dict | ChakraTrace) -> Schedule:
     """Chakra-style JSON: nodes with type COMP / COMM_COLL, duration_micros, comm_size, data_deps.
 
     Compute before the first collective is the forward pass; compute after it the backward
-    pass; each all-reduce becomes a bucket, ready when the compute before it has run.
+    pass; each all-reduce becomes a bucket, ready when the compute before it has run. A trace
+    that is not one raises ValueError (pydantic's ValidationError for its fields).
     """
-    nodes = trace.get("nodes") if isinstance(trace, dict) else None
-    if not isinstance(nodes, list) or not nodes:
-        raise ValueError("a Chakra trace needs a non-empty 'nodes' list")
-    order = _topological(nodes)
+    if not isinstance(trace, ChakraTrace):
+        trace = ChakraTrace.model_validate(trace)
+    order = _topological(trace.nodes)
     t, sizes, ready_t = 0.0, [], []
     for n in order:
-        kind = str(n.get("type", "")).upper()
+        kind = n.type.upper()
         if "COMP" in kind:
-            t += float(n.get("duration_micros", 0)) * 1e-6
+            t += n.duration_micros * 1e-6
         elif "COMM_COLL" in kind:
-            sizes.append(int(n.get("comm_size", 0)))
+            sizes.append(n.comm_size)
             ready_t.append(t)
     if not sizes:
         raise ValueError("the trace has no COMM_COLL node")
@@ -160,37 +240,52 @@ def from_chakra(trace: dict) -> Schedule:
                     ready=[min(1.0, (r - fwd) / bwd) for r in ready_t])
 
 
-def _topological(nodes: list[dict]) -> list[dict]:
-    by_id = {n["id"]: n for n in nodes}
-    seen, out = set(), []
-
-    def visit(n, stack=()):
-        if n["id"] in seen:
-            return
-        if n["id"] in stack:
-            raise ValueError(f"dependency cycle at node {n['id']}")
-        for d in n.get("data_deps", []) + n.get("ctrl_deps", []):
-            if d in by_id:
-                visit(by_id[d], stack + (n["id"],))
-        seen.add(n["id"])
-        out.append(n)
-    for n in sorted(nodes, key=lambda n: n["id"]):
-        visit(n)
+def _topological(nodes: list[ChakraNode]) -> list[ChakraNode]:
+    """The nodes in dependency order: from the lowest id, each after the nodes it depends on
+    (data, then control dependencies; ids outside the trace are ignored). Iterative: a chain of
+    thousands of nodes must not exhaust Python's stack."""
+    by_id = {n.id: n for n in nodes}
+    done: set[int] = set()
+    out: list[ChakraNode] = []
+    for first in sorted(nodes, key=lambda n: n.id):
+        if first.id in done:
+            continue
+        path = [(first, iter(first.data_deps + first.ctrl_deps))]
+        on_path = {first.id}
+        while path:
+            node, deps = path[-1]
+            for d in deps:
+                if d not in by_id or d in done:
+                    continue
+                if d in on_path:
+                    raise ValueError(f"dependency cycle at node {d}")
+                dep = by_id[d]
+                path.append((dep, iter(dep.data_deps + dep.ctrl_deps)))
+                on_path.add(d)
+                break
+            else:
+                path.pop()
+                on_path.discard(node.id)
+                done.add(node.id)
+                out.append(node)
     return out
 
 
 def load_schedule(path: str | Path) -> Schedule:
     """A schedule file: times and buckets, ``model: {...}`` or a Chakra trace (``nodes``)."""
-    doc = read_document(path)
+    return schedule_of(read_document(path))
+
+
+def schedule_of(doc: Document) -> Schedule:
+    """A schedule read from its file."""
     if isinstance(doc.data, dict) and "nodes" in doc.data:
+        trace = validate(ChakraTrace, doc)
         try:
-            return from_chakra(doc.data)
-        except KeyError as exc:
-            raise InputError([doc.problem(("nodes",), f"a node has no {exc}")]) from None
+            return from_chakra(trace)
         except ValidationError as exc:  # what the trace adds up to is not a schedule
             raise InputError([doc.problem(("nodes",), f"the trace's {e['loc'][0]}: "
                                           f"{e['msg'].removeprefix('Value error, ')}")
                               for e in exc.errors()]) from None
-        except (ValueError, TypeError) as exc:
+        except ValueError as exc:
             raise InputError([doc.problem(("nodes",), str(exc))]) from None
     return validate(Schedule, doc)

@@ -20,8 +20,17 @@ from pydantic import Field, ValidationError, field_validator
 from twin.errors import InputError
 from twin.plan.addressing import worker_intf_name
 from twin.plan.graph import fabric_graph
-from twin.spec.loading import Document, FileModel, Loc, read_document, validate
+from twin.spec.loading import (
+    Document,
+    FileModel,
+    Loc,
+    at_most,
+    field_path,
+    read_document,
+    validate,
+)
 from twin.units import (
+    format_rate,
     parse_fraction,
     parse_rate,
     parse_size,
@@ -33,21 +42,44 @@ FIBER_US_PER_KM = 4.9  # group index ~1.468 (REFERENCE.md)
 EARTH_RADIUS_KM = 6371.0
 IFNAMSIZ = 15  # Linux interface names: 15 characters + NUL
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*$")
+FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # names that end up in file names
 IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?$")
 
+# Limits of a topology file (docs/topology.md, "Limits of input files", gives each reason).
+MAX_NAME_CHARS = 100  # a topology's name goes into file names (calibration-NAME-RUN.csv)
+MAX_SITES = 255  # site i's workers are 10.i.0.k and MAC 02:00:00:00:ii:kk: one byte
+MAX_WORKERS_PER_SITE = 64  # one leaf switch per site, one port per worker
+MAX_WORKERS = 1024  # a container each: ~9 MB and ~0.4 s of bring-up here (docs/benchmarks.md)
+MAX_LINKS = 1024  # each a veth pair, two switch ports and, without netem, a delay-line process
+MAX_RESERVATIONS = 64  # each a set of flows on every switch of its path and its backup
+MAX_PORTS = 64  # per port list of a reservation: each port is a flow match on every switch
+MAX_DELAY_S = 1.0  # one way: 40,000 km of fiber is 0.2 s, a geostationary satellite hop 0.27 s
+MAX_DISTANCE_KM = 40000.0  # once round the Earth: no fiber route between two points is longer
+MIN_CPUS = 0.01  # Docker's smallest CPU limit
+MAX_CPUS = 1024.0
+MIN_MEMORY_BYTES = 6 * 1024**2  # Docker's smallest memory limit
+MAX_MEMORY_BYTES = 1024**4  # 1 TiB, per worker
+MIN_QUEUE_BYTES = 3000  # two full-size frames of MTU 1500; two of the topology's MTU in any case
+MAX_QUEUE_BYTES = 1024**3  # tc's byte FIFO takes a 32-bit limit; 1 GiB is 8.6 s at 1 Gbit/s
+# The smallest emulated rate (real rate x scale) of any link, NIC or reservation: a 9000-byte
+# frame then takes 0.72 s on the wire; slower, TCP's retransmission timer (200 ms minimum) and
+# the probes' timeouts fire on a healthy link, and HTB's rate arithmetic loses its precision.
+MIN_EMULATED_RATE_BPS = 100e3
 
-def _rate(v: Any) -> float:
-    r = parse_rate(v)
-    if r <= 0:
-        raise ValueError("must be greater than zero")
-    return r
 
-
-def _time(v: Any) -> float:
+def _delay(v: Any) -> float:
     t = parse_time(v)
-    if t < 0:
-        raise ValueError("must not be negative")
+    if t > MAX_DELAY_S:
+        raise ValueError(f"{v!r} is longer than {MAX_DELAY_S:g} s, more than any fiber on Earth "
+                         f"delays (40,000 km is 0.2 s)")
     return t
+
+
+def file_name(v: str) -> str:
+    """A name that goes into file names (a topology's, a campaign's): no path, no spaces."""
+    if not FILE_NAME_RE.match(v):
+        raise ValueError(f"{v!r}: use letters, digits, '.', '_' and '-' (it names a file)")
+    return v
 
 
 def image_ref(v: Optional[str]) -> Optional[str]:
@@ -89,8 +121,8 @@ class SiteFabric(FileModel):
     rate: float = Field(default=parse_rate("400Gbit"), description="worker NIC rate (real units)")
     delay: float = Field(default=0.0, description="one-way delay worker <-> leaf")
 
-    _r = field_validator("rate", mode="before")(classmethod(lambda cls, v: _rate(v)))
-    _d = field_validator("delay", mode="before")(classmethod(lambda cls, v: _time(v)))
+    _r = field_validator("rate", mode="before")(classmethod(lambda cls, v: parse_rate(v)))
+    _d = field_validator("delay", mode="before")(classmethod(lambda cls, v: _delay(v)))
 
 
 class Site(FileModel):
@@ -98,9 +130,10 @@ class Site(FileModel):
     city: Optional[str] = Field(None, description="display name")
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    workers: int = Field(1, ge=1, le=64)
+    workers: int = Field(1, ge=1, le=MAX_WORKERS_PER_SITE)
     image: Optional[str] = None
-    cpus: Optional[float] = Field(None, gt=0, description="CPU limit per worker (cores)")
+    cpus: Optional[float] = Field(None, ge=MIN_CPUS, le=MAX_CPUS,
+                                  description="CPU limit per worker (cores)")
     memory: Optional[int] = Field(None, description="memory limit per worker (bytes, e.g. 512M)")
     fabric: SiteFabric = SiteFabric()
 
@@ -119,8 +152,10 @@ class Site(FileModel):
         if v is None:
             return None
         size = parse_size(v)
-        if size < 6 * 1024**2:
+        if size < MIN_MEMORY_BYTES:
             raise ValueError("must be at least 6M (Docker's minimum)")
+        if size > MAX_MEMORY_BYTES:
+            raise ValueError("must be at most 1T (1 TiB) per worker")
         return size
 
 
@@ -128,7 +163,7 @@ class WanLink(FileModel):
     a: str
     b: str
     rate: float = Field(description="real line rate, e.g. 400Gbit")
-    distance_km: Optional[float] = Field(None, gt=0)
+    distance_km: Optional[float] = Field(None, gt=0, le=MAX_DISTANCE_KM)
     route_factor: Optional[float] = Field(None, ge=1.0, le=3.0)
     delay: Optional[float] = Field(
         None, description=f"one-way; default from distance at {FIBER_US_PER_KM} us/km")
@@ -136,9 +171,9 @@ class WanLink(FileModel):
     loss: float = Field(0.0, ge=0.0, lt=1.0)
     queue: Optional[int] = Field(None, description="bottleneck queue in bytes; default one BDP")
 
-    _r = field_validator("rate", mode="before")(classmethod(lambda cls, v: _rate(v)))
+    _r = field_validator("rate", mode="before")(classmethod(lambda cls, v: parse_rate(v)))
     _t = field_validator("delay", "jitter", mode="before")(
-        classmethod(lambda cls, v: None if v is None else _time(v)))
+        classmethod(lambda cls, v: None if v is None else _delay(v)))
     _l = field_validator("loss", mode="before")(classmethod(lambda cls, v: parse_fraction(v)))
 
     @field_validator("queue", mode="before")
@@ -147,8 +182,10 @@ class WanLink(FileModel):
         if v is None:
             return None
         size = parse_size(v)
-        if size < 3000:
+        if size < MIN_QUEUE_BYTES:
             raise ValueError("must hold at least two full-size frames (3000 bytes)")
+        if size > MAX_QUEUE_BYTES:
+            raise ValueError("must be at most 1G (1 GiB), 8.6 s of traffic at 1 Gbit/s")
         return size
 
 
@@ -161,15 +198,20 @@ class ReservationSpec(FileModel):
     rate: float
     dscp: int = Field(34, ge=0, le=63, description="the job's bulk traffic (AF41)")
     probe_dscp: int = Field(46, ge=0, le=63, description="probes (EF): a strict, short queue")
-    tcp_ports: list[int] = Field(default_factory=lambda: [29500, 29600],
+    tcp_ports: list[int] = Field(default_factory=lambda: [29500, 29600], max_length=MAX_PORTS,
                                  description="the job's collective traffic (traffic.bench/train)")
-    udp_ports: list[int] = Field(default_factory=lambda: [7100], description="probes")
+    udp_ports: list[int] = Field(default_factory=lambda: [7100], max_length=MAX_PORTS,
+                                 description="probes")
     replicated_udp_ports: list[int] = Field(
-        default_factory=list,
+        default_factory=list, max_length=MAX_PORTS,
         description="probes sent 1+1: on the primary and the edge-disjoint backup path at once, "
                     "the receiver keeping the first copy")
 
-    _r = field_validator("rate", mode="before")(classmethod(lambda cls, v: _rate(v)))
+    _r = field_validator("rate", mode="before")(classmethod(lambda cls, v: parse_rate(v)))
+
+    _n = field_validator("tcp_ports", "udp_ports", "replicated_udp_ports", mode="before")(
+        classmethod(lambda cls, v: at_most(v, MAX_PORTS, "ports",
+                                           "each is a flow match on every switch of the path")))
 
     @field_validator("tcp_ports", "udp_ports", "replicated_udp_ports")
     @classmethod
@@ -180,7 +222,8 @@ class ReservationSpec(FileModel):
 
 
 class Topology(FileModel):
-    name: str
+    name: str = Field(max_length=MAX_NAME_CHARS,
+                      description="letters, digits, '.', '_' and '-': it names result files")
     description: str = ""
     route_factor: float = Field(1.3, ge=1.0, le=3.0, description="fiber route / great circle")
     image: Optional[str] = Field(None, description="worker image; default the project's own")
@@ -190,11 +233,20 @@ class Topology(FileModel):
         "emulation: every frame costs CPU in the userspace switch and delay line, so 9000 carries "
         "6x the bytes of 1500 for the same work (a ring all-reduce on 2 cores went from 77% to 97% "
         "of the link rate). Use 1500 to study standard frames."))
-    sites: list[Site] = Field(min_length=1)
-    links: list[WanLink] = Field(default_factory=list)
-    reservations: list[ReservationSpec] = Field(default_factory=list)
+    sites: list[Site] = Field(min_length=1, max_length=MAX_SITES)
+    links: list[WanLink] = Field(default_factory=list, max_length=MAX_LINKS)
+    reservations: list[ReservationSpec] = Field(default_factory=list, max_length=MAX_RESERVATIONS)
 
     _i = field_validator("image")(classmethod(lambda cls, v: image_ref(v)))
+
+    _ns = field_validator("sites", mode="before")(classmethod(lambda cls, v: at_most(
+        v, MAX_SITES, "sites", "site i's workers are 10.i.0.k: i is one byte")))
+    _nl = field_validator("links", mode="before")(classmethod(lambda cls, v: at_most(
+        v, MAX_LINKS, "links", "each is two switch ports and a delay line")))
+    _nr = field_validator("reservations", mode="before")(classmethod(lambda cls, v: at_most(
+        v, MAX_RESERVATIONS, "reservations", "each is flows on every switch of two paths")))
+
+    _fn = field_validator("name")(classmethod(lambda cls, v: file_name(v)))
 
     # ---- derived quantities -------------------------------------------------
     def site(self, name: str) -> Site:
@@ -246,7 +298,13 @@ class Topology(FileModel):
         except ValidationError as exc:
             raise ValueError("; ".join(e["msg"].removeprefix("Value error, ")
                                        for e in exc.errors())) from None
-        return self.model_copy(update={"scale": scale})
+        scaled = self.model_copy(update={"scale": scale})
+        problems = emulated_rate_problems(scaled)
+        if problems:
+            data = scaled.model_dump()
+            raise ValueError("; ".join(f"{field_path(loc, data)}: {reason}"
+                                       for loc, reason in problems))
+        return scaled
 
     def span_km(self) -> float:
         """Largest great-circle distance between any two sites."""
@@ -264,9 +322,29 @@ def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float
 
 # ---- loading and validation -------------------------------------------------
 
+def emulated_rate_problems(topo: Topology) -> list[tuple[Loc, str]]:
+    """Every rate (worker NICs, links, reservations) that the topology's scale makes slower than
+    MIN_EMULATED_RATE_BPS; checked again whenever the scale changes (``--scale``, campaigns)."""
+    floor = MIN_EMULATED_RATE_BPS
+    rates: list[tuple[Loc, float]] = [(("sites", i, "fabric", "rate"), s.fabric.rate)
+                                      for i, s in enumerate(topo.sites)]
+    rates += [(("links", i, "rate"), link.rate) for i, link in enumerate(topo.links)]
+    rates += [(("reservations", i, "rate"), r.rate) for i, r in enumerate(topo.reservations)]
+    return [(loc, f"{format_rate(rate)} at scale {topo.scale.bandwidth:g} is "
+                  f"{format_rate(topo.emulated_rate(rate))} emulated; the twin needs at least "
+                  f"{format_rate(floor)} (a 9000-byte frame then takes 0.72 s)")
+            for loc, rate in rates if topo.emulated_rate(rate) < floor]
+
+
 def _semantic_problems(topo: Topology) -> list[tuple[Loc, str]]:
-    """Checks that span fields: references, duplicates, connectivity, name lengths."""
+    """Checks that span fields: references, duplicates, connectivity, name lengths, the number
+    of workers, rates at the topology's scale."""
     problems: list[tuple[Loc, str]] = []
+    workers = sum(s.workers for s in topo.sites)
+    if workers > MAX_WORKERS:
+        problems.append((("sites",), f"{workers} workers in all; at most {MAX_WORKERS} (each is a "
+                                     f"container; for larger fabrics use 'twin model')"))
+    problems += emulated_rate_problems(topo)
     seen: set[str] = set()
     for i, s in enumerate(topo.sites):
         if s.name in seen:
@@ -290,6 +368,11 @@ def _semantic_problems(topo: Topology) -> list[tuple[Loc, str]]:
         if pair in pairs and link.a != link.b:
             problems.append((("links", i), f"duplicate link between {link.a} and {link.b}"))
         pairs.add(pair)
+        frames = 2 * (topo.mtu + 14)
+        if link.queue is not None and link.queue < frames:
+            problems.append((("links", i, "queue"), f"{link.queue} bytes hold fewer than two "
+                                                    f"full-size frames of MTU {topo.mtu} "
+                                                    f"({frames} bytes)"))
         if {link.a, link.b} <= seen and link.jitter > topo.link_delay(link):
             problems.append((("links", i, "jitter"), "larger than the link's delay; packets "
                                                      "cannot arrive before they leave"))

@@ -10,6 +10,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,7 +28,9 @@ from twin.measure.ping import parse_ping_rtts
 from twin.spec.topology import load_topology
 
 pytestmark = pytest.mark.reliability
-TWIN = str(ROOT / ".venv" / "bin" / "twin")
+# the twin command of this checkout (the console script of a virtualenv imports the package it
+# was installed from); run from ROOT so that this checkout is the one imported
+TWIN = [sys.executable, "-m", "twin.cli.main"]
 
 
 def cross_site_pings(state, count=5):
@@ -54,7 +57,7 @@ def test_controller_and_delay_line_deaths_are_reported_and_recoverable(clean_mac
         # one log per delay line (where netem carries the links there are none)
         assert len(list(logs.glob("delayline-*.log"))) == sum(1 for w in state.wan if w.delayline)
         assert len(cross_site_pings(state)) == 5, "installed flows must keep forwarding (fail-secure)"
-        out = subprocess.run([TWIN, "inspect"], capture_output=True, text=True)
+        out = subprocess.run([*TWIN, "inspect"], capture_output=True, text=True, cwd=ROOT)
         assert out.returncode == 1 and "problem: controller detpath" in out.stderr
         runtime.restart_controller()
         state = runtime.load_state()
@@ -137,7 +140,7 @@ def test_campaign_killed_at_a_random_point_resumes_with_every_row_once(clean_mac
     spec.write_text(CAMPAIGN)
     out = tmp_path / "rows.csv"
     planned = {p["row_id"] for p in load_campaign(spec).points()}
-    proc = subprocess.Popen([TWIN, "campaign", "run", str(spec), "--out", str(out)],
+    proc = subprocess.Popen([*TWIN, "campaign", "run", str(spec), "--out", str(out)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 2):
@@ -145,10 +148,21 @@ def test_campaign_killed_at_a_random_point_resumes_with_every_row_once(clean_mac
     time.sleep(random.Random(os.getpid()).uniform(0, 3))
     proc.kill()
     proc.wait()
-    subprocess.run([TWIN, "clean"], check=True, capture_output=True)
-    done = subprocess.run([TWIN, "campaign", "run", str(spec), "--out", str(out)],
+    before = csv_rows(out)
+    assert before, "the first run wrote no row within 240 s"
+    subprocess.run([*TWIN, "clean"], check=True, capture_output=True, cwd=ROOT)
+    done = subprocess.run([*TWIN, "campaign", "run", str(spec), "--out", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    with out.open() as fh:
-        ids = [r["row_id"] for r in csv.DictReader(fh)]
-    assert sorted(ids) == sorted(planned), "every planned row exactly once"
+    rows = csv_rows(out)
+    assert sorted(r["row_id"] for r in rows) == sorted(planned), "every planned row exactly once"
+    # the rows written before the kill are kept as they were, not measured again
+    assert rows[:len(before)] == before
+    # and every row measured: a campaign records a failed point as a row too
+    assert [(r["row_id"], r["status"], r["error"]) for r in rows if r["status"] != "ok"] == []
+    assert all(float(r["iteration_s"]) >= float(r["compute_s"]) > 0 for r in rows), rows
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))

@@ -7,8 +7,10 @@ import re
 import subprocess
 from pathlib import Path
 
+import networkx as nx
+
 from tests.locations import TOPOS
-from twin.drive.crosstraffic import start_flow, start_interference
+from twin.drive.crosstraffic import start_flow, start_interference, start_probe
 from twin.emulation import runtime
 from twin.experiments import determinism
 from twin.spec.topology import Scale, load_topology
@@ -69,9 +71,25 @@ def test_detpath_pins_paths_and_fails_over_within_a_fraction_of_a_second(clean_m
     _, state = runtime.up(topo, str(TOPOS / "fntf-4site.yaml"), "detpath", progress=lambda s: None)
     try:
         flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "tw1"],
-                               capture_output=True, text=True).stdout
-        assert "dl_dst=02:00:00:00:02:01 actions=group:" in flows  # exact match, pinned
-        assert "priority=0 actions=drop" in flows or "priority=0," in flows  # no flooding
+                               capture_output=True, text=True, check=True).stdout.splitlines()
+        assert any("dl_dst=02:00:00:00:02:01 actions=group:" in f for f in flows)  # exact, pinned
+        # no flooding: what no exact destination matches is dropped by table 1's table-miss flow
+        misses = [f for f in flows if "table=1," in f and re.search(r"\bpriority=0\b", f)]
+        assert [m.split()[-1] for m in misses] == ["actions=drop"], misses
+        assert not [f for f in flows if re.search(r"FLOOD|NORMAL|ALL\b", f)]
+        # the probe took the pinned path, the delay-shortest one: its one-way delays are no
+        # shorter than that path's propagation (the delay lines never deliver early; 0.05 ms for
+        # the clocks) and shorter than any other path's
+        src, dst = topo.links[0].a, topo.links[0].b
+        g = topo.graph()
+        pinned, *others = [sum(g[u][v]["delay"] for u, v in zip(p, p[1:])) * 1e3
+                           for p in nx.shortest_simple_paths(g, src, dst, weight="delay")]
+        tx = next(w for w in state.workers if w.site == src)
+        rx = next(w for w in state.workers if w.site == dst)
+        probe = start_probe(tx, rx, determinism.PROBE_PORT, pps=500, count=500).result()
+        assert probe["received"] == 500, probe
+        assert pinned - 0.05 <= probe["owd_min_ms"] and probe["owd_p50_ms"] < min(others), \
+            (probe, pinned, others)
         groups = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", "tw1"],
                                 capture_output=True, text=True).stdout
         assert "type=ff" in groups

@@ -78,7 +78,9 @@ def test_link_set_rate_reaches_every_class_and_every_netem_leaf(detpath_twin):
         quarter = int(w.emulated_bps / 4 / 1e6)
         for dev in (w.intf_a, w.intf_b):
             assert f"class htb 1:1 root rate {quarter}Mbit" in run(["tc", "class", "show", "dev", dev])
-            for leaf in netem_delays(dev).values():
+            leaves = netem_delays(dev)
+            assert set(leaves) == set(CLASSES), leaves  # the loop below is over every class's leaf
+            for leaf in leaves.values():
                 assert f"rate {quarter}Mbit" in leaf["line"], leaf["line"]
     finally:
         run([TWIN, "link", "set", w.a, w.b, "--rate", f"{real / 1e9:g}Gbit"])

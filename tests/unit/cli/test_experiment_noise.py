@@ -46,4 +46,4 @@ def test_files_without_line_lateness_are_refused(tmp_path, capsys):
 def test_a_missing_file_is_one_line(tmp_path, capsys):
     missing = tmp_path / "nowhere.csv"
     assert cli.main(["experiment", "noise", str(missing)]) == 2
-    assert capsys.readouterr().err == f"{missing}: cannot read: No such file or directory\n"
+    assert capsys.readouterr().err == f"{missing}: cannot read file: No such file or directory\n"

@@ -12,7 +12,8 @@ from twin.cli import main as cli
 CLI_DIR = Path(cli.__file__).parent
 SHARED = {"__init__", "main", "console", "options"}  # modules of twin/cli that are no verb
 SUBCOMMANDS = ["doctor", "setup", "validate", "schema", "up", "down", "clean", "exec", "inspect",
-               "controller", "link", "calibrate", "collective", "allreduce", "campaign",
+               "controller", "link", "calibrate", "trace", "collective", "allreduce", "run",
+               "campaign",
                "experiment", "model", "graph", "demo"]
 
 

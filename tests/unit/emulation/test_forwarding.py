@@ -34,6 +34,7 @@ def test_every_switch_has_one_exact_flow_per_worker():
     topo = load_topology(TOPOS / "fntf-4site.yaml")
     st = synthetic_state(topo)
     flows = static_flows(topo, st)
+    assert sorted(flows) == sorted(st.switches) and len(flows) == len(topo.sites)
     for lines in flows.values():
         assert len(lines) == len(st.workers)
         assert all(f.startswith("priority=100,dl_dst=02:00:00:00:") for f in lines)

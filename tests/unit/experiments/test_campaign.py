@@ -146,3 +146,105 @@ def test_fuzzed_campaign_files_fail_with_lines_never_tracebacks(tmp_path, key, v
         load_campaign(f)
     except InputError as exc:
         assert exc.problems and all(p.startswith(f"{f}: ") and "\n" not in p for p in exc.problems)
+
+
+# ---- resuming: each row id by its latest attempt; --retry-failed -----------------------------
+
+from twin.experiments.campaign import (  # noqa: E402
+    FIELDS,
+    campaign_rows,
+    latest_attempts,
+    plan,
+)
+
+
+def rows_csv(tmp_path, c, statuses: list[tuple[int, str]], name="t"):
+    """A campaign CSV with one row per (point index, status), in that order."""
+    csv_path = tmp_path / "rows.csv"
+    pts = c.points()
+    for i, status in statuses:
+        append_row(csv_path, {"row_id": pts[i]["row_id"], "campaign": name, "status": status,
+                              "error": "boom" if status == "failed" else ""})
+    return csv_path
+
+
+def test_without_retry_a_failed_row_is_done_and_counted(tmp_path):
+    c = load_campaign(write(tmp_path, GOOD))
+    csv_path = rows_csv(tmp_path, c, [(0, "ok"), (1, "failed")])
+    p = plan(c, csv_path)
+    assert [x["row_id"] for x in p.todo] == [x["row_id"] for x in c.points()[2:]]
+    assert (p.done, p.failed, p.retried) == (2, 1, set())
+
+
+def test_retry_failed_runs_again_the_points_whose_latest_row_failed(tmp_path):
+    c = load_campaign(write(tmp_path, GOOD))
+    ids = [x["row_id"] for x in c.points()]
+    # point 0 failed then succeeded; point 1 succeeded then failed; point 2 failed twice
+    csv_path = rows_csv(tmp_path, c, [(0, "failed"), (1, "ok"), (2, "failed"), (0, "ok"),
+                                      (1, "failed"), (2, "failed")])
+    p = plan(c, csv_path, retry_failed=True)
+    assert [x["row_id"] for x in p.todo] == [ids[1], ids[2], ids[3]]
+    assert p.retried == {ids[1], ids[2]} and (p.done, p.failed) == (3, 2)
+    assert [r["status"] for r in campaign_rows(csv_path)] == ["ok", "failed", "failed"]
+    assert existing_rows(csv_path) == set(ids[:3])
+
+
+def test_the_latest_attempt_keeps_the_place_of_the_first():
+    rows = [{"row_id": "a", "status": "failed"}, {"row_id": "b", "status": "ok"},
+            {"row_id": "a", "status": "ok"}]
+    assert latest_attempts(rows) == [{"row_id": "a", "status": "ok"}, {"row_id": "b", "status": "ok"}]
+
+
+def test_a_retried_row_is_appended_and_the_failed_one_stays(tmp_path):
+    c = load_campaign(write(tmp_path, GOOD))
+    csv_path = rows_csv(tmp_path, c, [(0, "failed")])
+    append_row(csv_path, {"row_id": c.points()[0]["row_id"], "campaign": "t", "status": "ok"})
+    text = csv_path.read_text().splitlines()
+    assert len(text) == 3 and text[0] == ",".join(FIELDS)
+    assert [r["status"] for r in campaign_rows(csv_path)] == ["ok"]
+
+
+def test_a_csv_of_an_older_version_keeps_its_columns_when_resumed(tmp_path):
+    c = load_campaign(write(tmp_path, GOOD))
+    csv_path = tmp_path / "old.csv"
+    csv_path.write_text("row_id,campaign,status,error,algo\n"
+                        f"{c.points()[0]['row_id']},t,failed,boom,ring\n")
+    append_row(csv_path, {"row_id": c.points()[0]["row_id"], "campaign": "t", "status": "ok",
+                          "algo": "ring", "iteration_s": 1.0})
+    assert csv_path.read_text().splitlines()[-1] == f"{c.points()[0]['row_id']},t,ok,,ring"
+    assert plan(c, csv_path, retry_failed=True).todo == c.points()[1:]
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("a,b\n1,2\n", "line 1: not a campaign CSV: no column row_id, campaign, status"),
+    ("", "empty; not a campaign CSV"),
+    ("row_id,campaign,status\nx,t\n", "line 2: 2 fields, the header has 3"),
+    ("row_id,campaign,status\nx,t,maybe\n", "line 2: status: 'maybe' is not ok or failed"),
+    ("row_id,campaign,status\n,t,ok\n", "line 2: row_id: empty; every row has its point's id"),
+    ("row_id,campaign,status\nx,other,ok\n", "line 2: campaign: a row of campaign 'other', not "
+                                             "'t'; give this campaign its own CSV (--out)"),
+    ('row_id,campaign,status\n"x,t,ok\n', "line 2: not valid CSV: unexpected end of data"),
+    ("row_id,campaign,row_id,status\n", "line 1: column row_id given twice"),
+])
+def test_a_foreign_or_damaged_csv_is_one_line_not_a_key_error(tmp_path, text, reason):
+    c = load_campaign(write(tmp_path, GOOD))
+    csv_path = tmp_path / "bad.csv"
+    csv_path.write_text(text)
+    with pytest.raises(InputError) as exc:
+        plan(c, csv_path)
+    assert exc.value.problems == [f"{csv_path}: {reason}"]
+
+
+def test_a_csv_that_is_not_text_is_one_line(tmp_path):
+    c = load_campaign(write(tmp_path, GOOD))
+    csv_path = tmp_path / "bin.csv"
+    csv_path.write_bytes(b"row_id,campaign,status\n\xff\xfe\n")
+    with pytest.raises(InputError) as exc:
+        plan(c, csv_path)
+    assert exc.value.problems == [f"{csv_path}: not UTF-8 text (byte 23 cannot be decoded)"]
+
+
+def test_the_committed_campaign_csvs_are_read_with_every_attempt():
+    for name in SHIPPED_IDS:
+        rows = campaign_rows(ROOT / "results" / "campaigns" / f"{name}.csv", name)
+        assert rows and all(r["status"] in ("ok", "failed") for r in rows)

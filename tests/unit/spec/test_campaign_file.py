@@ -54,7 +54,7 @@ def test_defaults_and_what_is_not_swept():
 def test_seed_is_refused_as_an_unknown_field(tmp_path):
     (p,) = problems(tmp_path, GOOD + "seed: 7\n")
     assert p == "line 6: seed: unknown field (known: name, description, topology, schedule, " \
-                "iterations, repeats, scale, sweep)"
+                "iterations, repeats, scale, timeout, sweep)"
 
 
 def test_the_topology_is_found_beside_the_campaign_file(tmp_path):
@@ -112,11 +112,13 @@ def test_a_name_must_be_usable_as_a_file_name(tmp_path):
 
 
 @pytest.mark.parametrize("key,value,reason", [
-    ("distance_km", "[0]", "0 is not a distance in km (0 < d <= 20000)"),
-    ("distance_km", "[20001]", "20001 is not a distance in km (0 < d <= 20000)"),
-    ("distance_km", "[true]", "True is not a distance in km (0 < d <= 20000)"),
-    ("distance_km", "['500']", "'500' is not a distance in km (0 < d <= 20000)"),
-    ("wan_rate", "[0Gbit]", "'0Gbit' must be positive"),
+    ("distance_km", "[0]", "0 is not a distance in km (0 < d <= 40000)"),
+    ("distance_km", "[40001]", "40001 is not a distance in km (0 < d <= 40000)"),
+    ("distance_km", "[true]", "True is not a distance in km (0 < d <= 40000)"),
+    ("distance_km", "['500']", "'500' is not a distance in km (0 < d <= 40000)"),
+    ("distance_km", "[.nan]", "nan is not a distance in km (0 < d <= 40000)"),
+    ("wan_rate", "[0Gbit]", "rate '0Gbit' is below 1Kbit, the smallest the twin takes"),
+    ("wan_rate", "[1e999Gbit]", "rate '1e999Gbit' is above 1000Tbit, the largest the twin takes"),
     ("wan_rate", "[fast]", "cannot read rate 'fast'"),
     ("loss", "[100%]", "'100%' must be in [0, 1)"),
     ("loss", "[1]", "1 must be in [0, 1)"),
@@ -158,4 +160,73 @@ def test_the_sweep_accepts_every_algorithm_and_controller_of_the_one_lists():
 def test_the_json_schema_describes_every_field():
     props = CampaignSpec.model_json_schema()["properties"]
     assert set(props) == {"name", "description", "topology", "schedule", "iterations", "repeats",
-                          "scale", "sweep"}
+                          "scale", "timeout", "sweep"}
+
+
+# ---- limits of a campaign file, and what it asks of its topology ----------------------------
+
+def test_a_sweep_of_more_points_than_a_campaign_measures_is_refused_without_planning(tmp_path):
+    import time
+    sweep = "".join(f"  {k}: {v}\n" for k, v in [
+        ("distance_km", list(range(1, 101))), ("wan_rate", [f"{g}Gbit" for g in range(1, 101)]),
+        ("loss", [f"{i / 1000}" for i in range(100)]), ("algo", ["ring", "hd", "tree", "hier"])])
+    t0 = time.monotonic()
+    (p,) = problems(tmp_path, GOOD.replace("  algo: [ring]\n", sweep))
+    assert time.monotonic() - t0 < 5
+    assert p == "line 4: sweep: the sweep plans 4000000 measurements (4000000 combinations x 1 " \
+                "repeats); at most 1000 in one campaign: split it into several files"
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("iterations: 1000\n", "line 6: iterations: Input should be less than or equal to 100"),
+    ("repeats: 101\n", "line 6: repeats: Input should be less than or equal to 100"),
+    ("timeout: 0s\n", "line 6: timeout: '0s' is not between 1ms and 3600s"),
+    ("timeout: 2h\n", "line 6: timeout: unknown time unit in '2h' (use s, ms, us, ns)"),
+])
+def test_iterations_repeats_and_the_timeout_are_limited(tmp_path, text, reason):
+    assert problems(tmp_path, GOOD + text) == [reason]
+
+
+def test_the_timeout_is_read_as_a_time(tmp_path):
+    spec, _ = load_campaign_spec(write(tmp_path, GOOD + "timeout: 500ms\n"))
+    assert spec.timeout == 0.5
+    assert load_campaign_spec(write(tmp_path, GOOD))[0].timeout == 60.0
+
+
+@pytest.mark.parametrize("key,values,reason", [
+    ("algo", "[ring, hier, ring]", "'ring' is listed twice; each value once"),
+    ("distance_km", "[1000, 1000.0]", "1000.0 is listed twice; each value once"),
+    ("wan_rate", "[400Gbit, 400 Gbit]", "'400 Gbit' is '400Gbit' again; each value once"),
+    ("loss", "[0.1%, 0.001]", "'0.001' is '0.1%' again; each value once"),
+])
+def test_a_value_listed_twice_would_plan_one_row_id_twice(tmp_path, key, values, reason):
+    (p,) = problems(tmp_path, GOOD.replace("  algo: [ring]", f"  {key}: {values}"))
+    assert p == f"line 5: sweep.{key}: {reason}"
+
+
+def test_the_campaign_scale_must_leave_every_rate_emulable(tmp_path):
+    ps = problems(tmp_path, GOOD + "scale: 1/1e7\n")
+    assert ps[0] == "line 6: scale: sites[0:beijing].fabric.rate: 400Gbit at scale 1e-07 is " \
+                    "40Kbit emulated; the twin needs at least 100Kbit (a 9000-byte frame then " \
+                    "takes 0.72 s)"
+    assert [p.split(": ")[2] for p in ps] == ["sites[0:beijing].fabric.rate", "sites[1:wuhan].fabric.rate",
+                                             "links[0:beijing-wuhan].rate", "reservations[0:job].rate"]
+    (p,) = problems(tmp_path, GOOD.replace("  algo: [ring]", "  wan_rate: [400Gbit, 200Mbit]")
+                    + "scale: 1/4000\n")
+    assert p == "line 5: sweep.wan_rate[1]: at scale 0.00025 its reservations' share is 25Kbit " \
+                "emulated; the twin needs at least 100Kbit"
+
+
+def test_the_emulated_gradient_must_fit_in_memory(tmp_path):
+    (p,) = problems(tmp_path, GOOD.replace("buckets: [1M, 1M]", "buckets: [1000G, 1000G]"))
+    assert p == "line 3: schedule: the gradient is 2,048 MiB per rank at scale 0.001; at most " \
+                "1,024 MiB (each rank holds it in memory)"
+
+
+def test_interference_needs_a_spare_worker_in_every_site_before_anything_starts(tmp_path):
+    one = (TOPOS / "ci-2site.yaml").read_text().replace("workers: 2", "workers: 1")
+    write(tmp_path, one, "one.yaml")
+    (p,) = problems(tmp_path, GOOD.replace(str(TOPOS / "ci-2site.yaml"), "one.yaml").replace(
+        "  algo: [ring]", "  interference: [false, true]"))
+    assert p == "line 5: sweep.interference: needs at least 2 workers per site (the last one " \
+                "carries the interference); beijing, wuhan of ci-2site has 1"

@@ -1,11 +1,11 @@
 """Training schedules: from a model description, from a Chakra trace, from a file; and the replay."""
 
 import json
-import threading
 
 import numpy as np
 import pytest
 
+from tests.threads import in_threads
 from traffic.comm import Comm, RankInfo
 from traffic.train import run_iteration
 from twin.errors import InputError
@@ -65,18 +65,14 @@ def test_replay_over_loopback_reduces_exactly_and_times_the_phases(overlap):
     ranks = [RankInfo(r, "127.0.0.1", "s", 21500 + r + (10 if overlap else 0)) for r in range(3)]
     sched = {"forward_s": 0.05, "backward_s": 0.1, "optimizer_s": 0.02, "algo": "ring",
              "overlap": overlap, "check": True}
-    out = {}
 
     def rank(r):
         comm = Comm(r, ranks, timeout=10)
-        bufs = [np.zeros(10_000, dtype=np.float32) for _ in range(4)]
-        out[r] = run_iteration(comm, sched, bufs)
-        comm.close()
-    ts = [threading.Thread(target=rank, args=(r,)) for r in range(3)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(30)
+        try:
+            return run_iteration(comm, sched, [np.zeros(10_000, dtype=np.float32) for _ in range(4)])
+        finally:
+            comm.close()
+    out = in_threads(rank, range(3), timeout=30)
     assert all(o["wrong"] == 0 for o in out.values())
     for o in out.values():
         assert o["iteration_s"] >= 0.17 - 1e-3
@@ -113,7 +109,7 @@ def test_ready_fractions_match_the_buckets(tmp_path):
 
 def test_a_bad_chakra_trace_is_one_line_at_its_nodes(tmp_path):
     assert schedule_problems(tmp_path, "nodes: [{type: COMP_NODE}]\n") == \
-        ["line 1: nodes: a node has no 'id'"]
+        ["line 1: nodes[0].id: Field required"]
     assert schedule_problems(tmp_path, "nodes: [{id: 0, type: COMP_NODE, duration_micros: 5}]\n") == \
         ["line 1: nodes: the trace has no COMM_COLL node"]
     assert schedule_problems(tmp_path, "nodes: [{id: 0, type: COMM_COLL_NODE, comm_size: 0}]\n") == \
@@ -127,3 +123,76 @@ def test_a_chakra_trace_file(tmp_path):
         {"id": 1, "type": "COMM_COLL_NODE", "comm_size": 1000, "data_deps": [0]}]}))
     s = load_schedule(f)
     assert s.forward == pytest.approx(0.004) and s.buckets == [1000]
+
+
+# ---- limits of a schedule (docs/topology.md, "Limits of input files") -----------------------
+
+from twin.spec.schedule import MAX_BUCKETS, MAX_GRADIENT_BYTES  # noqa: E402
+
+
+def test_buckets_are_limited_by_what_fits_a_command_line(tmp_path):
+    assert schedule_problems(tmp_path, f"forward: 1s\nbackward: 1s\nbuckets: {[1] * 2049}\n") == \
+        ["line 3: buckets: 2049 buckets; at most 2048 (the schedule goes to every rank on its "
+         "command line; use larger buckets)"]
+
+
+def test_the_largest_schedule_fits_one_argument_of_the_ranks_command_line():
+    """traffic.train gets the schedule as one argument; Linux takes 128 KiB (MAX_ARG_STRLEN)."""
+    biggest = MAX_GRADIENT_BYTES // MAX_BUCKETS
+    s = Schedule(forward=3600, backward=3600, optimizer=3600, buckets=[biggest] * MAX_BUCKETS,
+                 ready=[1 / 3 + i * 1e-9 for i in range(MAX_BUCKETS)])
+    payload = {"forward_s": s.forward, "backward_s": s.backward, "optimizer_s": s.optimizer,
+               "buckets": s.buckets, "ready": s.ready, "overlap": True, "algo": "ring",
+               "iterations": 100, "warmup": 1, "check": False}
+    assert len(json.dumps(payload)) < 128 * 1024 - 4096
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("model: {params: 1e30, compute: 1s}\n",
+     "line 1: model.params: Input should be less than or equal to 4000000000000"),
+    ("model: {params: .inf, compute: 1s}\n", "line 1: model.params: Input should be a finite number"),
+    ("model: {params: 7e9, compute: 1s, bucket: 1K}\n",
+     "line 1: model: 7e+09 bf16 parameters in buckets of 1,024 bytes make 13,671,875 buckets; "
+     "at most 2048 (the schedule goes to every rank on its command line): use a larger bucket"),
+    ("forward: 2h\nbackward: 1s\nbuckets: [1M]\n", "line 1: forward: unknown time unit in '2h' "
+                                                  "(use s, ms, us, ns)"),
+    ("forward: 7200s\nbackward: 1s\nbuckets: [1M]\n",
+     "line 1: forward: '7200s' is longer than 3600 s (one hour), the longest phase of an "
+     "iteration the replay waits out"),
+    ("forward: 1s\nbackward: 1s\nbuckets: [1e999G]\n",
+     "line 3: buckets: bucket 0: size '1e999G' is above 1 PiB, the largest the twin takes"),
+    ("forward: 1s\nbackward: 1s\nbuckets: [1]\nready: [.nan]\n",
+     "line 4: ready[0]: Input should be a finite number"),
+])
+def test_absurd_schedules_are_one_line_with_the_reason(tmp_path, text, reason):
+    assert schedule_problems(tmp_path, text) == [reason]
+
+
+def test_a_long_dependency_chain_in_a_trace_is_no_recursion_error(tmp_path):
+    # node i waits for node i + 1: ordering from the lowest id walks the whole chain at once
+    n = 2500
+    nodes = [{"id": i, "type": "COMP_NODE" if (n - 1 - i) % 2 == 0 else "COMM_COLL_NODE",
+              "comm_size": 100, "duration_micros": 10, "data_deps": [i + 1] if i < n - 1 else []}
+             for i in range(n)]
+    f = tmp_path / "chain.json"
+    f.write_text(json.dumps({"nodes": nodes}, separators=(",", ":")))
+    s = load_schedule(f)
+    assert len(s.buckets) == 1250 and s.forward == pytest.approx(10e-6)
+    assert s.backward == pytest.approx(1249 * 10e-6)
+
+
+@pytest.mark.parametrize("trace,reason", [
+    ('{"nodes": [{"id": 0}, 2]}', "line 1: nodes[1]: Input should be a valid dictionary or "
+                                  "instance of ChakraNode"),
+    ('{"nodes": [{"id": 0, "duration_micros": "abc"}]}',
+     "line 1: nodes[0].duration_micros: Input should be a valid number, unable to parse string "
+     "as a number"),
+    ('{"nodes": [{"id": 0, "data_deps": 5}]}', "line 1: nodes[0].data_deps: Input should be a "
+                                               "valid list"),
+    ('{"nodes": [{"id": 0, "type": "COMM_COLL_NODE", "comm_size": 5}, {"id": 0}]}',
+     "line 1: nodes: Value error, node id 0 is given to two nodes"),
+    ('{"nodes": [{"id": [1]}]}', "line 1: nodes[0].id: Input should be a valid integer"),
+])
+def test_a_trace_that_is_not_one_names_the_node_and_field(tmp_path, trace, reason):
+    got = schedule_problems(tmp_path, trace)
+    assert [g.replace("Value error, ", "") for g in got] == [reason.replace("Value error, ", "")]

@@ -205,3 +205,127 @@ def test_a_port_both_failover_protected_and_replicated_is_refused():
                               "udp_ports": [7100], "replicated_udp_ports": [7100, 7101]}])
     assert problems(doc) == ["f.yaml: reservations[0:job].replicated_udp_ports: [7100] also in "
                              "udp_ports; a port is either protected by failover or sent 1+1"]
+
+
+# ---- limits of a topology file (docs/topology.md, "Limits of input files") ------------------
+
+from twin.spec.topology import (  # noqa: E402
+    MAX_LINKS,
+    MAX_PORTS,
+    MAX_RESERVATIONS,
+    MAX_SITES,
+    MAX_WORKERS,
+)
+
+
+def sites(n, workers=1):
+    return [{"name": f"s{i}", "lat": (i % 170) - 85, "lon": (i % 350) - 175, "workers": workers}
+            for i in range(n)]
+
+
+def chain(n, **link):
+    return [dict({"a": f"s{i}", "b": f"s{i + 1}", "rate": "100Gbit"}, **link) for i in range(n - 1)]
+
+
+def test_the_site_number_is_one_byte_of_the_addresses():
+    assert parse_topology(base(sites=sites(MAX_SITES), links=chain(MAX_SITES)))
+    assert problems(base(sites=sites(MAX_SITES + 1), links=chain(MAX_SITES + 1))) == [
+        "f.yaml: sites: 256 sites; at most 255 (site i's workers are 10.i.0.k: i is one byte)"]
+
+
+def test_workers_in_all_are_limited():
+    doc = base(sites=sites(17, workers=64), links=chain(17))
+    assert 17 * 64 > MAX_WORKERS
+    assert problems(doc) == ["f.yaml: sites: 1088 workers in all; at most 1024 (each is a "
+                             "container; for larger fabrics use 'twin model')"]
+
+
+def test_links_reservations_and_ports_are_limited():
+    doc = base(sites=sites(60), links=[{"a": f"s{i}", "b": f"s{j}", "rate": "1Gbit"}
+                                       for i in range(60) for j in range(i + 1, 60)][:MAX_LINKS + 1])
+    assert problems(doc) == ["f.yaml: links: 1025 links; at most 1024 (each is two switch ports "
+                             "and a delay line)"]
+    res = [{"name": f"r{i}", "a": "beijing", "b": "shanghai", "rate": "1Gbit"}
+           for i in range(MAX_RESERVATIONS + 1)]
+    assert problems(base(reservations=res)) == [
+        "f.yaml: reservations: 65 reservations; at most 64 (each is flows on every switch of two "
+        "paths)"]
+    ports = {"name": "job", "a": "beijing", "b": "shanghai", "rate": "1Gbit",
+             "udp_ports": list(range(7000, 7000 + MAX_PORTS + 1))}
+    assert problems(base(reservations=[ports])) == [
+        "f.yaml: reservations[0:job].udp_ports: 65 ports; at most 64 (each is a flow match on "
+        "every switch of the path)"]
+
+
+@pytest.mark.parametrize("name", ["../../etc/x", "a b", "", "x" * 101, "-x"])
+def test_a_topology_name_must_be_usable_in_a_file_name(name):
+    (p,) = problems(base(name=name))
+    assert p.startswith("f.yaml: name: ")
+
+
+@pytest.mark.parametrize("link,fragment", [
+    ({"rate": "1e999Gbit"}, "rate: rate '1e999Gbit' is above 1000Tbit"),
+    ({"rate": "1e-7bit"}, "rate: rate '1e-7bit' is below 1Kbit"),
+    ({"rate": ".nan"}, "rate: cannot read rate '.nan'"),
+    ({"delay": "2s"}, "delay: '2s' is longer than 1 s"),
+    ({"delay": "2s", "jitter": "1.5s"}, "jitter: '1.5s' is longer than 1 s"),
+    ({"distance_km": 40001}, "distance_km: Input should be less than or equal to 40000"),
+    ({"distance_km": float("inf")}, "distance_km: Input should be a finite number"),
+    ({"loss": float("nan")}, "loss: fraction nan is not a number"),
+    ({"queue": "2G"}, "queue: must be at most 1G (1 GiB)"),
+    ({"queue": 3000}, "queue: 3000 bytes hold fewer than two full-size frames of MTU 9000 "
+                      "(18028 bytes)"),
+    ({"rate": "10Mbit"}, "rate: 10Mbit at scale 0.001 is 10Kbit emulated; the twin needs at "
+                         "least 100Kbit"),
+])
+def test_absurd_link_values_are_refused_with_the_reason(link, fragment):
+    doc = base(links=[dict({"a": "beijing", "b": "shanghai", "rate": "400Gbit"}, **link)])
+    ps = problems(doc)
+    assert any(p.startswith("f.yaml: links[0:beijing-shanghai].") and fragment in p for p in ps), ps
+
+
+def test_a_small_queue_is_fine_with_standard_frames():
+    doc = base(mtu=1500, links=[{"a": "beijing", "b": "shanghai", "rate": "1Gbit", "queue": 3028}])
+    assert parse_topology(doc).links[0].queue == 3028
+
+
+@pytest.mark.parametrize("field,value,fragment", [
+    ("lat", float("nan"), "Input should be a finite number"),
+    ("cpus", 0.001, "Input should be greater than or equal to 0.01"),
+    ("memory", "2048G", "must be at most 1T"),
+    ("fabric", {"rate": "1Mbit"}, "fabric.rate: 1Mbit at scale 0.001 is 1Kbit emulated"),
+    ("fabric", {"delay": "1e999s"}, "fabric.delay: time '1e999s' is above 86400s"),
+])
+def test_absurd_site_values_are_refused_with_the_reason(field, value, fragment):
+    doc = base()
+    doc["sites"][0][field] = value
+    ps = problems(doc)
+    assert any(p.startswith("f.yaml: sites[0:beijing].") and fragment in p for p in ps), ps
+
+
+def test_a_scale_that_makes_a_rate_too_slow_is_refused_with_the_field():
+    topo = parse_topology(base())
+    with pytest.raises(ValueError) as exc:
+        topo.with_scale("1/1e9")
+    assert str(exc.value).startswith("sites[0:beijing].fabric.rate: 400Gbit at scale 1e-09 is "
+                                     "400bit emulated; the twin needs at least 100Kbit")
+
+
+def test_a_topology_at_every_limit_validates_in_seconds(tmp_path):
+    import random
+    import time
+    rng = random.Random(1)
+    lines = ["name: limits", "sites:"]
+    lines += [f"  - {{name: s{i}, city: City {i}, lat: {rng.uniform(-80, 80):.3f}, "
+              f"lon: {rng.uniform(-170, 170):.3f}, workers: 4}}" for i in range(MAX_SITES)]
+    pairs = {(i, i + 1) for i in range(MAX_SITES - 1)}
+    while len(pairs) < MAX_LINKS:
+        a, b = sorted(rng.sample(range(MAX_SITES), 2))
+        pairs.add((a, b))
+    lines += ["links:"] + [f"  - {{a: s{a}, b: s{b}, rate: 100Gbit, loss: 0.01%}}" for a, b in pairs]
+    f = tmp_path / "limits.yaml"
+    f.write_text("\n".join(lines) + "\n")
+    t0 = time.monotonic()
+    topo = load_topology(f)
+    assert time.monotonic() - t0 < 10  # ~1 s here
+    assert (len(topo.sites), len(topo.links)) == (MAX_SITES, MAX_LINKS)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import threading
 
 import numpy as np
 import pytest
 
+from tests.threads import in_threads
 from traffic import bench
 from traffic.comm import CollectiveError, Comm, RankInfo
 
@@ -18,31 +18,19 @@ def run_ranks(p: int, op: str, algo: str, count: int, sites: int = 1, conns: int
               timeout: float = 20.0):
     base = next(_ports)
     ranks = [RankInfo(r, "127.0.0.1", f"s{r * sites // p}", base + r) for r in range(p)]
-    results, errors = {}, []
 
     def rank(r):
-        comm = None
+        comm = Comm(r, ranks, conns=conns, timeout=timeout)
         try:
-            comm = Comm(r, ranks, conns=conns, timeout=timeout)
             buf = np.empty(count, dtype=bench.DTYPE)
             out = np.empty(count, dtype=bench.DTYPE) if op == "alltoall" else buf
             bench.fill(op, buf, r, p)
             res = bench.run_op(comm, op, algo, buf, out, check=True)
             part, want = bench.expected(op, count, r, p)
-            results[r] = int(np.count_nonzero(res[part] != want))
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
+            return int(np.count_nonzero(res[part] != want))
         finally:
-            if comm:
-                comm.close()
-    threads = [threading.Thread(target=rank, args=(r,)) for r in range(p)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    if errors:
-        raise errors[0]
-    return results
+            comm.close()
+    return in_threads(rank, range(p), timeout=60)
 
 
 @pytest.mark.parametrize("algo", ["ring", "hd", "tree"])
@@ -89,17 +77,11 @@ def test_dead_rank_ends_the_run_with_rank_and_phase_named():
     """Rank 2 never shows up: the others fail within the deadline, naming who and where."""
     base = next(_ports)
     ranks = [RankInfo(r, "127.0.0.1", "s", base + r) for r in range(3)]
-    errors = []
 
     def rank(r):
-        try:
+        with pytest.raises(CollectiveError) as exc:
             Comm(r, ranks, timeout=1.5)
-        except CollectiveError as exc:
-            errors.append(str(exc))
-    threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
+        return str(exc.value)
+    errors = list(in_threads(rank, (0, 1), timeout=20).values())
     assert len(errors) == 2
     assert any("rank 2" in e and "setup" in e for e in errors)

@@ -1,0 +1,36 @@
+"""The NCCL-tests table: the backend of every row in a last column, a summary per backend."""
+
+from dataclasses import fields
+
+from twin.drive.benchmark import CollectiveRow
+from twin.output.nccl import nccl_table
+
+
+def row(backend: str, size: int, busbw: float) -> CollectiveRow:
+    return CollectiveRow(
+        topology="ci-2site", op="allreduce", algo="ring", ranks=4, sites=2, size_bytes=size,
+        count=size // 4, type="float", redop="sum", root=-1, time_us=1000.0, algbw_GBps=busbw / 1.5,
+        busbw_GBps=busbw, wrong=0, iters=3, conns=1, bottleneck_mbps=100.0,
+        busbw_vs_bottleneck=busbw * 8e3 / 100.0, scale="1/1000", mechanism="delayline",
+        time_us_min_rank=990.0, time_us_max_rank=1000.0, backend=backend)
+
+
+def test_backend_is_the_last_column_of_the_rows():
+    assert [f.name for f in fields(CollectiveRow)][-1] == "backend"
+    assert [f.name for f in fields(CollectiveRow)][:3] == ["topology", "op", "algo"]
+
+
+def test_both_backends_in_one_table_size_by_size():
+    table = nccl_table([row("twin", 4 << 20, 0.010), row("gloo", 4 << 20, 0.008)])
+    data = [ln for ln in table.splitlines() if not ln.startswith("#")]
+    assert [ln.split()[-1] for ln in data] == ["twin", "gloo"]
+    assert "backend twin, gloo" in table
+    assert "# Avg bus bandwidth    : 0.010000 (twin)" in table
+    assert "# Avg bus bandwidth    : 0.008000 (gloo)" in table
+    assert "# Peak busbw gloo 64.0 Mbit/s" in table
+
+
+def test_one_backend_keeps_nccl_tests_summary_lines():
+    table = nccl_table([row("twin", 1 << 20, 0.010)])
+    assert "# Avg bus bandwidth    : 0.010000\n" in table + "\n"
+    assert "# Peak busbw 80.0 Mbit/s" in table
