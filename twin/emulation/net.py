@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from functools import partial
-from typing import Optional
+from typing import Any, Optional
 
 from mininet.net import Mininet
 from mininet.node import OVSSwitch
@@ -35,8 +35,18 @@ class TwinSwitch(OVSSwitch):
         return super().bridgeOpts() + f" external-ids:{rundirs.LABEL}={self.run_id}"
 
 
+def bound(cls: Any, base: type, **params: Any) -> Any:
+    """``cls`` with the twin's parameters bound if it is one of the twin's classes, else as given."""
+    return partial(cls, **params) if isinstance(cls, type) and issubclass(cls, base) else cls
+
+
 class Twin(Mininet):
-    """A live emulated fabric. Use as a context manager to guarantee teardown."""
+    """A live emulated fabric. Use as a context manager to guarantee teardown.
+
+    ``host``, ``switch``, ``link`` and ``intf`` default to the twin's classes (Docker workers,
+    labelled OVS bridges on this machine's datapath, links shaped by this machine's mechanism);
+    other classes given are used as they are.
+    """
 
     def __init__(self, run_id: Optional[str] = None, mechanism: Optional[str] = None,
                  datapath: Optional[str] = None, fail_mode: str = "secure", **kwargs):
@@ -46,15 +56,19 @@ class Twin(Mininet):
         kwargs.setdefault("controller", None)
         kwargs.setdefault("build", False)
         super().__init__(
-            switch=partial(TwinSwitch, run_id=self.run_id, datapath=self.datapath,
-                           failMode=fail_mode),
-            host=partial(DockerHost, run_id=self.run_id),
-            link=partial(LongHaulLink, mechanism=self.mechanism),
-            intf=ShapedIntf, **kwargs)
+            switch=bound(kwargs.pop("switch", TwinSwitch), TwinSwitch, run_id=self.run_id,
+                         datapath=self.datapath, failMode=fail_mode),
+            host=bound(kwargs.pop("host", DockerHost), DockerHost, run_id=self.run_id),
+            link=bound(kwargs.pop("link", LongHaulLink), LongHaulLink, mechanism=self.mechanism),
+            intf=kwargs.pop("intf", ShapedIntf), **kwargs)
+
+    def addHost(self, name: str, cls=None, **params):
+        if isinstance(cls, type) and issubclass(cls, DockerHost):
+            params.setdefault("run_id", self.run_id)
+        return super().addHost(name, cls=cls, **params)
 
     # Containernet's API
     def addDocker(self, name: str, cls=DockerHost, **params):
-        params.setdefault("run_id", self.run_id)
         return self.addHost(name, cls=cls, **params)
 
     def removeDocker(self, name: str) -> None:
@@ -66,14 +80,16 @@ class Twin(Mininet):
         del self.nameToNode[name]
 
     def start(self) -> None:
-        """Start, then keep OVS's hands off the ports' qdiscs and put the shaping back.
-
-        OVS replaces a port's root qdisc when it adds the port (QoS type 'linux-default'), which
-        silently removes the link's HTB and queue. Giving every port QoS type 'linux-noop' tells
-        OVS never to touch tc again; the shaping done at link creation is then re-applied.
-        """
+        """Start, then keep OVS's hands off the ports' qdiscs and put the shaping back."""
         super().start()
-        ports = [i for sw in self.switches for i in sw.intfList() if i.name != "lo"]
+        self.keep_shaping([i for sw in self.switches for i in sw.intfList() if i.name != "lo"])
+
+    @staticmethod
+    def keep_shaping(ports: list) -> None:
+        """OVS replaces a port's root qdisc when it adds the port (QoS type 'linux-default'), which
+        silently removes the link's HTB and queue. Giving the ports QoS type 'linux-noop' tells
+        OVS never to touch their tc again; the shaping done at link creation is then re-applied.
+        """
         if ports:
             argv = ["ovs-vsctl", "--timeout=30", "--", "--id=@noop", "create", "qos", "type=linux-noop"]
             for intf in ports:
