@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 from traffic.collectives import ALLREDUCE_ALGOS, BACKENDS, OPS
 from twin.cli.console import console, progress
+from twin.cli.options import add_scale, scaled
 from twin.errors import TwinError
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         p.add_argument("--timeout", type=float, default=30.0, help="per-operation deadline (s)")
         p.add_argument("--no-check", action="store_true", help="move bytes only, no reduce/verify")
         p.add_argument("--csv", help="write the rows to this CSV")
+        add_scale(p)
         p.set_defaults(run=run)
 
 
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     for algo in args.algo:  # refused before anything is brought up
         for backend in args.backend:
             backend_module(backend, args.op, algo, args.conns)
-    with twin_for(args.topology, backends=args.backend) as (topo, state):
+    with twin_for(args.topology, backends=args.backend, scale=args.scale,
+                  dilation=args.dilation) as (topo, state):
         fabric = min(topo.emulated_rate(s.fabric.rate) for s in topo.sites)
         rows = []
         for algo in args.algo:
@@ -72,18 +75,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def twin_for(topology: Optional[str], controller: str = "none", backends: tuple[str, ...] | list[str] = ("twin",)
-             ) -> Iterator[tuple[Topology, TwinState]]:
+def twin_for(topology: Optional[str], controller: str = "none",
+             backends: tuple[str, ...] | list[str] = ("twin",), scale: Optional[str] = None,
+             dilation: Optional[float] = None) -> Iterator[tuple[Topology, TwinState]]:
     """The running twin, or one brought up for this command and torn down after it (with the
-    torch image when the gloo backend is asked for: see topology_for_backends)."""
+    torch image when the gloo backend is asked for: see topology_for_backends; at ``--scale``
+    and ``--dilation`` when given: a running twin keeps the ones it came up with)."""
     from twin.drive.benchmark import topology_for_backends
     from twin.emulation import runtime
     from twin.spec.topology import load_topology
     if topology is None:
         state = runtime.require_state()
-        yield load_topology(state.topology_file), state
+        if scale or dilation is not None:
+            raise TwinError("--scale and --dilation apply when a topology is brought up; the "
+                            f"running twin is at {state.scale}")
+        yield scaled(load_topology(state.topology_file), None, state.dilation), state
         return
-    topo = topology_for_backends(load_topology(topology), list(backends), progress)
+    topo = topology_for_backends(scaled(load_topology(topology), scale, dilation), list(backends),
+                                 progress)
     _, state = runtime.up(topo, topology, controller, progress)
     try:
         yield topo, state

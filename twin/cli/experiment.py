@@ -22,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     names = p.add_subparsers(dest="name", required=True)
     d = names.add_parser("determinism", help="reserved paths vs best effort under interference")
     d.add_argument("topology")
-    add_scale(d)
+    add_scale(d, dilation=False)
     d.add_argument("--seconds", type=float, default=8.0, help="duration of each traffic phase")
     d.add_argument("--repeats", type=int, default=1,
                    help="repeat the channel phases (one bring-up per controller)")
@@ -46,6 +46,9 @@ def run_determinism(args: argparse.Namespace) -> int:
     from twin.output.csvrows import write_rows
     from twin.spec.topology import load_topology
     topo = scaled(load_topology(args.topology), args.scale)
+    if topo.scale.time != 1:
+        raise TwinError(f"{args.topology}: scale.time: the determinism experiment runs in real time "
+                        "(its failover and probe timers are not dilated); remove scale.time")
     out = Path(args.results)
     if args.repeats < 1:
         raise TwinError(f"--repeats {args.repeats}: must be at least 1")

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
                       format_rate(wan.emulated_bps), f"{wan.queue_bytes / 1e3:.0f} KB",
                       alive or "netem")
     console.print(links)
+    console.print(compensation_table(s))
     reservations_tables(s)
     problems = runtime.health(s)
     for line in problems:
@@ -54,6 +55,31 @@ def run(args: argparse.Namespace) -> int:
         console.print("health: all workers, delay lines"
                       + (" and the controller" if s.controller != "none" else "") + " running")
     return 1 if problems else 0
+
+
+def compensation_table(s: TwinState) -> Table:
+    """Per link, round trips between the first workers of its ends, in fabric time: as
+    configured, the host's floor with the delay stages at zero, what the delay stages take off,
+    and what bring-up measured once compensated."""
+    from twin.emulation.compensation import configured_one_hop_rtt_s
+    k = s.time
+    title = "delay compensation (one-hop round trips" + (
+        f", fabric time: host / {k.k:g})" if k.k != 1 else ")")
+    if not s.compensated:
+        title += ": off"
+    t = Table(title=title)
+    for col in ("link", "configured", "floor", "compensation", "measured", "note"):
+        t.add_column(col)
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{k.fabric_s(v) * 1e3:.3f} ms"
+
+    for w in s.wan:
+        note = "floor exceeds the fiber: as short as this machine can make it" \
+            if w.floor_exceeds_delay(k) else ""
+        t.add_row(f"{w.a}-{w.b}", ms(configured_one_hop_rtt_s(s, w, s.site_delay_s)),
+                  ms(w.floor_rtt_s), ms(2 * w.comp_first_s), ms(w.measured_rtt_s), note)
+    return t
 
 
 def reservations_tables(s: TwinState) -> None:

@@ -29,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from twin.emulation import runtime
     from twin.spec.topology import load_topology, single_site
-    topo = scaled(load_topology(args.topology), args.scale)
+    topo = scaled(load_topology(args.topology), args.scale, args.dilation)
     if args.single_site:
         topo = single_site(topo)
     t0 = time.monotonic()

@@ -23,6 +23,7 @@ from twin.drive.ranks import launch_ranks, rank_error
 from twin.drive.workerexec import WorkerProcess
 from twin.emulation.state import TwinState
 from twin.errors import TwinError
+from twin.measure.hostload import HostLoad
 from twin.units import parse_size
 
 if TYPE_CHECKING:
@@ -79,7 +80,10 @@ class CollectiveRow:
     mechanism: str
     time_us_min_rank: float
     time_us_max_rank: float
-    backend: str  # who ran it (a key of BACKENDS); last, so the older columns keep their order
+    backend: str  # who ran it (a key of BACKENDS); after the older columns, which keep their order
+    dilation: float = 1.0
+    host_cpu_saturated_share: float = 0.0  # samples with the CPUs >= 95% busy (measure.hostload)
+    host_bound: bool = False
 
 
 def bottleneck_bps(state: TwinState, fabric_bps: float) -> float:
@@ -98,15 +102,19 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
     ``timeout`` bounds each operation inside the ranks, ``deadline`` the whole run; ``on_start``
     sees the rank processes once they are started (tests use it to break something mid-run).
     Ranks still running when this returns or raises are killed. ``backend`` is a key of
-    BACKENDS; gloo runs its own algorithm (``algo`` must be ring) over one connection per peer."""
+    BACKENDS; gloo runs its own algorithm (``algo`` must be ring) over one connection per peer.
+    Under time dilation the ranks run in host time (``timeout`` and ``deadline`` x K) and every
+    time reported is divided by K (twin.plan.dilation)."""
     module = backend_module(backend, op, algo, conns)
+    time_ = state.time
+    timeout, deadline = time_.host_s(timeout), time_.host_s(deadline)
     argv_tail = ["--op", op, "--sizes", ",".join(str(s) for s in sizes), "--iters", str(iters),
                  "--warmup", str(warmup), "--conns", str(conns), "--timeout", str(timeout)]
     if backend == "twin":
         argv_tail += ["--algo", algo]
     if not check:
         argv_tail.append("--no-check")
-    with launch_ranks(state, module, argv_tail, workers) as ranks:
+    with HostLoad() as load, launch_ranks(state, module, argv_tail, workers) as ranks:
         members, procs = ranks.members, ranks.procs
         on_start(procs)
         end = time.monotonic() + deadline
@@ -147,7 +155,7 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
     rows = []
     for k in range(len(sizes)):
         results = [r[k] for r in per_rank]
-        means = [statistics.mean(r["times_us"]) for r in results]
+        means = [time_.fabric_s(statistics.mean(r["times_us"])) for r in results]
         t = max(means)
         nbytes = results[0]["size"]
         algbw = nbytes / (t * 1e-6) / 1e9
@@ -163,7 +171,9 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
             conns=conns, bottleneck_mbps=round(bottleneck / 1e6, 3),
             busbw_vs_bottleneck=round(busbw * 8e9 / bottleneck, 4) if bottleneck else 0.0,
             scale=state.scale, mechanism=state.mechanism,
-            time_us_min_rank=round(min(means), 1), time_us_max_rank=round(t, 1)))
+            time_us_min_rank=round(min(means), 1), time_us_max_rank=round(t, 1),
+            dilation=time_.k, host_cpu_saturated_share=round(load.summary.saturated_share, 3),
+            host_bound=load.summary.host_bound))
     return rows
 
 

@@ -18,6 +18,7 @@ from typing import Optional
 from twin.drive.ranks import launch_ranks
 from twin.emulation.state import TwinState
 from twin.errors import TwinError
+from twin.measure.hostload import HostLoad
 from twin.spec.schedule import Schedule
 
 
@@ -29,19 +30,24 @@ class IterationResult:
     comm_s: float
     exposed_s: float
     wrong: int
+    host_saturated_share: float = 0.0  # of the whole replay's host-load samples (twin.measure.hostload)
 
 
 def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int = 3,
                  warmup: int = 1, conns: int = 1, check: bool = False, timeout: float = 60.0,
                  workers: Optional[list[str]] = None) -> list[IterationResult]:
-    """Run the (already scaled) schedule on every worker; per iteration the slowest rank counts."""
-    payload = {"forward_s": sched.forward, "backward_s": sched.backward,
-               "optimizer_s": sched.optimizer, "buckets": sched.buckets, "ready": sched.ready,
+    """Run the (already scaled) schedule on every worker; per iteration the slowest rank counts.
+    Under time dilation the ranks compute K times longer and wait K times longer (host time),
+    and every duration reported is divided by K (twin.plan.dilation)."""
+    time_ = state.time
+    timeout = time_.host_s(timeout)
+    payload = {"forward_s": time_.host_s(sched.forward), "backward_s": time_.host_s(sched.backward),
+               "optimizer_s": time_.host_s(sched.optimizer), "buckets": sched.buckets, "ready": sched.ready,
                "overlap": sched.overlap, "algo": algo, "iterations": iterations,
                "warmup": warmup, "check": check}
-    budget = (warmup + iterations) * (sched.compute + 10 * timeout) + 60
+    budget = (warmup + iterations) * (time_.host_s(sched.compute) + 10 * timeout) + 60
     outs = []
-    with launch_ranks(state, "traffic.train",
+    with HostLoad() as load, launch_ranks(state, "traffic.train",
                       ["--schedule", json.dumps(payload), "--conns", str(conns),
                        "--timeout", str(timeout)], workers) as ranks:
         for i, (w, p) in enumerate(zip(ranks.members, ranks.procs)):
@@ -59,8 +65,10 @@ def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int =
     for k in range(iterations):
         per = [o[k] for o in outs]
         results.append(IterationResult(
-            iteration=k, iteration_s=max(r["iteration_s"] for r in per),
-            compute_s=per[0]["compute_s"], comm_s=statistics.mean(r["comm_s"] for r in per),
-            exposed_s=max(r["exposed_s"] for r in per),
-            wrong=sum(r["wrong"] for r in per) if check else -1))
+            iteration=k, iteration_s=time_.fabric_s(max(r["iteration_s"] for r in per)),
+            compute_s=time_.fabric_s(per[0]["compute_s"]),
+            comm_s=time_.fabric_s(statistics.mean(r["comm_s"] for r in per)),
+            exposed_s=time_.fabric_s(max(r["exposed_s"] for r in per)),
+            wrong=sum(r["wrong"] for r in per) if check else -1,
+            host_saturated_share=round(load.summary.saturated_share, 3)))
     return results

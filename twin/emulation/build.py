@@ -12,6 +12,7 @@ caller's job, done the same way for every failure and interrupt (runtime.up runs
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -19,6 +20,7 @@ from mininet.node import RemoteController
 
 from twin.emulation import controller as ctl
 from twin.emulation import liveness
+from twin.emulation.compensation import compensate_floor
 from twin.emulation.delayline import delayline_params, update_delayline
 from twin.emulation.forwarding import install_static_arp, install_static_flows
 from twin.emulation.links import apply_classes, apply_nic_classes
@@ -30,7 +32,8 @@ from twin.errors import TwinError
 from twin.host import rundirs
 from twin.host.engine import docker_client
 from twin.host.images import build_worker, image_exists
-from twin.host.processes import parallel
+from twin.host.processes import ns_prefix, parallel, run_argv
+from twin.host.tcp import allow_congestion_control, worker_tcp_batch
 from twin.plan.addressing import (
     switch_name,
     worker_intf_name,
@@ -38,6 +41,7 @@ from twin.plan.addressing import (
     worker_mac,
     worker_name,
 )
+from twin.plan.dilation import LINUX_RTO_MIN_S
 from twin.plan.reservations import admit_reservations, reserved_per_link
 from twin.plan.routing import Reservation, link_classes
 from twin.spec.topology import Site, Topology, WanLink
@@ -46,10 +50,14 @@ Progress = Callable[[str], None]
 
 
 def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str = "none",
-               progress: Progress = lambda s: None) -> tuple[Twin, TwinState]:
-    """Bring the topology up; on any failure the caller removes everything started so far."""
+               progress: Progress = lambda s: None, compensate: bool = True
+               ) -> tuple[Twin, TwinState]:
+    """Bring the topology up; on any failure the caller removes everything started so far.
+    ``compensate``: measure the host's latency floor and take it out of the long-haul links'
+    delay stages (twin.emulation.compensation), so workers measure the configured delays."""
     reservations = check_controller(topo, controller, topology_file)
     images = check_images(topo, topology_file, progress)
+    allow_congestion_control(topo.congestion_control)
     up = BringUp(topo, new_state(topo, topology_file, run_id, controller), progress)
     up.create_switches()
     up.wire_workers(up.start_workers(images))
@@ -62,10 +70,14 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
     if reservations:
         up.isolate_on_wan(reservations)
         up.isolate_on_worker_links(reservations)
+    up.tune_worker_tcp()  # the workers' addresses and routes exist once the network started
     install_static_arp(up.state)
     up.forward()
     if controller == "detpath":
         liveness.wait_bfd_up(liveness.wan_ports(up.state))
+    if compensate and up.state.wan:
+        progress(f"measuring the host's latency floor on {len(up.state.wan)} long-haul links")
+        compensate_floor(up.state, progress)
     return up.net, up.state
 
 
@@ -105,6 +117,8 @@ def new_state(topo: Topology, topology_file: str, run_id: str, controller: str) 
     return TwinState(run_id=run_id, topology=topo.name, topology_file=topology_file,
                      mechanism=link_mechanism(), datapath=ovs_datapath(), controller=controller,
                      scale=topo.scale.describe(), owner_pid=0, started=time.time(), mtu=topo.mtu,
+                     dilation=topo.scale.time, congestion_control=topo.congestion_control,
+                     site_delay_s={s.name: s.fabric.delay for s in topo.sites},
                      log_dir=str(rundirs.log_dir()))
 
 
@@ -120,19 +134,23 @@ def container_limits(site: Site) -> dict[str, Any]:
 
 
 def worker_link_params(topo: Topology, site: Site) -> dict[str, Any]:
-    """Mininet's link keywords (bw in Mbit/s) for a worker's link to its site switch."""
-    delay = site.fabric.delay
-    return {"bw": mbit(topo.emulated_rate(site.fabric.rate)), "mtu": topo.mtu,
+    """Mininet's link keywords (bw in Mbit/s) for a worker's link to its site switch, as the host
+    plays them (dilated: rate / K, delay x K)."""
+    time_ = topo.scale.dilation
+    delay = time_.host_s(site.fabric.delay)
+    return {"bw": mbit(time_.host_bps(topo.emulated_rate(site.fabric.rate))), "mtu": topo.mtu,
             "delay": f"{delay * 1e6:.0f}us" if delay else None}
 
 
 def long_haul_params(topo: Topology, link: WanLink) -> dict[str, Any]:
     """Mininet's TCLink keywords (bw in Mbit/s, loss in percent) plus the queue in bytes for a
-    long-haul link. Its delay is always given, 0 us too: on a machine without netem every WAN
-    link then has a delay line, whose serialization at the line rate is part of the link."""
-    return {"bw": mbit(topo.emulated_rate(link.rate)),
-            "delay": f"{topo.link_delay(link) * 1e6:.0f}us", "mtu": topo.mtu,
-            "jitter": f"{link.jitter * 1e6:.0f}us" if link.jitter else None,
+    long-haul link, as the host plays them (dilated; the queue, in bytes, is one bandwidth-delay
+    product either way). Its delay is always given, 0 us too: on a machine without netem every
+    WAN link then has a delay line, whose serialization at the line rate is part of the link."""
+    time_ = topo.scale.dilation
+    return {"bw": mbit(time_.host_bps(topo.emulated_rate(link.rate))),
+            "delay": f"{time_.host_s(topo.link_delay(link)) * 1e6:.0f}us", "mtu": topo.mtu,
+            "jitter": f"{time_.host_s(link.jitter) * 1e6:.0f}us" if link.jitter else None,
             "loss": link.loss * 100 if link.loss else None,
             "queue_bytes": topo.link_queue_bytes(link)}
 
@@ -207,6 +225,22 @@ class BringUp:
                 switch=sw.name, port=sw.ports[link.intf2], port_intf=link.intf2.name,
                 container=container.id, pid=int(container.attrs["State"]["Pid"])))
 
+    def tune_worker_tcp(self) -> None:
+        """Every worker's TCP congestion control set explicitly (the machine's default must not
+        leak into results), and under time dilation its route's minimum RTO scaled with the
+        fabric (the one TCP timer Linux lets a route set; see twin.plan.dilation)."""
+        state, time_ = self.state, self.state.time
+
+        def one(w: WorkerInfo) -> None:
+            sysctl, routes = worker_tcp_batch(worker_intf_name(w.site, w.index), w.ip,
+                                              state.congestion_control, time_.rto_min_s,
+                                              LINUX_RTO_MIN_S)
+            run_argv(ns_prefix(w.pid) + sysctl, what=f"TCP congestion control in {w.name}")
+            if routes:
+                run_argv(ns_prefix(w.pid) + ["ip", "-batch", "-"], stdin=routes,
+                         what=f"TCP minimum RTO in {w.name}")
+        parallel(one, state.workers)
+
     def add_long_haul_links(self) -> None:
         """The WAN links between site switches: rate, queue, and delay/jitter/loss by netem or a
         delay line (see links.LongHaulLink); recorded with both ports and the delay line."""
@@ -221,7 +255,8 @@ class BringUp:
                 intf_a=ml.intf1.name, intf_b=ml.intf2.name, km=topo.link_distance_km(link),
                 delay_s=topo.link_delay(link), jitter_s=link.jitter, loss=link.loss,
                 rate_bps=link.rate, emulated_bps=topo.emulated_rate(link.rate),
-                queue_bytes=topo.link_queue_bytes(link), delayline=ml.delayline))
+                queue_bytes=topo.link_queue_bytes(link), delayline=ml.delayline,
+                site_a_index=self.site_index[link.a], site_b_index=self.site_index[link.b]))
 
     def start_controller(self, reservations: list[Reservation]) -> None:
         """The controller process, told the complete wiring, and listening before any switch
@@ -248,31 +283,34 @@ class BringUp:
         self.progress(f"isolating {len(reservations)} reservation(s) in HTB classes on WAN "
                       "egress ports")
         load = reserved_per_link(reservations)
+        time_ = state.time
         for w in state.wan:
             classes = link_classes(reservations, w.a, w.b)
+            host_classes = [replace(c, rate_bps=time_.host_bps(c.rate_bps),
+                                    booked_bps=time_.host_bps(c.booked_bps)) for c in classes]
             # where netem carries the delay, it is the queue of every class (no delay line)
             netem = state.mechanism == "netem" and not w.delayline
-            stage = w.shaping(topo.mtu) if netem else None
+            stage = w.shaping(topo.mtu, time_) if netem else None
             for intf in (w.intf_a, w.intf_b):
-                apply_classes(intf, w.emulated_bps, classes, w.queue_bytes, rtt_s=2 * w.delay_s,
-                              mtu=topo.mtu, delay_stage=stage)
+                apply_classes(intf, time_.host_bps(w.emulated_bps), host_classes, w.queue_bytes,
+                              rtt_s=time_.host_s(2 * w.delay_s), mtu=topo.mtu, delay_stage=stage)
             w.reserved_bps = load.get(frozenset((w.a, w.b)), 0.0)
             w.class_dscps = list(class_dscps(classes))
             if w.delayline:  # its classes are serialized apart from now on
-                update_delayline(w.delayline, delayline_params(w.shaping(topo.mtu)))
+                update_delayline(w.delayline, delayline_params(w.shaping(topo.mtu, time_)))
 
     def isolate_on_worker_links(self, reservations: list[Reservation]) -> None:
         """Each reservation's classes on the links of the workers at its two sites, on the NIC
         and on the switch port facing it, so the job keeps its rate on the first and last hop
-        too (see tc.nic_class_commands)."""
-        topo = self.topo
+        too (see tc.nic_class_commands). Rates as the host plays them (dilated)."""
+        topo, time_ = self.topo, self.state.time
         self.progress("giving the reservations' classes to every worker link at their sites "
                       "(NIC and switch port)")
         classes = worker_link_classes(reservations, self.state.workers)
-        rate = {s.name: topo.emulated_rate(s.fabric.rate) for s in topo.sites}
+        rate = {s.name: time_.host_bps(topo.emulated_rate(s.fabric.rate)) for s in topo.sites}
 
         def nic(w: WorkerInfo) -> None:
-            mine = classes[w.site]
+            mine = [replace(c, rate_bps=time_.host_bps(c.rate_bps)) for c in classes[w.site]]
             if not mine:  # no reservation at this site: its links stay as they were shaped
                 return
             apply_nic_classes(worker_intf_name(w.site, w.index), w.pid, rate[w.site], mine,

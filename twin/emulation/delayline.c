@@ -21,8 +21,16 @@
  * recvmmsg, takes the kernel's receive timestamp of every frame (so our own wake-up latency is
  * not added to the delay) and sleeps with a 1 ns timer slack until the next frame is due.
  *
+ * Delay compensation (comp_first_s, comp_transit_ab_s, comp_transit_ba_s, site_a, site_b): the
+ * twin measures its own latency floor (the sender's stack, the userspace switch passes, this
+ * process's own hop) when it comes up and asks the line to hold each frame that much less, so
+ * that what a worker measures is the configured fiber delay (twin/emulation/compensation.py). A
+ * frame that enters the WAN here, from a worker of this end's site (worker MACs are
+ * 02:00:00:00:SS:KK, SS the site index), has the whole one-hop floor taken off; a frame coming
+ * from another WAN link only what one more hop adds. A hold never goes below zero.
+ *
  * Parameters live in a small JSON file written by the twin (delay_s, jitter_s, loss, down, seed,
- * rate_bps, class_dscps);
+ * rate_bps, class_dscps, the compensation);
  * SIGHUP re-reads it, so `twin link set` changes a live link without losing what is in flight.
  * On SIGTERM/SIGINT it prints its counters as one JSON line and exits.
  *
@@ -91,6 +99,8 @@ struct direction {
 
 struct params {
     double delay, jitter, loss, rate;
+    double comp_first, comp_transit[2]; /* [0]: frames from end a to b, [1]: from b to a */
+    int site[2];                        /* the site index of end a and of end b (0: unknown) */
     int down;
     int has_seed;
     uint64_t seed;
@@ -211,7 +221,9 @@ static int load_params(const char *path, struct params *out) {
     text[n] = 0;
     struct params p = {0};
     double v;
-    const char *keys[] = {"delay_s", "jitter_s", "loss", "down", "seed", "rate_bps"};
+    const char *keys[] = {"delay_s", "jitter_s", "loss", "down", "seed", "rate_bps",
+                          "comp_first_s", "comp_transit_ab_s", "comp_transit_ba_s",
+                          "site_a", "site_b"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         int found = json_number(text, keys[i], &v);
         if (found < 0 || (found && (!isfinite(v) || v < 0))) {
@@ -226,6 +238,11 @@ static int load_params(const char *path, struct params *out) {
         case 3: p.down = v != 0; break;
         case 4: p.has_seed = 1; p.seed = (uint64_t)v; break;
         case 5: p.rate = v; break;
+        case 6: p.comp_first = v; break;
+        case 7: p.comp_transit[0] = v; break;
+        case 8: p.comp_transit[1] = v; break;
+        case 9: p.site[0] = (int)v; break;
+        case 10: p.site[1] = (int)v; break;
         }
     }
     p.n_classes = json_dscp_list(text, "class_dscps", p.class_dscps, MAX_CLASSES - 1);
@@ -294,6 +311,18 @@ static int frame_dscp(const unsigned char *f, uint32_t len) {
     return -1;
 }
 
+/* The site index of a frame sent by a twin worker (source MAC 02:00:00:00:SS:KK), else -1. */
+static int frame_src_site(const unsigned char *f, uint32_t len) {
+    if (len < 12 || f[6] != 0x02 || f[7] || f[8] || f[9]) return -1;
+    return f[10];
+}
+
+/* How much of the host's floor to take off a frame read from end `side` (0: a, 1: b). */
+static double compensation(const struct params *prm, int side, const unsigned char *f, uint32_t len) {
+    int src = frame_src_site(f, len);
+    return (src > 0 && src == prm->site[side]) ? prm->comp_first : prm->comp_transit[side];
+}
+
 static int lane_of(const struct params *prm, const unsigned char *f, uint32_t len) {
     if (!prm->n_classes) return 0;
     int dscp = frame_dscp(f, len);
@@ -312,7 +341,7 @@ static struct fifo *next_lane(struct direction *d) {
 }
 
 /* Read what is waiting on `fd` into `q` (at most a few batches, so sending is never starved). */
-static void receive(int fd, struct direction *d, const struct params *prm) {
+static void receive(int fd, int side, struct direction *d, const struct params *prm) {
     static unsigned char bufs[BATCH][MAX_FRAME];
     static char ctrl[BATCH][CMSG_SPACE(sizeof(struct timespec))];
     struct mmsghdr msgs[BATCH];
@@ -367,6 +396,7 @@ static void receive(int fd, struct direction *d, const struct params *prm) {
             int64_t sent = arrival;
             if (prm->rate > 0) sent += (int64_t)((double)len * 8e9 / prm->rate);
             double hold = prm->jitter > 0 ? rng_gauss(prm->delay, prm->jitter) : prm->delay;
+            hold -= compensation(prm, side, bufs[i], len);
             if (hold < 0) hold = 0;
             int64_t due = sent + (int64_t)(hold * 1e9);
             if (due < q->last_due) due = q->last_due; /* never reorder within a class */
@@ -512,7 +542,7 @@ int main(int argc, char **argv) {
         int r = ppoll(pfd, 2, tp, &orig);
         if (r < 0) continue; /* EINTR: a signal; the loop head handles it */
         for (int i = 0; i < 2; i++)
-            if (pfd[i].revents & (POLLIN | POLLERR)) receive(fds[i], &dirs[i], &prm);
+            if (pfd[i].revents & (POLLIN | POLLERR)) receive(fds[i], i, &dirs[i], &prm);
     }
     write_stats(params_path);
     printf("{\"forwarded\": %llu, \"lost\": %llu, \"send_errors\": %llu, \"overflow\": %llu, "

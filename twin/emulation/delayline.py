@@ -125,6 +125,12 @@ class DelayLineParams(TypedDict):
     down: bool
     rate_bps: float
     class_dscps: list[int]
+    # the host's own floor taken off each frame (see tc.Compensation), and the sites of the ends
+    comp_first_s: float
+    comp_transit_ab_s: float
+    comp_transit_ba_s: float
+    site_a: int
+    site_b: int
 
 
 @dataclass
@@ -150,7 +156,11 @@ def delayline_params(shaping: Shaping) -> DelayLineParams:
     mid-span cut (runtime.set_link_span), which the switch ports do not see."""
     return {"delay_s": shaping.delay_s, "jitter_s": shaping.jitter_s, "loss": shaping.loss,
             "down": False, "rate_bps": shaping.rate_bps or 0,
-            "class_dscps": list(shaping.class_dscps)}
+            "class_dscps": list(shaping.class_dscps),
+            "comp_first_s": shaping.compensation.first_s,
+            "comp_transit_ab_s": shaping.compensation.transit_ab_s,
+            "comp_transit_ba_s": shaping.compensation.transit_ba_s,
+            "site_a": shaping.compensation.site_a, "site_b": shaping.compensation.site_b}
 
 
 def start_delayline(name: str, end_a: str, end_b: str, params: DelayLineParams

@@ -140,15 +140,19 @@ def terminate_as_interrupt() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def up(topo: Topology, topology_file: str, controller: str = "none", progress=print):
-    """Bring a topology up and record it; returns (net, state). Cleans up on any failure."""
+def up(topo: Topology, topology_file: str, controller: str = "none", progress=print,
+       compensate: bool = True):
+    """Bring a topology up and record it; returns (net, state). Cleans up on any failure.
+    ``compensate``: take the host's latency floor out of the long-haul delays (see
+    twin.emulation.compensation); off only to measure what the floor does."""
     ensure_services()
     refuse_if_running()
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     rundirs.open_run_logs(run_id)
     try:
         with terminate_as_interrupt():
-            net, state = build_twin(topo, topology_file, run_id, controller, progress)
+            net, state = build_twin(topo, topology_file, run_id, controller, progress,
+                                    compensate)
             state.owner_pid = os.getpid()
             save_state(state)
     except BaseException:
@@ -175,9 +179,12 @@ def find_wan(state: TwinState, a: str, b: str) -> WanInfo:
 def set_link(a: str, b: str, delay_s: Optional[float] = None, rate_bps: Optional[float] = None,
              loss: Optional[float] = None, jitter_s: Optional[float] = None,
              scale: Optional[float] = None) -> WanInfo:
-    """Change a live WAN link. ``rate_bps`` is in real units; the topology's scale applies."""
+    """Change a live WAN link. ``rate_bps`` is in real units, the topology's scale applies;
+    ``delay_s`` and ``jitter_s`` are the fabric's (under time dilation the host plays them x K).
+    The link keeps the compensation of the host's floor measured at bring-up."""
     state = require_state()
     w = find_wan(state, a, b)
+    time_ = state.time
     if delay_s is not None:
         w.delay_s = delay_s
     if jitter_s is not None:
@@ -189,21 +196,23 @@ def set_link(a: str, b: str, delay_s: Optional[float] = None, rate_bps: Optional
         factor = scale if scale is not None else w.emulated_bps / w.rate_bps
         w.rate_bps = rate_bps
         w.emulated_bps = rate_bps * factor
-        burst = str(htb_burst_bytes(w.emulated_bps, frame_bytes(state.mtu)))
-        classes = link_classes(admitted_reservations(), w.a, w.b) if w.class_dscps else []
+        host_bps = time_.host_bps(w.emulated_bps)
+        burst = str(htb_burst_bytes(host_bps, frame_bytes(state.mtu)))
+        classes = [replace(c, rate_bps=time_.host_bps(c.rate_bps), booked_bps=time_.host_bps(c.booked_bps))
+                   for c in link_classes(admitted_reservations(), w.a, w.b)] if w.class_dscps else []
         for intf in (w.intf_a, w.intf_b):
             if w.class_dscps:  # detpath's classes: each one's rate follows the line's
-                for argv in class_rate_commands(intf, w.emulated_bps, classes, state.mtu):
+                for argv in class_rate_commands(intf, host_bps, classes, state.mtu):
                     run_argv(argv)
                 continue
             for classid, parent in (("1:1", "1:"), ("1:10", "1:1")):
                 run_argv(["tc", "class", "change", "dev", intf, "parent", parent, "classid", classid,
-                     "htb", "rate", f"{int(w.emulated_bps)}bit", "ceil",
-                     f"{int(w.emulated_bps)}bit", "burst", burst, "cburst", burst])
+                          "htb", "rate", f"{int(host_bps)}bit", "ceil", f"{int(host_bps)}bit",
+                          "burst", burst, "cburst", burst])
     # the delay stage also serializes at the rate (delay line, netem rate): a new rate goes there
     if w.delayline or any(v is not None for v in (delay_s, jitter_s, loss, rate_bps)):
         set_long_haul_impairments(w.delayline, [(w.intf_a, None), (w.intf_b, None)],
-                                  w.shaping(state.mtu))
+                                  w.shaping(state.mtu, time_))
     save_state(state)
     return w
 
@@ -225,7 +234,7 @@ def set_link_span(a: str, b: str, up_: bool) -> WanInfo:
     see twin.emulation.liveness) can tell the switches."""
     state = require_state()
     w = find_wan(state, a, b)
-    shaping = w.shaping(state.mtu)
+    shaping = w.shaping(state.mtu, state.time)
     if w.delayline:
         update_delayline(w.delayline, {**w.delayline.params, "down": not up_})
     elif state.mechanism == "netem":

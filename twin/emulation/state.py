@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from twin.emulation.delayline import DelayLineSpec
-from twin.emulation.tc import Shaping
+from twin.emulation.tc import Compensation, Shaping
 from twin.errors import TwinError
+from twin.plan.dilation import Dilation
 
 
 @dataclass
@@ -51,12 +52,32 @@ class WanInfo:
     delayline: Optional[DelayLineSpec] = None  # where no netem carries the delay
     reserved_bps: float = 0.0
     class_dscps: list[int] = field(default_factory=list)  # detpath's classes on both ports
+    site_a_index: int = 0  # the ends' site indices, as in the workers' MACs (plan.addressing)
+    site_b_index: int = 0
+    # delay compensation (twin.emulation.compensation), host time: the one-hop round trip with
+    # the delay stages at zero, and what the delay stage takes off each frame, one way
+    floor_rtt_s: Optional[float] = None
+    comp_first_s: float = 0.0
+    comp_transit_ab_s: float = 0.0
+    comp_transit_ba_s: float = 0.0
+    measured_rtt_s: Optional[float] = None  # the one-hop round trip once compensated (host time)
 
-    def shaping(self, mtu: int = 1500) -> Shaping:
-        """What the link's delay stage does now: its emulated rate, delay, jitter, loss and the
-        traffic classes it serializes apart."""
-        return Shaping(rate_bps=self.emulated_bps, delay_s=self.delay_s, jitter_s=self.jitter_s,
-                       loss=self.loss, mtu=mtu, class_dscps=tuple(self.class_dscps))
+    def compensation(self) -> Compensation:
+        return Compensation(self.comp_first_s, self.comp_transit_ab_s, self.comp_transit_ba_s,
+                            self.site_a_index, self.site_b_index)
+
+    def shaping(self, mtu: int, dilation: Dilation) -> Shaping:
+        """What the link's delay stage does now, as the host plays it: the emulated rate, delay,
+        jitter and loss (dilated), the traffic classes it serializes apart, the floor it takes
+        off."""
+        return Shaping(rate_bps=dilation.host_bps(self.emulated_bps),
+                       delay_s=dilation.host_s(self.delay_s), jitter_s=dilation.host_s(self.jitter_s),
+                       loss=self.loss, mtu=mtu, class_dscps=tuple(self.class_dscps),
+                       compensation=self.compensation())
+
+    def floor_exceeds_delay(self, dilation: Dilation) -> bool:
+        """The host's floor is longer than the fiber: the link cannot be as short as configured."""
+        return self.comp_first_s > dilation.host_s(self.delay_s)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "WanInfo":
@@ -80,6 +101,11 @@ class TwinState:
     started: float
     controller_pid: int = 0
     mtu: int = 1500
+    dilation: float = 1.0  # time dilation K (twin.plan.dilation)
+    congestion_control: str = ""  # the workers' TCP congestion control
+    compensated: bool = False  # the delay stages take the host's floor out (compensation)
+    lan_floor_rtt_s: dict[str, float] = field(default_factory=dict)  # site -> worker-to-worker, host
+    site_delay_s: dict[str, float] = field(default_factory=dict)  # site -> worker-link delay, fabric
     log_dir: str = ""  # the run's folder: controller and delay-line logs (paths.runs_dir)
     switches: dict[str, str] = field(default_factory=dict)  # switch name -> site
     workers: list[WorkerInfo] = field(default_factory=list)
@@ -91,6 +117,11 @@ class TwinState:
                 return w
         raise TwinError(f"no worker named {name!r}; workers are: "
                         + ", ".join(w.name for w in self.workers))
+
+    @property
+    def time(self) -> Dilation:
+        """Fabric time <-> host time for this run."""
+        return Dilation(self.dilation)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (nested dataclasses become dicts); from_dict reads it back."""

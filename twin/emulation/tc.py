@@ -21,9 +21,27 @@ def frame_bytes(mtu: int) -> int:
     return mtu + ETH_HEADER
 
 
+@dataclass(frozen=True)
+class Compensation:
+    """The part of the host's own latency floor a long-haul link's delay stage takes out of each
+    frame (host time, one way; see twin.emulation.compensation). ``first_s``: for a frame that
+    enters the WAN on this link, the whole floor of a one-hop path (its sender's stack and NIC,
+    two switch passes, the delay stage, its receiver); ``transit_ab_s``/``transit_ba_s``: for a
+    frame arriving from another WAN link, only what one more hop adds. The delay line tells the
+    two apart by the frame's source MAC, which carries the worker's site index (``site_a``,
+    ``site_b``: this link's ends); netem takes ``first_s`` off every frame."""
+
+    first_s: float = 0.0
+    transit_ab_s: float = 0.0
+    transit_ba_s: float = 0.0
+    site_a: int = 0
+    site_b: int = 0
+
+
 @dataclass
 class Shaping:
-    """What one direction of a link does to packets, in emulated units."""
+    """What one direction of a link does to packets, in the host's units (rates and delays as tc,
+    netem and the delay line must play them: see twin.plan.dilation)."""
 
     rate_bps: Optional[float] = None
     delay_s: float = 0.0
@@ -34,6 +52,7 @@ class Shaping:
     # DSCPs with an HTB class of their own on this link (detpath): the delay line serializes each
     # class apart, as netem does with one leaf per class (see twin/delayline.c)
     class_dscps: tuple[int, ...] = ()
+    compensation: Compensation = Compensation()
 
     def has_impairment(self) -> bool:
         return self.delay_s > 0 or self.jitter_s > 0 or self.loss > 0
@@ -87,8 +106,10 @@ def shaping_commands(dev: str, shaping: Shaping, mechanism: str) -> list[list[st
 
 def netem_args(shaping: Shaping) -> list[str]:
     """netem's delay stage; with a rate it also serializes each frame (HTB in front releases its
-    token bucket at once after an idle moment, a real line does not)."""
-    args = ["netem", "delay", f"{shaping.delay_s * 1e6:.0f}us"]
+    token bucket at once after an idle moment, a real line does not). The host's own floor
+    (shaping.compensation.first_s) comes off the delay, never below zero."""
+    delay = max(0.0, shaping.delay_s - shaping.compensation.first_s)
+    args = ["netem", "delay", f"{delay * 1e6:.0f}us"]
     if shaping.jitter_s:
         args += [f"{shaping.jitter_s * 1e6:.0f}us", "distribution", "normal"]
     args += ["loss", f"{shaping.loss * 100:.6g}%"]

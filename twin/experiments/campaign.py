@@ -29,6 +29,7 @@ from twin.emulation import runtime
 from twin.errors import InputError, TwinError
 from twin.host import rundirs
 from twin.host.capabilities import link_mechanism, ovs_datapath
+from twin.measure.hostload import HOST_BOUND_SHARE
 from twin.model.fabric import fabric_from_topology
 from twin.model.iteration import Iteration, predict
 from twin.spec.campaign import Sweep, load_campaign_spec
@@ -44,7 +45,7 @@ FIELDS = ["row_id", "campaign", "status", "error", "fault", "time", "git_commit"
           "algo", "overlap", "controller", "interference", "iterations", "compute_s",
           "gradient_bytes_emulated", "iteration_s", "iteration_s_min", "iteration_s_max",
           "exposed_s", "comm_s", "single_site_iteration_s", "efficiency", "model_iteration_s",
-          "model_error", "model_efficiency"]
+          "model_error", "model_efficiency", "dilation", "host_cpu_saturated_share", "host_bound"]
 KEY_FIELDS = ("row_id", "campaign", "status")  # what resuming reads of a campaign CSV
 STATUSES = ("ok", "failed")
 
@@ -87,7 +88,10 @@ def load_campaign(path: str | Path) -> Campaign:
     """Validate everything before anything starts; one line per problem, naming the line."""
     spec, topo = load_campaign_spec(path)
     if spec.scale is not None:
-        topo = topo.model_copy(update={"scale": Scale(bandwidth=bandwidth_ratio(spec.scale))})
+        topo = topo.model_copy(update={"scale": Scale(bandwidth=bandwidth_ratio(spec.scale),
+                                                      time=topo.scale.time)})
+    if spec.dilation is not None:
+        topo = topo.with_dilation(spec.dilation)
     return Campaign(name=spec.name, description=spec.description, topology_file=str(spec.topology),
                     topology=topo, schedule=spec.schedule, iterations=spec.iterations,
                     repeats=spec.repeats, scale=spec.scale, sweep=spec.sweep,
@@ -365,7 +369,7 @@ def _row(c: Campaign, base: dict, topo: Topology, p: dict, ctx: RunContext, res=
                wan_rate_real=format_rate(link.rate),
                wan_rate_emulated_mbps=round(topo.emulated_rate(link.rate) / 1e6, 3),
                loss=p["loss"], algo=p["algo"], overlap=p["overlap"], controller=p["controller"],
-               interference=p["interference"], iterations=c.iterations)
+               interference=p["interference"], iterations=c.iterations, dilation=topo.scale.time)
     if res and sched is not None:
         times = [r.iteration_s for r in res]
         measured = statistics.median(times)
@@ -381,5 +385,7 @@ def _row(c: Campaign, base: dict, topo: Topology, p: dict, ctx: RunContext, res=
                    single_site_iteration_s=round(single, 4) if single else "",
                    efficiency=round(single / measured, 4) if single else "",
                    model_iteration_s=round(model, 4), model_error=round((measured - model) / model, 4),
-                   model_efficiency=round(model_single / model, 4))
+                   model_efficiency=round(model_single / model, 4),
+                   host_cpu_saturated_share=res[0].host_saturated_share,
+                   host_bound=res[0].host_saturated_share > HOST_BOUND_SHARE)
     return row

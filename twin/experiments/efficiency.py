@@ -14,6 +14,7 @@ from typing import Callable
 
 from twin.drive.replay import run_training
 from twin.emulation import runtime
+from twin.measure.hostload import HOST_BOUND_SHARE
 from twin.model.fabric import fabric_from_topology
 from twin.model.iteration import Iteration, predict
 from twin.spec.schedule import Schedule
@@ -42,6 +43,8 @@ class EfficiencyRow:
     gradient_bytes_emulated: int
     scale: str
     mechanism: str
+    host_cpu_saturated_share: float = 0.0  # the replay's samples with the CPUs >= 95% busy
+    host_bound: bool = False
 
 
 def _model_iteration(topo: Topology, sched: Schedule, algo: str, alpha_lan: float) -> float:
@@ -74,7 +77,9 @@ def run_layout(topo: Topology, path: str, sched_real: Schedule, algos: list[str]
                     model_iteration_s=round(model, 4), model_error=round((measured - model) / model, 4),
                     compute_s=round(s.compute, 4), measured_efficiency=1.0, model_efficiency=1.0,
                     gradient_bytes_emulated=sum(s.buckets), scale=topo.scale.describe(),
-                    mechanism=state.mechanism))
+                    mechanism=state.mechanism,
+                    host_cpu_saturated_share=res[0].host_saturated_share,
+                    host_bound=res[0].host_saturated_share > HOST_BOUND_SHARE))
     finally:
         runtime.down()
     return rows

@@ -18,7 +18,7 @@ Three targets per path, each "ok", "missed" or "not measured":
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -31,6 +31,7 @@ from twin.measure.ceiling import Ceiling, measure_ceiling
 from twin.measure.iperf import iperf
 from twin.measure.ping import ping
 from twin.output.csvrows import write_rows
+from twin.plan.dilation import REAL_TIME, Dilation
 from twin.plan.graph import fabric_graph
 from twin.units import tcp_payload_share
 
@@ -42,6 +43,7 @@ WIRE_RATIO_TARGET = 0.95
 PROBE_PORT = 7200  # in no reservation: the path as every flow sees it
 PROBE_PPS = 500
 PROBE_COUNT = 1000
+PING_INTERVAL_S = 0.02
 ONE_WAY_FIELDS = ("owd_min_ms", "owd_p50_ms", "owd_p99_ms", "owd_p999_ms", "pdv_ms",
                   "ipdv_min_ms", "ipdv_p50_ms", "ipdv_p99_ms", "ipdv_max_ms", "ipdv_abs_p99_ms",
                   "loss", "reordered")
@@ -71,7 +73,7 @@ class CalibrationRow:
     rtt_status: str  # ok | missed
     pdv_status: str  # ok | missed
     throughput_status: str  # ok | missed | not measured
-    machine_tcp_ceiling_mbps: float  # one TCP flow through an unshaped scratch switch
+    machine_tcp_ceiling_mbps: float  # one TCP flow through an unshaped scratch switch (x K dilated)
     configured_owd_ms: float
     # the probe src -> dst (fwd) and dst -> src (rev): one-way delay, PDV = p99.9 - min
     # (RFC 5481), IPDV (RFC 3393), loss, reordered (RFC 4737)
@@ -99,6 +101,12 @@ class CalibrationRow:
     rev_ipdv_abs_p99_ms: Optional[float]
     rev_loss: float
     rev_reordered: int
+    # delay compensation (twin.emulation.compensation), round trips in fabric time: the path's
+    # latency floor measured with the delay stages at zero (one-hop paths; empty where the path
+    # has more hops) and what the delay stages take off along it
+    floor_rtt_ms: Optional[float] = None
+    compensation_rtt_ms: float = 0.0
+    dilation: float = 1.0
 
     def statuses(self) -> tuple[str, str, str]:
         return self.rtt_status, self.pdv_status, self.throughput_status
@@ -170,12 +178,34 @@ def calibration_row(kind: str, src: str, dst: str, hops: int, delay_s: float, ra
         **one_way_fields("fwd", fwd), **one_way_fields("rev", rev))
 
 
-def one_way(src: WorkerInfo, dst: WorkerInfo) -> dict:
-    """The probe's result from ``src`` to ``dst`` (raises if nothing arrived)."""
-    result = start_probe(src, dst, PROBE_PORT, pps=PROBE_PPS, count=PROBE_COUNT).result()
+def one_way(src: WorkerInfo, dst: WorkerInfo, time_: Dilation = REAL_TIME) -> dict:
+    """The probe's result from ``src`` to ``dst``, in fabric time (raises if nothing arrived):
+    under dilation K the probes go K times farther apart and every delay is divided by K."""
+    result = start_probe(src, dst, PROBE_PORT, pps=PROBE_PPS / time_.k, count=PROBE_COUNT).result()
     if not result.get("received"):
         raise RuntimeError(f"no probe packet from {src.name} reached {dst.name} ({dst.ip})")
-    return result
+    return {k: time_.fabric_s(v) if k.endswith("_ms") and isinstance(v, float) else v
+            for k, v in result.items()}
+
+
+def path_compensation(state: TwinState, sites: list[str]) -> tuple[Optional[float], float]:
+    """(floor, compensation) of the round trip along ``sites`` (host time, s): the one-hop floor
+    where the path is one link, and what the delay lines take off in each direction (the first
+    hop of a direction the one-hop amount, every later one its transit amount)."""
+    links = {(w.a, w.b): w for w in state.wan}
+    taken = 0.0
+    for path in (sites, sites[::-1]):
+        for i, (u, v) in enumerate(zip(path, path[1:])):
+            w = links.get((u, v)) or links[(v, u)]
+            if i == 0:
+                taken += w.comp_first_s
+            else:
+                taken += w.comp_transit_ab_s if u == w.a else w.comp_transit_ba_s
+    floor = None
+    if len(sites) == 2:
+        w = links.get((sites[0], sites[1])) or links[(sites[1], sites[0])]
+        floor = w.floor_rtt_s
+    return floor, taken
 
 
 def calibrate(state: TwinState, fabric: dict[str, tuple[float, float]], pings: int = 100,
@@ -198,17 +228,27 @@ def calibrate(state: TwinState, fabric: dict[str, tuple[float, float]], pings: i
     if ceiling is None:
         progress("this machine's ceiling: one TCP flow through an unshaped scratch switch")
         ceiling = measure_ceiling(state.mtu, state.datapath)
+    time_ = state.time
+    # the machine's ceiling is host bit/s; under dilation K it carries K times the fabric's rate
+    host_ceiling = replace(ceiling, goodput_bps=time_.fabric_bps(ceiling.goodput_bps))
     rows = []
     for kind, src, dst in jobs:
         progress(f"{kind} {src.name} -> {dst.name}")
         delay, rate, hops = path_properties(g, src.site, dst.site, fabric)
-        rtts = ping(src, dst.ip, pings)
+        rtts = [time_.fabric_s(r) for r in ping(src, dst.ip, pings, time_.host_s(PING_INTERVAL_S))]
         if not rtts:
             raise RuntimeError(f"no ping reply from {dst.name} ({dst.ip}) to {src.name}")
-        fwd, rev = one_way(src, dst), one_way(dst, src)
-        bps, retrans = iperf(src, dst, seconds)
-        rows.append(calibration_row(kind, src.name, dst.name, hops, delay, rate, rtts, fwd, rev,
-                                    bps, retrans, ceiling, state.mechanism, state.scale))
+        fwd, rev = one_way(src, dst, time_), one_way(dst, src, time_)
+        bps, retrans = iperf(src, dst, time_.host_s(seconds))
+        row = calibration_row(kind, src.name, dst.name, hops, delay, rate, rtts, fwd, rev,
+                              time_.fabric_bps(bps), retrans, host_ceiling, state.mechanism,
+                              state.scale)
+        sites = nx.dijkstra_path(g, src.site, dst.site, weight="delay")
+        floor, taken = path_compensation(state, sites)
+        row.floor_rtt_ms = None if floor is None else round(time_.fabric_s(floor) * 1e3, 3)
+        row.compensation_rtt_ms = round(time_.fabric_s(taken) * 1e3, 3)
+        row.dilation = time_.k
+        rows.append(row)
     return rows
 
 

@@ -75,10 +75,14 @@ def tree_time(f: Fabric, size: float, piece: float = 1 << 20) -> float:
 
     Each phase is bounded by its busiest link: a parent's NIC carries both children (2S), and a
     site's WAN link carries every tree edge that crosses it. Pipeline fill costs depth steps.
+    Where the real topology is known (``f.paths``), tree edges follow their sites' paths and
+    share the links they cross: see tree_time_on_paths.
     """
     p = f.ranks
     if p == 1:
         return 0.0
+    if f.paths is not None and f.sites > 1:
+        return tree_time_on_paths(f, size, piece)
     site = [r // f.per_site for r in range(p)]
     wan_edges: dict[tuple[int, int], int] = {}
     for child in range(1, p):
@@ -95,6 +99,52 @@ def tree_time(f: Fabric, size: float, piece: float = 1 << 20) -> float:
     depth = int(math.floor(math.log2(p)))
     fill = depth * _step(alpha, min(piece, size), f.lan_bps)
     return 2 * (bottleneck + fill)
+
+
+def tree_time_on_paths(f: Fabric, size: float, piece: float = 1 << 20) -> float:
+    """The pipelined binary tree (parent of rank r: (r-1)//2) over the real paths.
+
+    Edges whose children sit at the same depth send at the same time, so they share the links
+    their paths have in common (a parent's NIC carries its two children); with more than one
+    piece every edge is busy at once in the steady state. The reduction takes the longest
+    leaf-to-root chain of (latency + one piece's transfer) plus the remaining pieces behind the
+    slowest edge; the broadcast down the same again.
+    """
+    paths = f.paths
+    assert paths is not None
+    p, k = f.ranks, f.per_site
+    parent = {c: (c - 1) // 2 for c in range(1, p)}
+    site = [r // k for r in range(p)]
+    depth = {0: 0}
+    for c in range(1, p):
+        depth[c] = depth[parent[c]] + 1
+    first = min(piece, size)
+    pieces = max(1, math.ceil(size / piece))
+
+    def rates(edges: list[int]) -> dict[int, float]:
+        wan = [c for c in edges if site[c] != site[parent[c]]]
+        got = dict(zip(wan, paths.rates([(site[c], site[parent[c]]) for c in wan])))
+        out = {}
+        for c in edges:
+            siblings = 2 if 2 * parent[c] + 2 < p else 1  # the parent's NIC takes both
+            out[c] = min(got.get(c, float("inf")), f.lan_bps / siblings)
+        return out
+
+    level_rate: dict[int, float] = {}
+    for d in set(depth.values()) - {0}:
+        level_rate.update(rates([c for c in parent if depth[c] == d]))
+    steady = rates(list(parent))
+
+    def latency(c: int) -> float:
+        a, b = site[c], site[parent[c]]
+        return f.alpha_lan + (paths.delay[(a, b)] if a != b else 0.0)
+
+    chain: dict[int, float] = {0: 0.0}
+    for c in sorted(parent, key=lambda r: depth[r]):
+        chain[c] = chain[parent[c]] + latency(c) + first * 8 / level_rate[c]
+    fill = max(chain.values())
+    rest = (pieces - 1) * max(piece * 8 / r for r in steady.values())
+    return 2 * (fill + rest)
 
 
 def hier_time(f: Fabric, size: float) -> float:

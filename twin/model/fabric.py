@@ -13,7 +13,33 @@ reduce to the textbook ones in ../shared/REFERENCE.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+Arc = tuple[int, int]  # a WAN link in one direction, by site index
+
+
+@dataclass(frozen=True)
+class SitePaths:
+    """The real topology under the two-tier abstraction: the path traffic takes between every
+    two sites (shortest delay, as the twin forwards without a controller) and each link's
+    capacity per direction. A collective whose flows cross the same link at the same time
+    shares it; the two-tier fabric alone cannot see that, the 40-city tree (up to 7 tree edges
+    on one link) is where it matters."""
+
+    delay: Mapping[Arc, float] = field(default_factory=dict)  # one-way propagation, site pair
+    arcs: Mapping[Arc, tuple[Arc, ...]] = field(default_factory=dict)  # the links it crosses
+    bps: Mapping[Arc, float] = field(default_factory=dict)  # a link's rate per direction
+
+    def rates(self, flows: list[Arc]) -> list[float]:
+        """Each flow's rate when all of them run at once: its path's tightest link, shared
+        equally by the flows crossing it (TCP's fair share)."""
+        load: dict[Arc, int] = {}
+        for f in flows:
+            for a in self.arcs[f]:
+                load[a] = load.get(a, 0) + 1
+        return [min((self.bps[a] / load[a] for a in self.arcs[f]), default=float("inf"))
+                for f in flows]
 
 
 @dataclass(frozen=True)
@@ -28,6 +54,7 @@ class Fabric:
     # the real topology is known: a ring over many sites pays each hop's own delay, not the
     # fabric's worst pair at every step. Empty: every WAN hop costs alpha_wan.
     ring_hop_delays: tuple[float, ...] = ()
+    paths: SitePaths | None = field(default=None, compare=False)  # the real topology, if known
 
     @property
     def ranks(self) -> int:
@@ -38,7 +65,7 @@ class Fabric:
         (full bisection: every rank keeps its NIC rate, LAN latency, no hop pays propagation).
         The reference of every efficiency claim."""
         return replace(self, wan_bps=self.lan_bps * self.per_site, alpha_wan=self.alpha_lan,
-                       ring_hop_delays=())
+                       ring_hop_delays=(), paths=None)
 
 
 def ring_hops(f: Fabric, chunk: float) -> tuple[list[float], list[float]]:
@@ -52,7 +79,15 @@ def ring_hops(f: Fabric, chunk: float) -> tuple[list[float], list[float]]:
     else:  # two-tier: every k-th hop (the last rank of a site to the next site) crosses the WAN
         wan = [(e + 1) % f.per_site == 0 and f.sites > 1 for e in range(p)]
         delays = tuple(f.alpha_wan - f.alpha_lan if w else 0.0 for w in wan)
-    x = [chunk * 8 / (wan_bps if w else f.lan_bps) for w in wan]
+    rate = [wan_bps if w else f.lan_bps for w in wan]
+    if f.paths is not None and len(f.ring_hop_delays) == p:
+        # every rank sends to its successor at once: hops whose paths cross the same link share it
+        site = [r // f.per_site for r in range(p)]
+        hops = [e for e in range(p) if wan[e]]
+        shared = f.paths.rates([(site[e], site[(e + 1) % p]) for e in hops])
+        for e, r in zip(hops, shared):
+            rate[e] = min(r, f.lan_bps)
+    x = [chunk * 8 / b for b in rate]
     return x, [f.alpha_lan + d for d in delays]
 
 
@@ -82,4 +117,26 @@ def fabric_from_topology(topo, alpha_lan: float = 2e-4) -> Fabric:
     ring_sites = [s.name for s, _ in topo.workers()]  # ranks are numbered site by site
     hop_delays = tuple(delays[a][b] if a != b else 0.0
                        for a, b in zip(ring_sites, ring_sites[1:] + ring_sites[:1]))
-    return Fabric(len(topo.sites), k, lan, wan, alpha_lan, worst + alpha_lan, hop_delays)
+    return Fabric(len(topo.sites), k, lan, wan, alpha_lan, worst + alpha_lan, hop_delays,
+                  site_paths(topo, g, payload))
+
+
+def site_paths(topo, g, payload: float) -> SitePaths:
+    """Every site pair's shortest-delay path over the topology's graph, and every link's
+    emulated rate (TCP payload) per direction."""
+    import networkx as nx
+    index = {s.name: i for i, s in enumerate(topo.sites)}
+    paths = dict(nx.all_pairs_dijkstra_path(g, weight="delay"))
+    delay, arcs = {}, {}
+    for a, by in paths.items():
+        for b, path in by.items():
+            if a == b:
+                continue
+            key = (index[a], index[b])
+            arcs[key] = tuple((index[u], index[v]) for u, v in zip(path, path[1:]))
+            delay[key] = sum(g[u][v]["delay"] for u, v in zip(path, path[1:]))
+    bps = {}
+    for link in topo.links:
+        rate = topo.emulated_rate(link.rate) * payload
+        bps[(index[link.a], index[link.b])] = bps[(index[link.b], index[link.a])] = rate
+    return SitePaths(delay, arcs, bps)

@@ -40,6 +40,7 @@ from twin.spec.topology import (
     Scale,
     Topology,
     bandwidth_ratio,
+    dilation_factor,
     emulated_rate_problems,
     file_name,
     load_topology,
@@ -180,6 +181,9 @@ class CampaignSpec(FileModel):
                          description="measurements of every point")
     scale: Optional[str] = Field(default=None, description="bandwidth scale instead of the topology's, "
                                                    "e.g. 1/4000 (kept as written, for reports)")
+    dilation: Optional[float] = Field(default=None, description="time dilation K instead of the "
+                                      "topology's scale.time: the fabric played K times slower "
+                                      "than real, reported in fabric time (docs/emulation.md)")
     timeout: float = Field(default=60.0, description=(
         "how long a rank of a point's job waits for a peer (connect, each send and receive) "
         "before the point fails; the single-site reference keeps 60 s"))
@@ -208,6 +212,11 @@ class CampaignSpec(FileModel):
             return path
         beside = (Path(base) / path).resolve()
         return path if not beside.exists() and path.exists() else beside
+
+    @field_validator("dilation", mode="before")
+    @classmethod
+    def _dilation(cls, v: Any) -> Optional[float]:
+        return None if v is None else dilation_factor(v)
 
     @field_validator("scale", mode="before")
     @classmethod

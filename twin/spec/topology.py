@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from twin.errors import InputError
 from twin.plan.addressing import worker_intf_name
+from twin.plan.dilation import Dilation
 from twin.plan.graph import fabric_graph
 from twin.spec.loading import (
     Document,
@@ -104,15 +105,33 @@ def bandwidth_ratio(v: Any) -> float:
     return v
 
 
+def dilation_factor(v: Any) -> float:
+    """Time dilation K: a number in [1, MAX_DILATION] (1: real time)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{v!r} is not a dilation factor; use e.g. 4 (the fabric runs 4x slower)")
+    Dilation(float(v))  # ValueError names the range
+    return float(v)
+
+
 class Scale(FileModel):
-    """Maps real rates and message sizes to what this machine emulates."""
+    """Maps real rates and message sizes to what this machine emulates, and (``time``) how much
+    slower than real the host plays the fabric (twin.plan.dilation)."""
 
     bandwidth: float = Field(default=1e-3, description="emulated rate = real rate x bandwidth (e.g. 0.001)")
+    time: float = Field(default=1.0, description=(
+        "time dilation K: the host plays every delay x K and every rate / K, and reports every "
+        "time divided by K, so a fabric too big for this machine in real time can run slower"))
 
     _b = field_validator("bandwidth", mode="before")(classmethod(lambda cls, v: bandwidth_ratio(v)))
+    _t = field_validator("time", mode="before")(classmethod(lambda cls, v: dilation_factor(v)))
+
+    @property
+    def dilation(self) -> Dilation:
+        return Dilation(self.time)
 
     def describe(self) -> str:
-        return f"bandwidth x{self.bandwidth:g} (1/{1 / self.bandwidth:g}); delays real"
+        text = f"bandwidth x{self.bandwidth:g} (1/{1 / self.bandwidth:g}); delays real"
+        return text if self.time == 1 else f"{text}; {self.dilation.describe()}"
 
 
 class SiteFabric(FileModel):
@@ -236,6 +255,10 @@ class Topology(FileModel):
     sites: list[Site] = Field(min_length=1, max_length=MAX_SITES)
     links: list[WanLink] = Field(default_factory=list, max_length=MAX_LINKS)
     reservations: list[ReservationSpec] = Field(default_factory=list, max_length=MAX_RESERVATIONS)
+    congestion_control: str = Field("cubic", pattern=r"^[a-z][a-z0-9_]{0,15}$", description=(
+        "TCP congestion control of every worker (Linux's default, what a stock VM runs); set "
+        "explicitly because a machine's own default (bbr on some) would otherwise leak into "
+        "every result"))
 
     _i = field_validator("image")(classmethod(lambda cls, v: image_ref(v)))
 
@@ -294,7 +317,7 @@ class Topology(FileModel):
         and delays, emulated at ``bandwidth`` of the real rates. ValueError says why a ratio is
         refused."""
         try:
-            scale = Scale.model_validate({"bandwidth": bandwidth})
+            scale = Scale.model_validate({"bandwidth": bandwidth, "time": self.scale.time})
         except ValidationError as exc:
             raise ValueError("; ".join(e["msg"].removeprefix("Value error, ")
                                        for e in exc.errors())) from None
@@ -305,6 +328,12 @@ class Topology(FileModel):
             raise ValueError("; ".join(f"{field_path(loc, data)}: {reason}"
                                        for loc, reason in problems))
         return scaled
+
+    def with_dilation(self, k: float) -> "Topology":
+        """This topology played ``k`` times slower than real (``--dilation K``); ValueError says
+        why a factor is refused."""
+        return self.model_copy(update={"scale": self.scale.model_copy(
+            update={"time": dilation_factor(k)})})
 
     def span_km(self) -> float:
         """Largest great-circle distance between any two sites."""

@@ -53,7 +53,9 @@ def test_the_state_file_keeps_its_json_shape():
     line = data["wan"][0]["delayline"]
     assert set(line) == {"name", "end_a", "end_b", "params_file", "pid", "params"}
     assert line["params"] == {"delay_s": 0.0067, "jitter_s": 0.0001, "loss": 0.001,
-                              "down": False, "rate_bps": 100e6, "class_dscps": [46, 34]}
+                              "down": False, "rate_bps": 100e6, "class_dscps": [46, 34],
+                              "comp_first_s": 0.0, "comp_transit_ab_s": 0.0,
+                              "comp_transit_ba_s": 0.0, "site_a": 0, "site_b": 0}
     assert data["wan"][1]["delayline"] is None
 
 

@@ -6,8 +6,9 @@ import json
 import pytest
 
 from twin.emulation import runtime
-from twin.emulation.delayline import DelayLineSpec
+from twin.emulation.delayline import DelayLineSpec, delayline_params
 from twin.emulation.state import TwinState, WanInfo, WorkerInfo
+from twin.emulation.tc import Shaping
 from twin.errors import TwinError
 from twin.host import rundirs
 
@@ -28,8 +29,7 @@ def a_state() -> TwinState:
 
 def a_delay_line() -> DelayLineSpec:
     return DelayLineSpec("tw1-tw2", "i1", "i2", "/run/links/tw1-tw2.json", 5,
-                         {"delay_s": 0.0067, "jitter_s": 0.0, "loss": 0.0, "down": False,
-                          "rate_bps": 1e8, "class_dscps": [34]})
+                         delayline_params(Shaping(rate_bps=1e8, delay_s=0.0067, class_dscps=(34,))))
 
 
 def test_a_saved_state_reads_back(state_file):

@@ -15,6 +15,7 @@ from twin.emulation.tc import (
     nic_class_commands,
     shaping_commands,
 )
+from twin.plan.dilation import Dilation
 
 
 def flat(cmds):
@@ -63,7 +64,7 @@ def test_a_detpath_link_tells_its_delay_line_which_classes_to_serialize_apart():
     w = WanInfo(a="x", b="y", switch_a="s1", switch_b="s2", port_a=1, port_b=1, intf_a="i1",
                 intf_b="i2", km=100.0, delay_s=0.0005, jitter_s=0.0, loss=0.0, rate_bps=400e9,
                 emulated_bps=100e6, queue_bytes=10**6, reserved_bps=50e6, class_dscps=[46, 34])
-    params = delayline_params(w.shaping(9000))
+    params = delayline_params(w.shaping(9000, Dilation(1)))
     assert params["class_dscps"] == [46, 34] and params["rate_bps"] == 100e6
 
 

@@ -136,3 +136,26 @@ def test_ring_over_many_sites_pays_each_hops_own_delay():
     assert allreduce_time("ring", f, size) == pytest.approx(9e-3 + 4 * (a_l + x))
     lock_step = Fabric(3, 1, bps, bps, a_l, 3e-3 + a_l)
     assert allreduce_time("ring", lock_step, size) == pytest.approx(4 * (3e-3 + a_l + x))
+
+
+def test_tree_edges_that_share_a_link_share_its_rate():
+    """Four sites on a line a-b-c-d, one rank each: the tree edges b->a and c->a (same depth)
+    both cross b-a, so each gets half of it; d->b runs alone on d-c-b afterwards."""
+    from twin.model.costs import tree_time
+    from twin.model.fabric import Fabric, SitePaths
+    bps, d, a, size = 1e8, 0.005, 2e-4, 1 << 20
+    arcs = {}
+    for i in range(4):
+        for j in range(4):
+            if i != j:
+                step = 1 if j > i else -1
+                arcs[(i, j)] = tuple((k, k + step) for k in range(i, j, step))
+    paths = SitePaths(delay={k: d * len(v) for k, v in arcs.items()}, arcs=arcs,
+                      bps={arc: bps for v in arcs.values() for arc in v})
+    f = Fabric(4, 1, 1e12, bps, a, a + 3 * d, (d, d, d, 3 * d), paths)
+    bits = size * 8
+    reduce_up = (a + d + bits / (bps / 2)) + (a + 2 * d + bits / bps)  # b->a shared, then d->b
+    assert tree_time(f, size) == pytest.approx(2 * reduce_up)
+    # without the real topology the two-tier model sees no sharing at all
+    two_tier = Fabric(4, 1, 1e12, bps, a, a + 3 * d)
+    assert tree_time(two_tier, size) < tree_time(f, size)

@@ -54,7 +54,7 @@ def test_defaults_and_what_is_not_swept():
 def test_seed_is_refused_as_an_unknown_field(tmp_path):
     (p,) = problems(tmp_path, GOOD + "seed: 7\n")
     assert p == "line 6: seed: unknown field (known: name, description, topology, schedule, " \
-                "iterations, repeats, scale, timeout, sweep)"
+                "iterations, repeats, scale, dilation, timeout, sweep)"
 
 
 def test_the_topology_is_found_beside_the_campaign_file(tmp_path):
@@ -160,7 +160,7 @@ def test_the_sweep_accepts_every_algorithm_and_controller_of_the_one_lists():
 def test_the_json_schema_describes_every_field():
     props = CampaignSpec.model_json_schema()["properties"]
     assert set(props) == {"name", "description", "topology", "schedule", "iterations", "repeats",
-                          "scale", "timeout", "sweep"}
+                          "scale", "dilation", "timeout", "sweep"}
 
 
 # ---- limits of a campaign file, and what it asks of its topology ----------------------------
@@ -230,3 +230,7 @@ def test_interference_needs_a_spare_worker_in_every_site_before_anything_starts(
         "  algo: [ring]", "  interference: [false, true]"))
     assert p == "line 5: sweep.interference: needs at least 2 workers per site (the last one " \
                 "carries the interference); beijing, wuhan of ci-2site has 1"
+
+def test_a_campaign_dilation_outside_the_range_is_one_line(tmp_path):
+    (p,) = problems(tmp_path, GOOD + "dilation: 0.5\n")
+    assert p.startswith("line 6: dilation:") and "time dilation must be in [1, 64]" in p, p

@@ -1,0 +1,77 @@
+"""Delay compensation's pure parts: what each frame has taken off, never a negative delay."""
+
+import pytest
+
+from twin.emulation import compensation
+from twin.emulation.delayline import delayline_params
+from twin.emulation.state import TwinState, WanInfo
+from twin.emulation.tc import Compensation, Shaping, netem_args
+from twin.measure.calibrate import path_compensation
+
+
+def link(a: str, b: str, delay_s: float, first: float = 0.0, ab: float = 0.0, ba: float = 0.0,
+         floor: float | None = None) -> WanInfo:
+    return WanInfo(a=a, b=b, switch_a=f"s{a}", switch_b=f"s{b}", port_a=1, port_b=2,
+                   intf_a=f"{a}{b}", intf_b=f"{b}{a}", km=1000.0, delay_s=delay_s, jitter_s=0.0,
+                   loss=0.0, rate_bps=400e9, emulated_bps=100e6, queue_bytes=100_000,
+                   floor_rtt_s=floor, comp_first_s=first, comp_transit_ab_s=ab,
+                   comp_transit_ba_s=ba)
+
+
+def state(*wan: WanInfo) -> TwinState:
+    return TwinState(run_id="r", topology="t", topology_file="t.yaml", mechanism="delayline",
+                     datapath="user", controller="none", scale="s", owner_pid=1, started=0.0,
+                     wan=list(wan))
+
+
+def test_netem_never_gets_a_negative_delay():
+    short = netem_args(Shaping(delay_s=0.0001, compensation=Compensation(first_s=0.0004)))
+    assert short[short.index("delay") + 1] == "0us", short
+    long = netem_args(Shaping(delay_s=0.005, compensation=Compensation(first_s=0.0004)))
+    assert long[long.index("delay") + 1] == "4600us", long
+
+
+def test_a_residual_larger_than_the_compensation_never_makes_it_negative(monkeypatch):
+    applied = []
+    monkeypatch.setattr(compensation, "_apply", lambda st, w, zero=False: applied.append(w))
+    w = link("a", "b", 0.0001)
+    compensation._set_one_hop(state(w), w, -0.002, 0.0004, 0.0004)
+    assert w.comp_first_s == 0.0 and w.comp_transit_ab_s == 0.0 and w.comp_transit_ba_s == 0.0
+    compensation._set_one_hop(state(w), w, 0.0003, 0.0004, 0.0002)
+    # a frame from another link pays one hop less the entry site's worker-to-worker floor
+    assert w.comp_first_s == pytest.approx(0.0003)
+    assert w.comp_transit_ab_s == pytest.approx(0.0003 - 0.0002)
+    assert w.comp_transit_ba_s == pytest.approx(0.0003 - 0.0001)
+    assert applied == [w, w]
+
+
+def test_a_floor_longer_than_the_fiber_is_said():
+    from twin.plan.dilation import Dilation
+    short = link("a", "b", 0.0001, first=0.0003)
+    assert short.floor_exceeds_delay(Dilation(1))
+    assert not short.floor_exceeds_delay(Dilation(4))  # x4 the fiber: longer than the floor
+
+
+def test_the_delay_line_is_told_each_kind_of_frame_s_compensation():
+    p = delayline_params(Shaping(delay_s=0.006, compensation=Compensation(0.0003, 0.0002, 0.0001, 1, 2)))
+    assert (p["comp_first_s"], p["comp_transit_ab_s"], p["comp_transit_ba_s"]) == (0.0003, 0.0002, 0.0001)
+    assert (p["site_a"], p["site_b"]) == (1, 2)
+
+
+def test_a_path_is_compensated_by_its_first_hop_and_then_each_transit():
+    ab = link("a", "b", 0.005, first=0.0003, ab=0.0002, ba=0.00025, floor=0.0005)
+    bc = link("b", "c", 0.004, first=0.0004, ab=0.00015, ba=0.0001)
+    st = state(ab, bc)
+    floor, taken = path_compensation(st, ["a", "b"])
+    assert floor == 0.0005 and taken == pytest.approx(2 * 0.0003)
+    floor, taken = path_compensation(st, ["a", "b", "c"])
+    # a->b->c: first hop a-b, then b-c entered from b's side (its a end); back c->b->a: first
+    # hop c-b, then b-a entered from b's side (the b end of a-b)
+    assert floor is None
+    assert taken == pytest.approx(0.0003 + 0.00015 + 0.0004 + 0.00025)
+
+
+def test_the_interquartile_mean_ignores_late_outliers_and_averages_ping_steps():
+    values = [13.4e-3] * 10 + [13.5e-3] * 10 + [40e-3] * 3
+    assert compensation.interquartile_mean(values) == pytest.approx(13.45e-3, abs=0.03e-3)
+    assert compensation.interquartile_mean([1.0]) == 1.0
