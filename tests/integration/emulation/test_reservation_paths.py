@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from tests.integration.machine import EARLY_MS
 from tests.locations import ROOT
 from twin.drive.crosstraffic import start_probe
 from twin.emulation import runtime
@@ -74,9 +75,9 @@ def test_the_second_reservation_is_forwarded_round_the_detour_admission_put_it_o
     first, second = probe_ms(state, 7100), probe_ms(state, 7200)
     assert first["received"] == 300 and second["received"] == 300
     # the first on the direct link, the second round z (10 ms), though both go from x to y
-    assert DIRECT_MS - 0.05 <= first["owd_min_ms"] and first["owd_p50_ms"] <= DIRECT_MS + 1.5
+    assert DIRECT_MS - EARLY_MS <= first["owd_min_ms"] and first["owd_p50_ms"] <= DIRECT_MS + 1.5
     detour_ms = 2 * DETOUR_LEG_MS
-    assert detour_ms - 0.05 <= second["owd_min_ms"] and second["owd_p50_ms"] <= detour_ms + 1.5
+    assert detour_ms - EARLY_MS <= second["owd_min_ms"] and second["owd_p50_ms"] <= detour_ms + 1.5
     # and in its own classes on the detour's egress
     assert sent_packets(x_z.intf_a, "1:130") >= before + 300
 
@@ -110,4 +111,4 @@ def test_a_cut_on_its_path_moves_the_reservation_onto_its_own_backup_path(detour
     finally:
         runtime.set_link_state(*cut, True)
     assert got["received"] == 300
-    assert expected_ms - 0.05 <= got["owd_min_ms"] and got["owd_p50_ms"] <= expected_ms + 1.5
+    assert expected_ms - EARLY_MS <= got["owd_min_ms"] and got["owd_p50_ms"] <= expected_ms + 1.5

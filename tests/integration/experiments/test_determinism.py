@@ -9,6 +9,7 @@ from pathlib import Path
 
 import networkx as nx
 
+from tests.integration.machine import EARLY_MS
 from tests.locations import TOPOS
 from twin.drive.crosstraffic import start_flow, start_interference, start_probe
 from twin.emulation import liveness, runtime
@@ -88,7 +89,7 @@ def test_detpath_pins_paths_and_fails_over_within_a_fraction_of_a_second(clean_m
         rx = next(w for w in state.workers if w.site == dst)
         probe = start_probe(tx, rx, determinism.PROBE_PORT, pps=500, count=500).result()
         assert probe["received"] == 500, probe
-        assert pinned - 0.05 <= probe["owd_min_ms"] and probe["owd_p50_ms"] < min(others), \
+        assert pinned - EARLY_MS <= probe["owd_min_ms"] and probe["owd_p50_ms"] < min(others), \
             (probe, pinned, others)
         groups = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", "tw1"],
                                 capture_output=True, text=True).stdout

@@ -70,8 +70,3 @@ def test_a_path_is_compensated_by_its_first_hop_and_then_each_transit():
     assert floor is None
     assert taken == pytest.approx(0.0003 + 0.00015 + 0.0004 + 0.00025)
 
-
-def test_the_interquartile_mean_ignores_late_outliers_and_averages_ping_steps():
-    values = [13.4e-3] * 10 + [13.5e-3] * 10 + [40e-3] * 3
-    assert compensation.interquartile_mean(values) == pytest.approx(13.45e-3, abs=0.03e-3)
-    assert compensation.interquartile_mean([1.0]) == 1.0
