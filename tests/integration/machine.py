@@ -28,7 +28,8 @@ def cpu_emulated() -> bool:
     return os.environ.get("TWIN_STOCK_KERNEL") == "1"
 
 
-# Delay compensation (twin.emulation.compensation) brings the lower quartile of the round trips to
-# the configured one: the fastest frames may arrive up to the machine's jitter before the fiber
-# would deliver them (0.1-0.2 ms idle here). Bounds that say "never faster than light" allow this.
-EARLY_MS = 0.3
+# The fiber's delay is a floor: no frame arrives before it, within the delay stage's timer
+# granularity. (A topology with delay_compensation moves the lower quartile of the round trips to
+# the configured one, so its fastest frames may be up to the machine's jitter early; the
+# integration topologies do not ask for it.)
+EARLY_MS = 0.05

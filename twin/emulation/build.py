@@ -50,11 +50,10 @@ Progress = Callable[[str], None]
 
 
 def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str = "none",
-               progress: Progress = lambda s: None, compensate: bool = True
-               ) -> tuple[Twin, TwinState]:
+               progress: Progress = lambda s: None) -> tuple[Twin, TwinState]:
     """Bring the topology up; on any failure the caller removes everything started so far.
-    ``compensate``: measure the host's latency floor and take it out of the long-haul links'
-    delay stages (twin.emulation.compensation), so workers measure the configured delays."""
+    With the topology's ``delay_compensation`` the host's latency floor is measured and taken
+    out of the long-haul links' delay stages (twin.emulation.compensation)."""
     reservations = check_controller(topo, controller, topology_file)
     images = check_images(topo, topology_file, progress)
     allow_congestion_control(topo.congestion_control)
@@ -75,7 +74,7 @@ def build_twin(topo: Topology, topology_file: str, run_id: str, controller: str 
     up.forward()
     if controller == "detpath":
         liveness.wait_bfd_up(liveness.wan_ports(up.state))
-    if compensate and up.state.wan:
+    if topo.delay_compensation and up.state.wan:
         progress(f"measuring the host's latency floor on {len(up.state.wan)} long-haul links")
         compensate_floor(up.state, progress)
     return up.net, up.state

@@ -140,19 +140,15 @@ def terminate_as_interrupt() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def up(topo: Topology, topology_file: str, controller: str = "none", progress=print,
-       compensate: bool = True):
-    """Bring a topology up and record it; returns (net, state). Cleans up on any failure.
-    ``compensate``: take the host's latency floor out of the long-haul delays (see
-    twin.emulation.compensation); off only to measure what the floor does."""
+def up(topo: Topology, topology_file: str, controller: str = "none", progress=print):
+    """Bring a topology up and record it; returns (net, state). Cleans up on any failure."""
     ensure_services()
     refuse_if_running()
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     rundirs.open_run_logs(run_id)
     try:
         with terminate_as_interrupt():
-            net, state = build_twin(topo, topology_file, run_id, controller, progress,
-                                    compensate)
+            net, state = build_twin(topo, topology_file, run_id, controller, progress)
             state.owner_pid = os.getpid()
             save_state(state)
     except BaseException:

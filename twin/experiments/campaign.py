@@ -92,6 +92,8 @@ def load_campaign(path: str | Path) -> Campaign:
                                                       time=topo.scale.time)})
     if spec.dilation is not None:
         topo = topo.with_dilation(spec.dilation)
+    if spec.delay_compensation is not None:
+        topo = topo.model_copy(update={"delay_compensation": spec.delay_compensation})
     return Campaign(name=spec.name, description=spec.description, topology_file=str(spec.topology),
                     topology=topo, schedule=spec.schedule, iterations=spec.iterations,
                     repeats=spec.repeats, scale=spec.scale, sweep=spec.sweep,

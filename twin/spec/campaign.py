@@ -181,6 +181,9 @@ class CampaignSpec(FileModel):
                          description="measurements of every point")
     scale: Optional[str] = Field(default=None, description="bandwidth scale instead of the topology's, "
                                                    "e.g. 1/4000 (kept as written, for reports)")
+    delay_compensation: Optional[bool] = Field(default=None, description=(
+        "instead of the topology's delay_compensation: take the host's latency floor out of the "
+        "delay stages (docs/emulation.md#delay-compensation)"))
     dilation: Optional[float] = Field(default=None, description="time dilation K instead of the "
                                       "topology's scale.time: the fabric played K times slower "
                                       "than real, reported in fabric time (docs/emulation.md)")

@@ -54,7 +54,7 @@ def test_defaults_and_what_is_not_swept():
 def test_seed_is_refused_as_an_unknown_field(tmp_path):
     (p,) = problems(tmp_path, GOOD + "seed: 7\n")
     assert p == "line 6: seed: unknown field (known: name, description, topology, schedule, " \
-                "iterations, repeats, scale, dilation, timeout, sweep)"
+                "iterations, repeats, scale, delay_compensation, dilation, timeout, sweep)"
 
 
 def test_the_topology_is_found_beside_the_campaign_file(tmp_path):
@@ -160,7 +160,7 @@ def test_the_sweep_accepts_every_algorithm_and_controller_of_the_one_lists():
 def test_the_json_schema_describes_every_field():
     props = CampaignSpec.model_json_schema()["properties"]
     assert set(props) == {"name", "description", "topology", "schedule", "iterations", "repeats",
-                          "scale", "dilation", "timeout", "sweep"}
+                          "scale", "delay_compensation", "dilation", "timeout", "sweep"}
 
 
 # ---- limits of a campaign file, and what it asks of its topology ----------------------------
