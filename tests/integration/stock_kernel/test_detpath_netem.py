@@ -15,7 +15,8 @@ from twin.measure.ping import parse_ping_rtts
 from twin.spec.topology import load_topology
 
 TWIN = str(ROOT / ".venv" / "bin" / "twin")
-CLASSES = {"30:": "1:30", "20:": "1:20", "10:": "1:10"}  # probes, the reserved job, best effort
+# the reservation's probes and job, the switches' BFD (tc.NETWORK_CONTROL), best effort
+CLASSES = {"30:": "1:30", "20:": "1:20", "40:": "1:40", "10:": "1:10"}
 
 
 @pytest.fixture(scope="module")
