@@ -203,7 +203,14 @@ def test_service_started_by_dcmd_is_reached_over_the_link(clean_machine, image):
     net.start()
     try:
         assert_rtt(rtts(client, "10.0.0.252"), 100.0)
-        fetch = ("import time, urllib.request; t = time.monotonic(); "
+        # the service starts with its container: wait until it listens, then time one request
+        fetch = ("import socket, time, urllib.request\n"
+                 "for _ in range(100):\n"
+                 "    try:\n"
+                 "        socket.create_connection(('10.0.0.252', 8080), timeout=5).close(); break\n"
+                 "    except OSError:\n"
+                 "        time.sleep(0.1)\n"
+                 "t = time.monotonic(); "
                  "body = urllib.request.urlopen('http://10.0.0.252:8080/', timeout=10).read(); "
                  "print(len(body), time.monotonic() - t)")
         rc, out = client.dexec(["python3", "-c", fetch])
