@@ -229,8 +229,8 @@ def calibrate(state: TwinState, fabric: dict[str, tuple[float, float]], pings: i
         progress("this machine's ceiling: one TCP flow through an unshaped scratch switch")
         ceiling = measure_ceiling(state.mtu, state.datapath)
     time_ = state.time
-    # the machine's ceiling is host bit/s; under dilation K it carries K times the fabric's rate
-    host_ceiling = replace(ceiling, goodput_bps=time_.fabric_bps(ceiling.goodput_bps))
+    # the machine's ceiling in fabric bit/s: under dilation K a host flow of C carries C x K
+    fabric_ceiling = replace(ceiling, goodput_bps=time_.fabric_bps(ceiling.goodput_bps))
     rows = []
     for kind, src, dst in jobs:
         progress(f"{kind} {src.name} -> {dst.name}")
@@ -241,7 +241,7 @@ def calibrate(state: TwinState, fabric: dict[str, tuple[float, float]], pings: i
         fwd, rev = one_way(src, dst, time_), one_way(dst, src, time_)
         bps, retrans = iperf(src, dst, time_.host_s(seconds))
         row = calibration_row(kind, src.name, dst.name, hops, delay, rate, rtts, fwd, rev,
-                              time_.fabric_bps(bps), retrans, host_ceiling, state.mechanism,
+                              time_.fabric_bps(bps), retrans, fabric_ceiling, state.mechanism,
                               state.scale)
         sites = nx.dijkstra_path(g, src.site, dst.site, weight="delay")
         floor, taken = path_compensation(state, sites)
