@@ -11,9 +11,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from twin.emulation import delayline
 from twin.errors import TwinError
 from twin.host import rundirs
 from twin.host.engine import docker_client
-from twin.host.processes import WORKLOAD_ENV, parallel
+from twin.host.processes import WORKLOAD_ENV, parallel, terminate
 
 PROCESS_MARKERS = (delayline.PROGRAM, "controllers.run")  # in the command lines of its processes
 KILL_GRACE_S = 2.0  # SIGTERM, then this long before SIGKILL
@@ -80,19 +78,7 @@ def _is_workload(proc: Path) -> bool:
 
 
 def kill_processes(pids: list[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + KILL_GRACE_S
-    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
-        time.sleep(0.05)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    terminate(pids, KILL_GRACE_S)
 
 
 def twin_containers() -> list[str]:

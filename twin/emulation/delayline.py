@@ -24,6 +24,7 @@ from typing import Any, TypedDict, cast
 from twin.emulation.tc import Shaping
 from twin.errors import TwinError
 from twin.host import rundirs
+from twin.host.processes import terminate
 
 SOURCE = Path(__file__).with_name("delayline.c")
 PROGRAM = "twin-delayline"  # also the marker `twin clean` looks for in process command lines
@@ -192,8 +193,6 @@ def update_delayline(spec: DelayLineSpec, params: DelayLineParams) -> None:
 
 
 def stop_delayline(spec: DelayLineSpec) -> None:
-    try:
-        os.kill(spec.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+    """Stop the line and return once it is gone (its counters printed to its log)."""
+    terminate([spec.pid])
 

@@ -1,10 +1,14 @@
 """Generic process helpers: run a command and fail in one line, run a host tool inside a worker's
-network namespace, tell whether a process is alive, read the end of a log.
+network namespace, tell whether a process is alive, stop processes and
+wait until they are gone, read the end of a log.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Optional, TypeVar
@@ -54,6 +58,29 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return pid > 0 and stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def terminate(pids: list[int], grace_s: float = 2.0) -> None:
+    """SIGTERM, then wait until each is gone (or a zombie), SIGKILL what is left after
+    ``grace_s``. Returning only once they are gone is the point: a delay line still flushing its
+    counters when the caller moved on was found alive by the next run's check for leftovers."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.02)
+    for pid in pids:
+        if alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.02)
 
 
 def parallel(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
