@@ -64,23 +64,18 @@ def terminate(pids: list[int], grace_s: float = 2.0) -> None:
     """SIGTERM, then wait until each is gone (or a zombie), SIGKILL what is left after
     ``grace_s``. Returning only once they are gone is the point: a delay line still flushing its
     counters when the caller moved on was found alive by the next run's check for leftovers."""
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.02)
-    for pid in pids:
-        if alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.02)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            if alive(pid):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(alive(p) for p in pids):
+            time.sleep(0.02)
+        if not any(alive(p) for p in pids):
+            return
 
 
 def parallel(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
