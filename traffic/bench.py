@@ -3,7 +3,8 @@
   python3 -m traffic.bench --rank 0 --ranks '[{"rank":0,"ip":"10.1.0.1","site":"a"},...]'
       --op allreduce --algo ring --sizes 1048576,4194304 --iters 5 --warmup 1 [--no-check]
 
-Prints one JSON line per size: {"size", "count", "times_us", "wrong"}; on failure one JSON line
+Prints one JSON line per size: {"size", "count", "times_us", "wrong", "cpu_s"} (cpu_s: the
+process's CPU time over the timed iterations, all threads); on failure one JSON line
 {"error": "..."} naming rank, peer and phase, and exit status 1. Fill and verification stay
 outside the timed region; every iteration starts from freshly filled buffers after a barrier.
 """
@@ -87,21 +88,22 @@ def bench_size(comm: Comm, op: str, algo: str, size: int, iters: int, warmup: in
     count = max(1, size // np.dtype(DTYPE).itemsize)
     buf = np.empty(count, dtype=DTYPE)
     out = np.empty(count, dtype=DTYPE) if op == "alltoall" else buf
-    times, wrong = [], 0
+    times, wrong, cpu = [], 0, 0.0
     for it in range(warmup + iters):
         if check or it == 0:
             fill(op, buf, comm.rank, comm.size)
         comm.barrier()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = run_op(comm, op, algo, buf, out, check)
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         if it >= warmup:
             times.append(dt * 1e6)
+            cpu += dc
             if check:
                 part, want = expected(op, count, comm.rank, comm.size)
                 wrong += int(np.count_nonzero(result[part] != want))
     return {"size": count * buf.itemsize, "count": count, "times_us": times,
-            "wrong": wrong if check else -1}
+            "wrong": wrong if check else -1, "cpu_s": cpu}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ generator (traffic.bench), measured the same way.
       --op allreduce --sizes 1048576,4194304 --iters 5 --warmup 1 [--no-check]
 
 Same options, output and timing as traffic.bench: one JSON line per size {"size", "count",
-"times_us", "wrong"}, or one {"error"} line and exit status 1; buffers filled and verified as
+"times_us", "wrong", "cpu_s"}, or one {"error"} line and exit status 1; buffers filled and verified as
 traffic.bench fills and verifies them, outside the timed region; every iteration starts after a
 barrier. The collectives are torch.distributed's all_reduce, reduce_scatter_single
 (reduce_scatter_tensor where torch has no such name), all_gather_single (all_gather_into_tensor),
@@ -117,20 +117,21 @@ def bench_size(torch: Any, dist: Any, op: str, size: int, iters: int, warmup: in
     """As traffic.bench.bench_size: fill (each iteration when checking), barrier, time the
     collective, verify outside the timed region."""
     c = TorchCollective(torch, dist, op, element_count(op, size, p), rank, p)
-    times, wrong = [], 0
+    times, wrong, cpu = [], 0, 0.0
     for it in range(warmup + iters):
         if check or it == 0:
             c.fill()
         dist.barrier()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         c.run()
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         if it >= warmup:
             times.append(dt * 1e6)
+            cpu += dc
             if check:
                 wrong += c.wrong()
     return {"size": len(c.buf) * c.buf.itemsize, "count": len(c.buf), "times_us": times,
-            "wrong": wrong if check else -1}
+            "wrong": wrong if check else -1, "cpu_s": cpu}
 
 
 def main(argv: list[str] | None = None) -> int:

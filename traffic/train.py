@@ -37,7 +37,7 @@ def run_iteration(comm: Comm, sched: dict, bufs: list[np.ndarray]) -> dict:
         for b in bufs:
             fill("allreduce", b, comm.rank, comm.size)
     comm.barrier()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ready: queue.Queue = queue.Queue()
     durations: list[float] = []
     bwd_start = t0 + sched["forward_s"]
@@ -71,7 +71,7 @@ def run_iteration(comm: Comm, sched: dict, bufs: list[np.ndarray]) -> dict:
     concurrently(forward_backward, communicate)
     after_comm = time.perf_counter()
     _sleep_until(max(after_comm, bwd_start + sched["backward_s"]) + sched["optimizer_s"])
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     wrong = 0
     if check:
         for b in bufs:
@@ -79,7 +79,7 @@ def run_iteration(comm: Comm, sched: dict, bufs: list[np.ndarray]) -> dict:
             wrong += int(np.count_nonzero(b != want))
     compute = sched["forward_s"] + sched["backward_s"] + sched["optimizer_s"]
     return {"iteration_s": t1 - t0, "compute_s": compute, "comm_s": sum(durations),
-            "exposed_s": (t1 - t0) - compute, "wrong": wrong if check else -1}
+            "exposed_s": (t1 - t0) - compute, "wrong": wrong if check else -1, "cpu_s": c1 - c0}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
                                    on_point=lambda n, total: bar.update(task, completed=n),
                                    retry_failed=args.retry_failed)
     console.print(f"{written} rows written, {failed} failed rows; CSV: {csv_path}")
+    from twin.measure.hostload import verdict
+    from twin.output import campaign_report
+    measured = [r for r in campaign_report.read(csv_path) if r["status"] == "ok"]
+    if measured:
+        console.print(f"host: {verdict(measured)}")
     return 0
 
 

@@ -23,7 +23,7 @@ from twin.drive.ranks import launch_ranks, rank_error
 from twin.drive.workerexec import WorkerProcess
 from twin.emulation.state import TwinState
 from twin.errors import TwinError
-from twin.measure.hostload import HostLoad
+from twin.measure.hostload import HostLoad, host_columns
 from twin.units import parse_size
 
 if TYPE_CHECKING:
@@ -83,7 +83,11 @@ class CollectiveRow:
     backend: str  # who ran it (a key of BACKENDS); after the older columns, which keep their order
     dilation: float = 1.0
     host_cpu_saturated_share: float = 0.0  # samples with the CPUs >= 95% busy (measure.hostload)
-    host_bound: bool = False
+    host_bound: bool = False  # any of the three witnesses of measure.hostload says so
+    line_late_share: Optional[float] = None  # the delay lines' frames >= 0.5 ms late (None: netem)
+    line_late_p99_ms: Optional[float] = None
+    generator_cpu_share: Optional[float] = None  # the busiest rank's CPU over its timed region
+    host: str = ""  # the printed verdict (LoadSummary.describe)
 
 
 def bottleneck_bps(state: TwinState, fabric_bps: float) -> float:
@@ -114,7 +118,7 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
         argv_tail += ["--algo", algo]
     if not check:
         argv_tail.append("--no-check")
-    with HostLoad() as load, launch_ranks(state, module, argv_tail, workers) as ranks:
+    with HostLoad.of(state) as load, launch_ranks(state, module, argv_tail, workers) as ranks:
         members, procs = ranks.members, ranks.procs
         on_start(procs)
         end = time.monotonic() + deadline
@@ -161,6 +165,9 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
         algbw = nbytes / (t * 1e-6) / 1e9
         busbw = algbw * busbw_factor(op, n)
         wrong = sum(r["wrong"] for r in results) if check else -1
+        host = load.summary.with_generator(
+            [r["cpu_s"] / (sum(r["times_us"]) * 1e-6) for r in results
+             if "cpu_s" in r and sum(r["times_us"]) > 0])
         rows.append(CollectiveRow(
             topology=state.topology, op=op, algo=algo if op == "allreduce" else "ring",
             backend=backend,
@@ -172,8 +179,7 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
             busbw_vs_bottleneck=round(busbw * 8e9 / bottleneck, 4) if bottleneck else 0.0,
             scale=state.scale, mechanism=state.mechanism,
             time_us_min_rank=round(min(means), 1), time_us_max_rank=round(t, 1),
-            dilation=time_.k, host_cpu_saturated_share=round(load.summary.saturated_share, 3),
-            host_bound=load.summary.host_bound))
+            dilation=time_.k, **host_columns(host)))
     return rows
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from twin.drive.ranks import launch_ranks
 from twin.emulation.state import TwinState
 from twin.errors import TwinError
-from twin.measure.hostload import HostLoad
+from twin.measure.hostload import HostLoad, LoadSummary, summarize
 from twin.spec.schedule import Schedule
 
 
@@ -31,6 +31,7 @@ class IterationResult:
     exposed_s: float
     wrong: int
     host_saturated_share: float = 0.0  # of the whole replay's host-load samples (twin.measure.hostload)
+    host: LoadSummary = field(default_factory=lambda: summarize([]))  # the three witnesses'
 
 
 def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int = 3,
@@ -47,7 +48,7 @@ def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int =
                "warmup": warmup, "check": check}
     budget = (warmup + iterations) * (time_.host_s(sched.compute) + 10 * timeout) + 60
     outs = []
-    with HostLoad() as load, launch_ranks(state, "traffic.train",
+    with HostLoad.of(state) as load, launch_ranks(state, "traffic.train",
                       ["--schedule", json.dumps(payload), "--conns", str(conns),
                        "--timeout", str(timeout)], workers) as ranks:
         for i, (w, p) in enumerate(zip(ranks.members, ranks.procs)):
@@ -62,6 +63,11 @@ def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int =
                 raise TwinError(f"training replay: rank {i} ({w.name}): {why}")
             outs.append(lines)
     results = []
+    # the generator's share: each rank's CPU over all its timed iterations (compute included,
+    # which sleeps), the busiest rank counting
+    host = load.summary.with_generator(
+        [sum(r["cpu_s"] for r in o) / sum(r["iteration_s"] for r in o) for o in outs
+         if o and all("cpu_s" in r for r in o) and sum(r["iteration_s"] for r in o) > 0])
     for k in range(iterations):
         per = [o[k] for o in outs]
         results.append(IterationResult(
@@ -70,5 +76,5 @@ def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int =
             comm_s=time_.fabric_s(statistics.mean(r["comm_s"] for r in per)),
             exposed_s=time_.fabric_s(max(r["exposed_s"] for r in per)),
             wrong=sum(r["wrong"] for r in per) if check else -1,
-            host_saturated_share=round(load.summary.saturated_share, 3)))
+            host_saturated_share=round(host.saturated_share, 3), host=host))
     return results

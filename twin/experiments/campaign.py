@@ -29,7 +29,7 @@ from twin.emulation import runtime
 from twin.errors import InputError, TwinError
 from twin.host import rundirs
 from twin.host.capabilities import link_mechanism, ovs_datapath
-from twin.measure.hostload import HOST_BOUND_SHARE
+from twin.measure.hostload import HOST_FIELDS, host_columns
 from twin.model.fabric import fabric_from_topology
 from twin.model.iteration import Iteration, predict
 from twin.spec.campaign import Sweep, load_campaign_spec
@@ -45,7 +45,7 @@ FIELDS = ["row_id", "campaign", "status", "error", "fault", "time", "git_commit"
           "algo", "overlap", "controller", "interference", "iterations", "compute_s",
           "gradient_bytes_emulated", "iteration_s", "iteration_s_min", "iteration_s_max",
           "exposed_s", "comm_s", "single_site_iteration_s", "efficiency", "model_iteration_s",
-          "model_error", "model_efficiency", "dilation", "host_cpu_saturated_share", "host_bound"]
+          "model_error", "model_efficiency", "dilation", *HOST_FIELDS]
 KEY_FIELDS = ("row_id", "campaign", "status")  # what resuming reads of a campaign CSV
 STATUSES = ("ok", "failed")
 
@@ -387,7 +387,5 @@ def _row(c: Campaign, base: dict, topo: Topology, p: dict, ctx: RunContext, res=
                    single_site_iteration_s=round(single, 4) if single else "",
                    efficiency=round(single / measured, 4) if single else "",
                    model_iteration_s=round(model, 4), model_error=round((measured - model) / model, 4),
-                   model_efficiency=round(model_single / model, 4),
-                   host_cpu_saturated_share=res[0].host_saturated_share,
-                   host_bound=res[0].host_saturated_share > HOST_BOUND_SHARE)
+                   model_efficiency=round(model_single / model, 4), **host_columns(res[0].host))
     return row

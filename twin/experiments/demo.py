@@ -23,6 +23,7 @@ from twin.experiments import campaign as camp
 from twin.experiments.efficiency import efficiency
 from twin.host.rundirs import project_root
 from twin.measure.calibrate import calibrate, fabric_of, summary, write_csv
+from twin.measure.hostload import verdict
 from twin.output import campaign_report, plots
 from twin.output.csvrows import write_rows
 from twin.output.nccl import nccl_table
@@ -75,6 +76,7 @@ def run(progress: Callable[[str], None]) -> DemoReport:
             coll += run_collective(state, "allreduce", algo, [2**20 * 2**i for i in range(5)],
                                    iters=3, fabric_bps=fabric)
         write_rows(coll, out / "allreduce.csv")
+        lines.append(f"- all-reduce sweep: {verdict(coll)}")
         (out / "allreduce.txt").write_text("\n\n".join(
             nccl_table([r for r in coll if r.algo == a]) for a in ("ring", "hier")) + "\n")
         plots.busbw_vs_size(coll, out / "busbw_vs_size.png",
@@ -93,7 +95,9 @@ def run(progress: Callable[[str], None]) -> DemoReport:
                 lines.append(
                     f"- {r.algo}{' + overlap' if r.overlap else ''}: {r.measured_efficiency:.1%} "
                     f"measured, {r.model_efficiency:.1%} model (iteration {r.measured_iteration_s:.3f} s "
-                    f"measured, {r.model_iteration_s:.3f} s model, error {r.model_error:+.1%})")
+                    f"measured, {r.model_iteration_s:.3f} s model, error {r.model_error:+.1%})"
+                    + (f"; {r.host}" if r.host_bound else ""))
+        lines.append(f"- {verdict(eff)}")
         progress("deterministic vs best effort under interference (campaigns/determinism.yaml)")
         det_csv = out / "determinism.csv"
         det_csv.unlink(missing_ok=True)
@@ -114,7 +118,8 @@ def run(progress: Callable[[str], None]) -> DemoReport:
             after = (f"{float(noisy['iteration_s']):.2f} s with it (median of {noisy['iterations']}; "
                      f"efficiency {float(noisy['efficiency']):.1%})" if noisy["status"] == "ok"
                      else f"the job failed under interference: {noisy['error']}")
-            lines.append(f"- {ctl}: iteration {before}, {after}")
+            lines.append(f"- {ctl}: iteration {before}, {after}"
+                         + (f"; {noisy['host']}" if noisy.get("host_bound") == "True" else ""))
         best = max((r for r in eff if r.layout == "spread"), key=lambda r: r.measured_efficiency)
         headline = (f"efficiency at {topo.link_distance_km(topo.links[0]):,.0f} km, {best.algo}"
                     f"{' + overlap' if best.overlap else ''}: {best.measured_efficiency:.1%} measured, "

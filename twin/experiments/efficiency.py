@@ -10,11 +10,11 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from twin.drive.replay import run_training
 from twin.emulation import runtime
-from twin.measure.hostload import HOST_BOUND_SHARE
+from twin.measure.hostload import host_columns
 from twin.model.fabric import fabric_from_topology
 from twin.model.iteration import Iteration, predict
 from twin.spec.schedule import Schedule
@@ -44,7 +44,11 @@ class EfficiencyRow:
     scale: str
     mechanism: str
     host_cpu_saturated_share: float = 0.0  # the replay's samples with the CPUs >= 95% busy
-    host_bound: bool = False
+    host_bound: bool = False  # any of measure.hostload's three witnesses says so
+    line_late_share: Optional[float] = None  # the delay lines' frames >= 0.5 ms late (None: netem)
+    line_late_p99_ms: Optional[float] = None
+    generator_cpu_share: Optional[float] = None  # the busiest rank's CPU over its iterations
+    host: str = ""  # the printed verdict
 
 
 def _model_iteration(topo: Topology, sched: Schedule, algo: str, alpha_lan: float) -> float:
@@ -77,9 +81,7 @@ def run_layout(topo: Topology, path: str, sched_real: Schedule, algos: list[str]
                     model_iteration_s=round(model, 4), model_error=round((measured - model) / model, 4),
                     compute_s=round(s.compute, 4), measured_efficiency=1.0, model_efficiency=1.0,
                     gradient_bytes_emulated=sum(s.buckets), scale=topo.scale.describe(),
-                    mechanism=state.mechanism,
-                    host_cpu_saturated_share=res[0].host_saturated_share,
-                    host_bound=res[0].host_saturated_share > HOST_BOUND_SHARE))
+                    mechanism=state.mechanism, **host_columns(res[0].host)))
     finally:
         runtime.down()
     return rows

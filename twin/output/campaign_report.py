@@ -13,6 +13,7 @@ from typing import Optional
 import matplotlib
 
 from twin.experiments.campaign import latest_attempts, read_campaign_csv
+from twin.measure.hostload import verdict
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -98,6 +99,13 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
     return made
 
 
+def _host(r: dict) -> str:
+    """The host column: the flag with the CPU figure (rows of older CSVs may not carry it)."""
+    if r.get("host_bound") == "True":
+        return f"host-bound ({float(r.get('host_cpu_saturated_share') or 0):.0%} CPU-saturated)"
+    return "headroom" if r.get("host_bound") == "False" else ""
+
+
 def report(rows: list[dict], csv_path: Path, plots: list[Path], attempts: Optional[int] = None) -> str:
     """The markdown report of the latest attempt of every point (``rows``, as read()); with
     ``attempts``, the CSV's rows in all, the earlier attempts of retried points are counted."""
@@ -114,17 +122,18 @@ def report(rows: list[dict], csv_path: Path, plots: list[Path], attempts: Option
                   f"{r0['workers']} workers); links: {r0['link_mechanism']}; OVS {r0['ovs_datapath']} "
                   f"datapath; kernel {r0['kernel']}; git {r0['git_commit']}.", "",
                   "| km | WAN (real) | algo | overlap | controller | interference | iteration s (model) "
-                  "| error | efficiency measured | model |",
-                  "|---:|---|---|---|---|---|---:|---:|---:|---:|"]
+                  "| error | efficiency measured | model | host |",
+                  "|---:|---|---|---|---|---|---:|---:|---:|---:|---|"]
         for r in ok:
             lines.append(f"| {float(r['distance_km']):.0f} | {r['wan_rate_real']} | {r['algo']} | "
                          f"{r['overlap']} | {r['controller']} | {r['interference']} | "
                          f"{_f(r, 'iteration_s'):.3f} ({_f(r, 'model_iteration_s'):.3f}) | "
                          f"{_f(r, 'model_error'):+.1%} | {_f(r, 'efficiency'):.1%} | "
-                         f"{_f(r, 'model_efficiency'):.1%} |")
+                         f"{_f(r, 'model_efficiency'):.1%} | {_host(r)} |")
         errs = sorted(abs(_f(r, "model_error")) for r in ok)
         lines += ["", f"Model error |measured - model| / model: median {errs[len(errs) // 2]:.1%}, "
-                      f"max {errs[-1]:.1%}; within 5%: {sum(e <= 0.05 for e in errs)}/{len(errs)}.", ""]
+                      f"max {errs[-1]:.1%}; within 5%: {sum(e <= 0.05 for e in errs)}/{len(errs)}.",
+                  "", f"Host: {verdict(ok)}.", ""]
     for r in failed:
         lines.append(f"- failed: {r['algo']} {r['distance_km']} km {r['wan_rate_real']}: {r['error']}")
     lines += [""] + [f"![{p.stem}]({p.name})" for p in plots]

@@ -41,4 +41,11 @@ def nccl_table(rows: list[CollectiveRow]) -> str:
         lines.append(f"# Peak busbw{which} {peak.busbw_GBps * 8e3:.1f} Mbit/s = "
                      f"{peak.busbw_vs_bottleneck:.1%} of the {peak.bottleneck_mbps:g} Mbit/s bottleneck "
                      f"(at {peak.size_bytes} B)")
+    for b, mine in by_backend.items():
+        which = f" ({b})" if len(by_backend) > 1 else ""
+        bound = [r for r in mine if r.host_bound]
+        for r in bound:
+            lines.append(f"# {r.host} at {r.size_bytes} B{which}")
+        if not bound and mine[-1].host:
+            lines.append(f"# {mine[-1].host} (largest size){which}")
     return "\n".join(lines)

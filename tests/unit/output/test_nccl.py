@@ -16,8 +16,9 @@ def row(backend: str, size: int, busbw: float) -> CollectiveRow:
 
 
 def test_the_newer_columns_come_after_the_older_ones():
-    assert [f.name for f in fields(CollectiveRow)][-4:] == [
-        "backend", "dilation", "host_cpu_saturated_share", "host_bound"]
+    assert [f.name for f in fields(CollectiveRow)][-8:] == [
+        "backend", "dilation", "host_cpu_saturated_share", "host_bound", "line_late_share",
+        "line_late_p99_ms", "generator_cpu_share", "host"]
     assert [f.name for f in fields(CollectiveRow)][:3] == ["topology", "op", "algo"]
 
 
@@ -35,3 +36,19 @@ def test_one_backend_keeps_nccl_tests_summary_lines():
     table = nccl_table([row("twin", 1 << 20, 0.010)])
     assert "# Avg bus bandwidth    : 0.010000\n" in table + "\n"
     assert "# Peak busbw 80.0 Mbit/s" in table
+
+
+def test_a_host_bound_row_says_why_in_the_table():
+    calm, busy = row("twin", 1 << 20, 0.010), row("twin", 2 << 20, 0.010)
+    calm.host = "host had headroom: CPU >= 95% for 0% of the run (median 40%)"
+    busy.host_bound, busy.host = True, "host-bound: busiest rank used 97% of a core"
+    table = nccl_table([calm, busy])
+    assert "# host-bound: busiest rank used 97% of a core at 2097152 B" in table
+    assert "headroom" not in table  # only the bound rows are listed once any is
+
+
+def test_a_table_without_bound_rows_prints_the_largest_rows_headroom():
+    calm = row("twin", 1 << 20, 0.010)
+    calm.host = "host had headroom: CPU >= 95% for 0% of the run (median 40%)"
+    assert "# host had headroom: CPU >= 95% for 0% of the run (median 40%) (largest size)" in \
+        nccl_table([calm])
