@@ -12,9 +12,11 @@ sizes), so the unit tests can run every algorithm over in-process socket pairs t
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-from traffic.comm import Comm, _split, concurrently
+from traffic.comm import CollectiveError, Comm, _split, concurrently
 
 PIPELINE_BYTES = 1 << 20  # sub-chunk size: reduce one piece while the next is on the wire
 
@@ -29,39 +31,102 @@ def _mv(a: np.ndarray) -> memoryview:
     return a.data.cast("B")
 
 
-def _recv_reduce(comm: Comm, src: int, target: np.ndarray, tmp: np.ndarray, reduce: bool) -> None:
-    """Receive len(target) elements from src in sub-chunks, adding each as it lands."""
-    step = max(1, PIPELINE_BYTES // target.itemsize)
-    for a in range(0, len(target), step):
-        b = min(len(target), a + step)
-        comm.recv(src, _mv(tmp[: b - a]))
-        if reduce:
-            target[a:b] += tmp[: b - a]
+Step = tuple[tuple[int, int], tuple[int, int], bool, str]  # send, receive, reduce?, phase
 
 
-def _sendrecv_reduce(comm: Comm, dst: int, send: np.ndarray, src: int, target: np.ndarray,
-                     tmp: np.ndarray, reduce: bool) -> None:
-    concurrently(lambda: _recv_reduce(comm, src, target, tmp, reduce),
-                 lambda: comm.send(dst, _mv(send)))
+def _pieces(a: int, b: int, step: int) -> list[tuple[int, int]]:
+    return [(x, min(b, x + step)) for x in range(a, b, step)] or [(a, b)]
+
+
+def ring_stream(comm: Comm, group: list[int], buf: np.ndarray,
+                steps: list[Step]) -> None:
+    """Ring steps (send range, receive range, reduce?, phase name) as one pipelined stream, as gloo's and
+    NCCL's rings run: each step's receive range is the next step's send range, and a sub-chunk
+    (PIPELINE_BYTES) of it goes on to the right as soon as it has arrived from the left and
+    been added, not when the whole step is over.
+
+    Why: with a barrier per step, the link to the right idles for a round of latency at every
+    one of the 2(p-1) steps, and its TCP flow restarts from an application-limited window each
+    time. One sender thread walks the steps' pieces in order, each waiting only for the piece
+    it forwards; this thread receives. An error in either ends both and is raised here.
+    """
+    p = len(group)
+    if p == 1 or not steps:
+        return
+    i = group.index(comm.rank)
+    right, left = group[(i + 1) % p], group[(i - 1) % p]
+    step = max(1, PIPELINE_BYTES // buf.itemsize)
+    for (_, prev_recv, _, _), (send, _, _, _) in zip(steps, steps[1:]):
+        assert send == prev_recv, "a ring stream forwards what it received"
+    tmp = np.empty(min(len(buf), step) or 1, dtype=buf.dtype)
+    done = [0] * len(steps)  # pieces of each step's receive range landed (and added)
+    cond = threading.Condition()
+    failed = threading.Event()
+
+    def sender() -> None:
+        try:
+            for s, (send, _, _, _) in enumerate(steps):
+                for j, (a, b) in enumerate(_pieces(*send, step)):
+                    if s:
+                        with cond:
+                            while done[s - 1] <= j and not failed.is_set():
+                                if not cond.wait(comm.timeout):
+                                    raise CollectiveError(
+                                        f"rank {comm.rank}: {comm.phase}: nothing from rank {left} "
+                                        f"within {comm.timeout:g} s to forward to rank {right}")
+                        if failed.is_set():
+                            return
+                    comm.send(right, _mv(buf[a:b]))
+        except BaseException:
+            failed.set()
+            raise
+
+    def receiver() -> None:
+        try:
+            for s, (_, recv, reduce, phase) in enumerate(steps):
+                comm.phase = phase
+                for a, b in _pieces(*recv, step):
+                    if reduce:
+                        comm.recv(left, _mv(tmp[: b - a]))
+                        buf[a:b] += tmp[: b - a]
+                    else:
+                        comm.recv(left, _mv(buf[a:b]))
+                    with cond:
+                        done[s] += 1
+                        cond.notify()
+        except BaseException:
+            failed.set()
+            with cond:
+                cond.notify()
+            raise
+
+    concurrently(receiver, sender)
 
 
 # ---- ring ------------------------------------------------------------------------
 
+def _reduce_scatter_steps(p: int, i: int, n: int, reduce: bool, offset: int = 0) -> list[Step]:
+    chunks = _split(n, p)
+    return [(chunks[(i - s + offset) % p], chunks[(i - s - 1 + offset) % p], reduce,
+             f"ring reduce-scatter step {s + 1}/{p - 1}") for s in range(p - 1)]
+
+
+def _all_gather_steps(p: int, i: int, n: int, owned: int) -> list[Step]:
+    chunks = _split(n, p)
+    shift = owned - (i + 1) % p  # 0 when following ring_reduce_scatter
+    return [(chunks[(i - s + 1 + shift) % p], chunks[(i - s + shift) % p], False,
+             f"ring all-gather step {s + 1}/{p - 1}") for s in range(p - 1)]
+
+
 def ring_reduce_scatter(comm: Comm, group: list[int], buf: np.ndarray, reduce: bool = True,
                         offset: int = 0) -> int:
-    """After p-1 steps, member i holds the fully reduced chunk (i+1+offset) % p; returns its index."""
+    """After p-1 steps, member i holds the fully reduced chunk (i+1+offset) % p; returns its index.
+    ``reduce=False`` moves the same bytes without adding them."""
     p = len(group)
-    i = group.index(comm.rank)
-    chunks = _split(len(buf), p)
     if p == 1:
         return 0
-    right, left = group[(i + 1) % p], group[(i - 1) % p]
-    tmp = np.empty(min(len(buf), max(1, PIPELINE_BYTES // buf.itemsize)), dtype=buf.dtype)
-    for s in range(p - 1):
-        comm.phase = f"ring reduce-scatter step {s + 1}/{p - 1}"
-        sa, sb = chunks[(i - s + offset) % p]
-        ra, rb = chunks[(i - s - 1 + offset) % p]
-        _sendrecv_reduce(comm, right, buf[sa:sb], left, buf[ra:rb], tmp, reduce)
+    i = group.index(comm.rank)
+    ring_stream(comm, group, buf, _reduce_scatter_steps(p, i, len(buf), reduce, offset))
     return (i + 1 + offset) % p
 
 
@@ -71,21 +136,20 @@ def ring_all_gather(comm: Comm, group: list[int], buf: np.ndarray, owned: int) -
     if p == 1:
         return
     i = group.index(comm.rank)
-    chunks = _split(len(buf), p)
-    right, left = group[(i + 1) % p], group[(i - 1) % p]
-    shift = owned - (i + 1) % p  # 0 when following ring_reduce_scatter
-    for s in range(p - 1):
-        comm.phase = f"ring all-gather step {s + 1}/{p - 1}"
-        sa, sb = chunks[(i - s + 1 + shift) % p]
-        ra, rb = chunks[(i - s + shift) % p]
-        comm.sendrecv(right, _mv(buf[sa:sb]), left, _mv(buf[ra:rb]))
+    ring_stream(comm, group, buf, _all_gather_steps(p, i, len(buf), owned))
 
 
 def allreduce_ring(comm: Comm, buf: np.ndarray, group: list[int] | None = None,
                    reduce: bool = True) -> None:
+    """Reduce-scatter then all-gather, as one stream: the all-gather's first piece leaves as
+    soon as the reduce-scatter's last piece of it is added."""
     group = group or list(range(comm.size))
-    owned = ring_reduce_scatter(comm, group, buf, reduce)
-    ring_all_gather(comm, group, buf, owned)
+    p = len(group)
+    if p == 1:
+        return
+    i = group.index(comm.rank)
+    rs = _reduce_scatter_steps(p, i, len(buf), reduce)
+    ring_stream(comm, group, buf, rs + _all_gather_steps(p, i, len(buf), (i + 1) % p))
 
 
 # ---- recursive halving-doubling (Rabenseifner) ----------------------------------------

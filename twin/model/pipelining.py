@@ -10,11 +10,12 @@ reference campaign) the sum predicted ring iterations on the 25 Mbit/s WAN up to
 at 1,000-3,000 km; this recursion is within 1.4% there. (On two sites the hierarchical
 all-reduce's local phases keep its ranks in step: no measurable difference.)
 
-The recursion follows what the twin's ranks do (traffic/collectives.py): store-and-forward ring
-steps, one chunk per step, each rank's sends leaving one after another through its NIC (a FIFO
-of the ring's next hop), a hop costing its serialization plus latency (alpha_lan + its one-way
-propagation). Per rank it tracks when it holds the data of its next send (``have``) and when its
-NIC is free (``free``); a collective is a list of ring phases over groups of ranks.
+The recursion follows what the twin's ranks do (traffic/collectives.py): ring steps of one chunk
+each, pipelined in pieces (a piece goes on as soon as it has arrived), each rank's sends leaving
+one after another through its NIC (a FIFO of the ring's next hop), a hop costing its
+serialization plus latency (alpha_lan + its one-way propagation). Per rank it tracks when the
+first and the last piece of its next send are there (``have``) and when its NIC is free
+(``free``); a collective is a list of ring phases over groups of ranks.
 
 Cost: one vector step per ring step, so a long sequence of identical buckets is cut short once
 consecutive buckets shift every rank's state by the same amount (the recursion is max-plus
@@ -27,29 +28,42 @@ from typing import Sequence
 
 import numpy as np
 
+from traffic.collectives import PIPELINE_BYTES
 from twin.model.fabric import Fabric, ring_hops
 
 
 def _ring_phase(have: np.ndarray, free: np.ndarray, steps: int, x: np.ndarray | np.float64,
-                lat: np.ndarray | np.float64, axis: int) -> np.ndarray:
+                lat: np.ndarray | np.float64, axis: int,
+                xp: np.ndarray | np.float64 | None = None) -> np.ndarray:
     """``steps`` ring steps along ``axis`` of the rank grid; returns when each rank holds the last
-    chunk it received. ``x``/``lat``: each rank's hop to its ring successor (broadcastable).
-    ``free`` is updated in place; ``have`` is only read."""
+    piece it received. ``x``/``lat``: each rank's hop to its ring successor (broadcastable), a
+    whole chunk's transfer; ``xp`` its first piece's (default: the chunk is one piece). A rank
+    starts forwarding once the first piece is there and its NIC is free, and cannot finish
+    before the last piece has arrived and been sent on. ``free`` is updated in place; ``have``
+    is only read."""
+    xp = x if xp is None else xp
     n = have.shape[axis]
     prev = np.arange(-1, n - 1) % n  # each member receives from its predecessor
     take = (lambda v: v[prev]) if axis == 0 else (lambda v: v[:, prev])
-    start = np.empty_like(have)
+    first = last = have
     for _ in range(steps):
-        np.maximum(have, free, out=start)
-        np.add(start, x, out=free)
-        have = take(free + lat)
-    return have
+        start = np.maximum(first, free)
+        end = np.maximum(start + x, last + xp)
+        free[...] = end
+        first, last = take(start + xp + lat), take(end + lat)
+    return last
+
+
+def _piece(chunk: float) -> float:
+    return min(chunk, PIPELINE_BYTES)
 
 
 def _ring_op(f: Fabric, size: float, start: np.ndarray, free: np.ndarray) -> np.ndarray:
     p = f.ranks
     x, lat = ring_hops(f, size / p)
-    return _ring_phase(start, free, 2 * (p - 1), np.asarray(x), np.asarray(lat), axis=0)
+    xp, _ = ring_hops(f, _piece(size / p))
+    return _ring_phase(start, free, 2 * (p - 1), np.asarray(x), np.asarray(lat), axis=0,
+                       xp=np.asarray(xp))
 
 
 def _site_hop_delays(f: Fabric) -> np.ndarray:
@@ -67,15 +81,19 @@ def _hier_op(f: Fabric, size: float, start: np.ndarray, free: np.ndarray) -> np.
     grid_free = free.reshape(m, k)
     have = start.reshape(m, k)
     local_x, local_lat = size / k * 8 / f.lan_bps, f.alpha_lan
+    local_xp = np.float64(_piece(size / k) * 8 / f.lan_bps)
     if k > 1:
-        have = _ring_phase(have, grid_free, k - 1, np.float64(local_x), np.float64(local_lat), 1)
+        have = _ring_phase(have, grid_free, k - 1, np.float64(local_x), np.float64(local_lat), 1,
+                           local_xp)
     if m > 1:
         share = min(f.wan_bps / k, f.lan_bps)  # k rings share each site's WAN link
         inter_x = size / k / m * 8 / share
         inter_lat = (f.alpha_lan + _site_hop_delays(f))[:, None]
-        have = _ring_phase(have, grid_free, 2 * (m - 1), np.float64(inter_x), inter_lat, 0)
+        have = _ring_phase(have, grid_free, 2 * (m - 1), np.float64(inter_x), inter_lat, 0,
+                           np.float64(_piece(size / k / m) * 8 / share))
     if k > 1:
-        have = _ring_phase(have, grid_free, k - 1, np.float64(local_x), np.float64(local_lat), 1)
+        have = _ring_phase(have, grid_free, k - 1, np.float64(local_x), np.float64(local_lat), 1,
+                           local_xp)
     return have.reshape(-1)
 
 

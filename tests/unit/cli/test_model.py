@@ -30,9 +30,9 @@ def test_the_small_grid_predicts_what_it_always_did(capsys):
     assert cli.main(SMALL) == 0
     assert table_rows(capsys.readouterr().out) == [
         ["2", "2000", "400Gbit", "ring", "yes", "16.05", "0.05", "99.7%"],
-        ["2", "2000", "400Gbit", "ring", "no", "23.95", "7.95", "67.7%"],
+        ["2", "2000", "400Gbit", "ring", "no", "23.88", "7.88", "67.9%"],
         ["2", "2000", "400Gbit", "hier", "yes", "16.02", "0.02", "99.9%"],
-        ["2", "2000", "400Gbit", "hier", "no", "20.43", "4.43", "79.4%"],
+        ["2", "2000", "400Gbit", "hier", "no", "20.39", "4.39", "79.5%"],
     ]
 
 

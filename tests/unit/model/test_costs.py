@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from traffic.collectives import PIPELINE_BYTES
 from twin.model.costs import allreduce_time, busbw, hier_time
 from twin.model.fabric import Fabric
 from twin.model.iteration import (
@@ -26,7 +27,17 @@ def one_site(p):
 
 @pytest.mark.parametrize("p", [2, 3, 8, 64])
 def test_ring_matches_reference(p):
-    ref = 2 * (p - 1) * A + 2 * (p - 1) / p * S * 8 / B
+    """Chunks no larger than a pipeline piece: the textbook 2(p-1)(alpha + S/(pB))."""
+    size = p * PIPELINE_BYTES / 2
+    ref = 2 * (p - 1) * A + 2 * (p - 1) / p * size * 8 / B
+    assert allreduce_time("ring", one_site(p), size) == pytest.approx(ref)
+
+
+@pytest.mark.parametrize("p", [2, 3, 8])
+def test_a_pipelined_ring_of_large_chunks_pays_one_latency(p):
+    """Chunks of many pieces: each piece goes on as soon as it is added, so the link never
+    waits a latency between steps: 2(p-1) chunks back to back, plus one latency."""
+    ref = 2 * (p - 1) / p * S * 8 / B + A
     assert allreduce_time("ring", one_site(p), S) == pytest.approx(ref)
 
 
@@ -115,9 +126,22 @@ def test_ring_across_sites_pays_wan_latency_once_per_site_crossing():
     assert allreduce_time("ring", f, size) == pytest.approx(3 * (a_w + x) + 3 * (a_l + x))
 
 
-def test_ring_with_one_rank_per_site_is_lock_step_over_the_wan():
+def test_ring_with_one_rank_per_site_is_lock_step_over_the_wan_for_small_chunks():
     f = Fabric(sites=8, per_site=1, lan_bps=B, wan_bps=B / 4, alpha_lan=A, alpha_wan=5e-3)
-    assert allreduce_time("ring", f, S) == pytest.approx(14 * (5e-3 + S / 8 * 8 / (B / 4)))
+    size = 8 * PIPELINE_BYTES
+    assert allreduce_time("ring", f, size) == pytest.approx(14 * (5e-3 + size / 8 * 8 / (B / 4)))
+
+
+def test_ring_over_a_long_wan_pipelines_large_chunks():
+    """One rank per site, 5 ms hops, 32 MiB chunks: a piece's chain of 14 hops plus the rest of
+    a chunk (85 ms), or the busiest link's 14 chunks plus one latency (155 ms): the latter; the
+    lock-step ring would take 14 x (5 ms + 10.7 ms) = 220 ms."""
+    f = Fabric(sites=8, per_site=1, lan_bps=B, wan_bps=B / 4, alpha_lan=A, alpha_wan=5e-3)
+    chunk, wan = S / 8 * 8 / (B / 4), B / 4
+    piece = PIPELINE_BYTES * 8 / wan
+    chain = 14 * (5e-3 + piece) + (chunk - piece)
+    assert allreduce_time("ring", f, S) == pytest.approx(max(chain, 14 * chunk + 5e-3))
+    assert allreduce_time("ring", f, S) < 0.75 * 14 * (5e-3 + chunk)
 
 
 def test_ring_on_a_slow_wan_is_bound_by_the_wan_link_serial_work():

@@ -85,3 +85,27 @@ def test_dead_rank_ends_the_run_with_rank_and_phase_named():
     errors = list(in_threads(rank, (0, 1), timeout=20).values())
     assert len(errors) == 2
     assert any("rank 2" in e and "setup" in e for e in errors)
+
+
+def test_a_rank_leaving_mid_ring_ends_the_stream_with_rank_and_phase_named():
+    """Rank 2 connects, then leaves before the ring starts: its neighbours' pipelined streams
+    (a sender and a receiver thread each) end with an error naming the phase, none hangs."""
+    base = next(_ports)
+    ranks = [RankInfo(r, "127.0.0.1", "s", base + r) for r in range(3)]
+
+    def rank(r):
+        comm = Comm(r, ranks, timeout=2.0)
+        try:
+            if r == 2:
+                return "left"
+            buf = np.ones(3_000_001, dtype=bench.DTYPE)
+            with pytest.raises(CollectiveError) as exc:
+                bench.run_op(comm, "allreduce", "ring", buf, buf, check=True)
+            return str(exc.value)
+        finally:
+            comm.close()
+    got = in_threads(rank, range(3), timeout=30)
+    assert got[2] == "left"
+    # rank 0 sends to the departed rank first; rank 1 then loses rank 0 once rank 0 gives up
+    assert got[0].startswith("rank 0: ring reduce-scatter step 1/2: ") and "rank 2" in got[0]
+    assert got[1].startswith("rank 1: ring reduce-scatter step ") and "rank 0" in got[1]
