@@ -22,7 +22,7 @@ from twin.drive.ranks import launch_ranks
 from twin.emulation.state import TwinState
 from twin.errors import TwinError
 from twin.measure.hostload import HOST_BOUND_SHARE, HostLoad
-from twin.spec.chakra import TraceJob, TraceNode
+from twin.spec.chakra import TraceJob
 from twin.spec.schedule import Schedule
 
 # Linux takes at most 128 KiB per command-line argument (MAX_ARG_STRLEN): a rank's graph goes in
@@ -68,7 +68,7 @@ def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int =
 
 def graph_of(job: TraceJob, rank: int, scale: float, host_s: Callable[[float], float]) -> dict:
     """Rank ``rank``'s graph as traffic.graph_replay takes it: nodes in dependency order, deps as
-    indices, compute in host seconds, collective sizes as emulated (emulated_bytes)."""
+    indices, compute in host seconds, collective sizes as emulated (TraceNode.emulated_bytes)."""
     trace = job.ranks[rank]
     index = {n.id: i for i, n in enumerate(trace.nodes)}
     nodes: list[list] = []
@@ -79,14 +79,8 @@ def graph_of(job: TraceJob, rank: int, scale: float, host_s: Callable[[float], f
         elif n.kind == "metadata":
             nodes.append(["metadata", 0, deps])
         else:
-            nodes.append([n.op, emulated_bytes(n, scale), deps])
+            nodes.append([n.op, n.emulated_bytes(scale), deps])
     return {"nodes": nodes, "compute_s": host_s(trace.compute_s)}
-
-
-def emulated_bytes(node: TraceNode, scale: float) -> int:
-    """A collective's size in the emulation: shrunk by the bandwidth scale as a schedule's
-    buckets are, at least one float32 element; a barrier moves none."""
-    return 0 if node.op == "barrier" else max(4, int(node.size * scale))
 
 
 def graph_arguments(graph: dict) -> list[str]:
@@ -112,7 +106,7 @@ def run_trace(state: TwinState, job: TraceJob, algo: str, scale: float, iteratio
     graphs = [graph_of(job, r, scale, time_.host_s) for r in range(len(job.ranks))]
     for g in graphs:
         g.update(algo=algo, iterations=iterations, warmup=warmup)
-    compute = max(r.compute_s for r in job.ranks)
+    compute = job.compute_s
     outs, share = _run_ranks(state, "traffic.graph_replay", [], lambda i: graph_arguments(graphs[i]),
                              compute, warmup + iterations, conns, timeout, members)
     results = []
@@ -184,7 +178,7 @@ def trace_rows(results: list[IterationResult], job: TraceJob, state: TwinState, 
     """The rows of one replay: its iterations, each with what made it (code, fabric, scale)."""
     members = [state.worker(n) for n in workers] if workers else list(state.workers)
     colls = job.collectives
-    emulated = sum(emulated_bytes(n, scale) for n in colls)
+    emulated = sum(n.emulated_bytes(scale) for n in colls)
     return [TraceRow(time=time.strftime("%Y-%m-%dT%H:%M:%S"), git_commit=commit,
                      topology=state.topology, traces=" ".join(job.sources), ranks=len(members),
                      sites=len({w.site for w in members}), workers=" ".join(w.name for w in members),

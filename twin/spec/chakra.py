@@ -81,6 +81,11 @@ class TraceNode:
     def describe(self) -> str:
         return self.comm if self.comm in WITHOUT_SIZE else f"{self.comm} of {self.size:,} bytes"
 
+    def emulated_bytes(self, scale: float) -> int:
+        """A collective's size in the emulation: shrunk by the bandwidth scale as a schedule's
+        buckets are, at least one float32 element; a barrier moves none."""
+        return 0 if self.comm in WITHOUT_SIZE else max(4, int(self.size * scale))
+
 
 @dataclass(frozen=True)
 class RankTrace:
@@ -114,6 +119,17 @@ class TraceJob:
     @property
     def sources(self) -> list[str]:
         return [r.source for r in self.ranks]
+
+    @property
+    def compute_s(self) -> float:
+        """The longest chain of compute of any rank."""
+        return max(r.compute_s for r in self.ranks)
+
+    def held_bytes(self, scale: float) -> int:
+        """What each rank holds in memory in the emulation: a buffer of the largest collective,
+        and a second one for an all-to-all's result."""
+        largest = max((n.emulated_bytes(scale) for n in self.collectives), default=0)
+        return largest * (2 if any(n.comm == "ALL_TO_ALL" for n in self.collectives) else 1)
 
 
 def critical_compute_s(nodes: Sequence[TraceNode]) -> float:
