@@ -27,7 +27,7 @@ from twin.spec.schedule import Schedule
 
 # Linux takes at most 128 KiB per command-line argument (MAX_ARG_STRLEN): a rank's graph goes in
 # parts of this many characters, several arguments (all of them together within the 2 MiB of a
-# command line: a trace at its limits, twin.spec.chakra, makes about 0.5 MB).
+# command line: a trace at its limits, twin.spec.chakra, makes about 0.4 MB).
 ARG_PART_CHARS = 100_000
 
 

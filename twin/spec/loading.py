@@ -37,8 +37,8 @@ M = TypeVar("M", bound=BaseModel)
 # topology at every limit of twin/spec/topology.py (~100 KB); PyYAML reads ~0.2 MB/s here, so
 # this keeps a file to about a second.
 MAX_FILE_BYTES = 256 * 1024
-# The deepest nesting of lists and mappings: the files' own go 5 deep (a Chakra node's
-# attributes); YAML's composer and pydantic recurse per level, and Python's stack ends near 300.
+# The deepest nesting of lists and mappings: the files' own go 5 deep; YAML's composer and
+# pydantic recurse per level, and Python's stack ends near 300.
 MAX_NESTING = 20
 # Values in one file with aliases expanded: a file at MAX_FILE_BYTES holds ~30,000; aliases may
 # share a value, not multiply it (a few lines of anchors can stand for 10^9 values).
