@@ -263,6 +263,17 @@ def add_rank_arguments(ap: argparse.ArgumentParser, port: int, timeout: float) -
     ap.add_argument("--timeout", type=float, default=timeout, help="per-operation deadline (s)")
 
 
+def print_iterations(job: dict, iteration: Callable[[], dict]) -> None:
+    """Run ``job``'s warm-up iterations, then its measured ones, each printed as one JSON line
+    with its index: the output every replay rank gives (traffic.train, traffic.graph_replay)."""
+    warmup = job.get("warmup", 1)
+    for it in range(warmup + job["iterations"]):
+        res = iteration()
+        if it >= warmup:
+            res["iteration"] = it - warmup
+            print(json.dumps(res), flush=True)
+
+
 def run_rank(args: argparse.Namespace, body: Callable[[Comm], None]) -> int:
     """Connect the rank ``args`` name (see add_rank_arguments), run ``body(comm)``, and turn any
     failure into one JSON error line."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from traffic import collectives as C
 from traffic.bench import DTYPE, expected, fill
-from traffic.comm import Comm, add_rank_arguments, concurrently, run_rank
+from traffic.comm import Comm, add_rank_arguments, concurrently, print_iterations, run_rank
 
 
 def _sleep_until(t: float) -> None:
@@ -55,7 +55,7 @@ def run_iteration(comm: Comm, sched: dict, bufs: list[np.ndarray]) -> dict:
             _sleep_until(t0 + sched["forward_s"])
             bwd_start = time.perf_counter()
             produced = 0
-            fractions = sched.get("ready")  # explicit ready points (a trace), else uniform
+            fractions = sched.get("ready")  # the schedule's ready points, else uniform
             for i, b in enumerate(bufs):
                 produced += len(b)
                 frac = fractions[i] if fractions else produced / total
@@ -91,12 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body(comm: Comm) -> None:
         bufs = [np.zeros(max(1, int(b) // 4), dtype=DTYPE) for b in sched["buckets"]]
-        warmup = sched.get("warmup", 1)
-        for it in range(warmup + sched["iterations"]):
-            res = run_iteration(comm, sched, bufs)
-            if it >= warmup:
-                res["iteration"] = it - warmup
-                print(json.dumps(res), flush=True)
+        print_iterations(sched, lambda: run_iteration(comm, sched, bufs))
     return run_rank(a, body)
 
 if __name__ == "__main__":

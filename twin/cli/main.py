@@ -17,7 +17,7 @@ from twin.errors import InputError, TwinError
 # One module of this package per verb, in the order ``twin --help`` lists them. Each has
 # ``add_parser(subparsers)``, which sets ``run`` on the subcommands it adds, and ``run(args)``.
 VERBS = ("doctor", "setup", "validate", "schema", "up", "down", "clean", "exec", "inspect",
-         "controller", "link", "calibrate", "trace", "collective", "run", "campaign", "experiment",
+         "controller", "link", "calibrate", "trace", "collective", "replay", "run", "campaign", "experiment",
          "model",
          "graph", "demo")
 

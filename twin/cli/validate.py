@@ -1,5 +1,5 @@
-"""``twin validate``: read topology, campaign and schedule files as the verbs that use them
-would, without starting anything."""
+"""``twin validate``: read topology, campaign and schedule files and Chakra traces as the verbs
+that use them would, without starting anything."""
 
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ from twin.errors import InputError
 from twin.spec.loading import Document
 
 CAMPAIGN_KEYS = frozenset({"sweep", "topology"})  # fields only a campaign has
-SCHEDULE_KEYS = frozenset({"forward", "backward", "buckets", "model", "nodes"})  # and a schedule
+SCHEDULE_KEYS = frozenset({"forward", "backward", "buckets", "model"})  # and a schedule
+TRACE_SUFFIXES = (".et", ".et.gz")  # Chakra traces: binary, one rank each
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("validate", help="validate topology, campaign and schedule files")
+    p = subparsers.add_parser("validate", help="validate topology, campaign and schedule files "
+                                               "and Chakra traces (.et)")
     p.add_argument("files", nargs="+")
     p.set_defaults(run=run)
 
 
 def file_kind(doc: Document) -> str:
     """Which file this is, from its top-level fields: a campaign names its topology and sweep, a
-    schedule its phases, buckets, model or trace nodes; anything else is read as a topology, so
+    schedule its phases, buckets or model; anything else is read as a topology, so
     a file that is none of them gets the topology's problems."""
     keys = set(doc.data) if isinstance(doc.data, dict) else set()
     if keys & CAMPAIGN_KEYS:
@@ -50,6 +52,16 @@ def summary(doc: Document) -> str:
             f"{len(topo.links)} links, span {topo.span_km():.0f} km)")
 
 
+def trace_summary(path: str) -> str:
+    """What one rank's Chakra trace replays, checked as ``twin replay`` checks it."""
+    from twin.spec.chakra import read_trace
+    trace = read_trace(path)
+    colls = trace.collectives
+    return (f"ok (Chakra trace: {len(trace.nodes)} nodes, {len(colls)} collectives of "
+            f"{sum(n.size for n in colls) / 2**20:,.1f} MiB, {trace.compute_s:.3f} s of compute "
+            f"on its longest chain)")
+
+
 def run(args: argparse.Namespace) -> int:
     """Every file is read, so one run lists the problems of all of them; a bad file exits 2, as
     bad input does for every verb."""
@@ -57,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
     bad = 0
     for f in args.files:
         try:
+            if f.endswith(TRACE_SUFFIXES):
+                console.print(f"{f}: {trace_summary(f)}")
+                continue
             console.print(f"{f}: {summary(read_document(f))}")
         except InputError as exc:
             bad += 1

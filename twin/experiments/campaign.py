@@ -23,7 +23,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Union
 
 from twin.emulation import runtime
 from twin.errors import InputError, TwinError
@@ -33,6 +33,7 @@ from twin.measure.hostload import HOST_FIELDS, host_columns
 from twin.model.fabric import fabric_from_topology
 from twin.model.iteration import Iteration, predict
 from twin.spec.campaign import Sweep, load_campaign_spec
+from twin.spec.chakra import TraceJob
 from twin.spec.loading import Table, read_table
 from twin.spec.schedule import Schedule
 from twin.spec.topology import Scale, Topology, bandwidth_ratio, single_site
@@ -60,7 +61,7 @@ class Campaign:
     description: str
     topology_file: str
     topology: Topology
-    schedule: Schedule
+    schedule: Union[Schedule, TraceJob]  # a schedule, or a Chakra trace (one rank a file)
     iterations: int
     repeats: int
     scale: Optional[str]  # the campaign's bandwidth scale as written (e.g. 1/4000), if any
@@ -95,7 +96,7 @@ def load_campaign(path: str | Path) -> Campaign:
     if spec.delay_compensation is not None:
         topo = topo.model_copy(update={"delay_compensation": spec.delay_compensation})
     return Campaign(name=spec.name, description=spec.description, topology_file=str(spec.topology),
-                    topology=topo, schedule=spec.schedule, iterations=spec.iterations,
+                    topology=topo, schedule=spec.job, iterations=spec.iterations,
                     repeats=spec.repeats, scale=spec.scale, sweep=spec.sweep,
                     timeout=spec.timeout)
 
@@ -228,6 +229,9 @@ def estimate_seconds(c: Campaign, todo: list[dict]) -> float:
     total = twins * per_twin
     for p in todo:
         topo = variant(c, p)
+        if isinstance(c.schedule, TraceJob):  # no model of a trace: its compute, and the rest
+            total += (c.iterations + 1) * c.schedule.compute_s + 2
+            continue
         it = Iteration.of(c.schedule.scaled(topo.scale.bandwidth)
                           .model_copy(update={"overlap": p["overlap"]}))
         total += (c.iterations + 1) * predict(p["algo"], fabric_from_topology(topo), it).iteration + 2
@@ -248,6 +252,20 @@ def job_workers(state, spare_one: bool) -> Optional[list[str]]:
     return [n for names in by_site.values() for n in names[:-1]]
 
 
+def replay(c: Campaign, state, topo: Topology, algo: str, overlap: bool,
+           workers: Optional[list[str]], timeout: float = 60.0) -> tuple[list, Optional[Schedule]]:
+    """One point's job on the twin that is up: the schedule at the topology's scale with the
+    point's overlap (returned too, for the model), or the trace, whose dependencies decide what
+    overlaps (no schedule then)."""
+    from twin.drive.replay import run_trace, run_training
+    scale = topo.scale.bandwidth
+    if isinstance(c.schedule, TraceJob):
+        return run_trace(state, c.schedule, algo, scale, iterations=c.iterations, timeout=timeout,
+                         workers=workers), None
+    s = c.schedule.scaled(scale).model_copy(update={"overlap": overlap})
+    return run_training(state, s, algo, iterations=c.iterations, timeout=timeout, workers=workers), s
+
+
 @dataclass
 class RunContext:
     single_site: dict = field(default_factory=dict)  # overlap -> measured single-site iteration
@@ -260,7 +278,6 @@ def run(c: Campaign, csv_path: Path, progress: Callable[[str], None] = lambda s:
     latest row failed (a new row is appended; the failed one stays). Returns (rows written,
     rows failed)."""
     from twin.drive.crosstraffic import start_interference
-    from twin.drive.replay import run_training
     the_plan = plan(c, csv_path, retry_failed)
     todo = the_plan.todo
     written = failed = 0
@@ -280,8 +297,7 @@ def run(c: Campaign, csv_path: Path, progress: Callable[[str], None] = lambda s:
                 n_job = sum(site.workers - 1 for site in c.topology.sites)
                 ranks = [w.name for w in st.workers[:n_job]]
             for ov in overlaps:
-                s = c.schedule.scaled(one.scale.bandwidth).model_copy(update={"overlap": ov})
-                res = run_training(st, s, "ring", iterations=c.iterations, workers=ranks)
+                res, _ = replay(c, st, one, "ring", ov, ranks)
                 ctx.single_site[ov] = statistics.median(r.iteration_s for r in res)
         finally:
             runtime.down()
@@ -307,7 +323,6 @@ def run(c: Campaign, csv_path: Path, progress: Callable[[str], None] = lambda s:
             for p in points:
                 again = " (retry)" if p["row_id"] in the_plan.retried else ""
                 progress(f"point {n + 1}/{len(todo)}{again}: {describe_point(p)}")
-                s = c.schedule.scaled(topo.scale.bandwidth).model_copy(update={"overlap": p["overlap"]})
                 noise = None
                 try:
                     if p["interference"]:
@@ -317,13 +332,13 @@ def run(c: Campaign, csv_path: Path, progress: Callable[[str], None] = lambda s:
                         noise = start_interference(a[-1], b[-1], 5399,
                                                    topo.emulated_rate(topo.links[0].rate), secs,
                                                    state.mtu)
-                    res = run_training(state, s, p["algo"], iterations=c.iterations,
-                                       timeout=c.timeout, workers=job_workers(state, spare))
+                    res, s = replay(c, state, topo, p["algo"], p["overlap"],
+                                    job_workers(state, spare), c.timeout)
                     if noise and not noise.running():
                         _, err = noise.client.communicate()
                         raise TwinError(f"the interference flow stopped before the job ended: "
                                         f"{(err or '').strip()[-200:] or 'no error output'}")
-                    append_row(csv_path, _row(c, base, topo, p, ctx, res=res, sched=s))
+                    append_row(csv_path, _row(c, base, topo, p, ctx, res=res, sched=s or c.schedule))
                     written += 1
                 except (TwinError, RuntimeError) as exc:
                     append_row(csv_path, _row(c, base, topo, p, ctx, error=str(exc),
@@ -359,7 +374,7 @@ def diagnose(state, error: str) -> str:
 
 
 def _row(c: Campaign, base: dict, topo: Topology, p: dict, ctx: RunContext, res=None,
-         sched: Optional[Schedule] = None, error: str = "", fault: str = "") -> dict:
+         sched: Union[Schedule, TraceJob, None] = None, error: str = "", fault: str = "") -> dict:
     link = topo.links[0]
     row = dict(base, row_id=p["row_id"], status="failed" if error else "ok", error=error,
                fault=fault,
@@ -370,22 +385,36 @@ def _row(c: Campaign, base: dict, topo: Topology, p: dict, ctx: RunContext, res=
                one_way_delay_ms=round(topo.link_delay(link) * 1e3, 3),
                wan_rate_real=format_rate(link.rate),
                wan_rate_emulated_mbps=round(topo.emulated_rate(link.rate) / 1e6, 3),
-               loss=p["loss"], algo=p["algo"], overlap=p["overlap"], controller=p["controller"],
+               loss=p["loss"], algo=p["algo"],  # a trace's dependencies decide its overlap
+               overlap="" if isinstance(c.schedule, TraceJob) else p["overlap"],
+               controller=p["controller"],
                interference=p["interference"], iterations=c.iterations, dilation=topo.scale.time)
-    if res and sched is not None:
-        times = [r.iteration_s for r in res]
-        measured = statistics.median(times)
+    if res and isinstance(sched, TraceJob):
+        row.update(_measured(res, ctx.single_site.get(p["overlap"])),
+                   compute_s=round(sched.compute_s, 4),
+                   gradient_bytes_emulated=sum(n.emulated_bytes(topo.scale.bandwidth)
+                                               for n in sched.collectives))
+    elif res and isinstance(sched, Schedule):
+        measured = statistics.median(r.iteration_s for r in res)
         it = Iteration.of(sched)
         model = predict(p["algo"], fabric_from_topology(topo), it).iteration
         model_single = predict("ring", fabric_from_topology(single_site(topo)), it).iteration
-        single = ctx.single_site.get(p["overlap"])
-        row.update(compute_s=round(sched.compute, 4), gradient_bytes_emulated=sum(sched.buckets),
-                   iteration_s=round(measured, 4), iteration_s_min=round(min(times), 4),
-                   iteration_s_max=round(max(times), 4),
-                   exposed_s=round(statistics.median(r.exposed_s for r in res), 4),
-                   comm_s=round(statistics.median(r.comm_s for r in res), 4),
-                   single_site_iteration_s=round(single, 4) if single else "",
-                   efficiency=round(single / measured, 4) if single else "",
+        row.update(_measured(res, ctx.single_site.get(p["overlap"])),
+                   compute_s=round(sched.compute, 4), gradient_bytes_emulated=sum(sched.buckets),
                    model_iteration_s=round(model, 4), model_error=round((measured - model) / model, 4),
-                   model_efficiency=round(model_single / model, 4), **host_columns(res[0].host))
+                   model_efficiency=round(model_single / model, 4))
     return row
+
+
+def _measured(res: list, single: Optional[float]) -> dict:
+    """The columns every measured row has, from its iterations (medians, the spread, the
+    single-site reference's ratio, the host's load)."""
+    times = [r.iteration_s for r in res]
+    measured = statistics.median(times)
+    return dict(iteration_s=round(measured, 4), iteration_s_min=round(min(times), 4),
+                iteration_s_max=round(max(times), 4),
+                exposed_s=round(statistics.median(r.exposed_s for r in res), 4),
+                comm_s=round(statistics.median(r.comm_s for r in res), 4),
+                single_site_iteration_s=round(single, 4) if single else "",
+                efficiency=round(single / measured, 4) if single else "",
+                **host_columns(res[0].host))

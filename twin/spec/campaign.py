@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, Union
 
 from pydantic import (
     BeforeValidator,
     Field,
+    PrivateAttr,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -23,6 +25,7 @@ from pydantic import (
 from controllers.run import CONTROLLERS
 from traffic.collectives import ALLREDUCE_ALGOS
 from twin.errors import InputError
+from twin.spec.chakra import TraceJob, read_job
 from twin.spec.loading import (
     Document,
     FileModel,
@@ -36,6 +39,7 @@ from twin.spec.schedule import Schedule
 from twin.spec.topology import (
     MAX_DISTANCE_KM,
     MAX_NAME_CHARS,
+    MAX_WORKERS,
     MIN_EMULATED_RATE_BPS,
     Scale,
     Topology,
@@ -110,6 +114,34 @@ Controller = Annotated[str, BeforeValidator(lambda v: _one_of(v, CONTROLLERS))]
 Flag = Annotated[bool, BeforeValidator(_flag)]
 
 
+def beside(v: Any, info: ValidationInfo, what: str) -> Path:
+    """A path relative to the campaign file's folder (``base`` in the context); one that is not
+    found there but is from the working directory is taken from there."""
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"must be the path of {what}")
+    path = Path(v)
+    base = (info.context or {}).get("base")
+    if path.is_absolute() or base is None:
+        return path
+    there = (Path(base) / path).resolve()
+    return path if not there.exists() and path.exists() else there
+
+
+class TraceFiles(FileModel):
+    """``schedule: {chakra: [FILE, ...]}``: the job is a Chakra execution trace, one file per rank
+    of the job (twin.spec.chakra), rank 0 first, relative to the campaign file."""
+
+    chakra: list[Path] = Field(min_length=1, description="Chakra trace files (.et), one per rank")
+
+    @field_validator("chakra", mode="before")
+    @classmethod
+    def _files(cls, v: Any, info: ValidationInfo) -> list[Path]:
+        if not isinstance(v, list):
+            raise ValueError("must be a list of trace files, one per rank")
+        at_most(v, MAX_WORKERS, "trace files", "one per rank, and a topology has at most as many workers")
+        return [beside(x, info, "a Chakra trace file") for x in v]
+
+
 class Sweep(FileModel):
     """The parameters a campaign varies, each with its list of values; every combination is
     measured. A parameter not listed keeps its UNSWEPT value."""
@@ -174,7 +206,9 @@ class CampaignSpec(FileModel):
                       description="names the campaign's CSV (results/campaigns/NAME.csv)")
     description: str = ""
     topology: Path = Field(description="topology file, relative to the campaign file")
-    schedule: Schedule
+    schedule: Union[Schedule, TraceFiles] = Field(description=(
+        "the training job: a schedule (forward, backward, buckets; or model), or "
+        "{chakra: [FILE, ...]}, a Chakra execution trace with one file per rank"))
     iterations: int = Field(default=3, ge=1, le=MAX_ITERATIONS, strict=True,
                             description="measured iterations per point")
     repeats: int = Field(default=1, ge=1, le=MAX_REPEATS, strict=True,
@@ -191,6 +225,16 @@ class CampaignSpec(FileModel):
         "how long a rank of a point's job waits for a peer (connect, each send and receive) "
         "before the point fails; the single-site reference keeps 60 s"))
     sweep: Sweep
+    _trace: Optional[TraceJob] = PrivateAttr(default=None)  # the files of TraceFiles, read
+
+    @property
+    def job(self) -> Union[Schedule, TraceJob]:
+        """The training job: the schedule, or the trace its files hold (read by campaign_of)."""
+        if isinstance(self.schedule, Schedule):
+            return self.schedule
+        if self._trace is None:
+            raise ValueError("the campaign's trace files are read by campaign_of")
+        return self._trace
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -205,16 +249,16 @@ class CampaignSpec(FileModel):
     @field_validator("topology", mode="before")
     @classmethod
     def _relative_to_campaign(cls, v: Any, info: ValidationInfo) -> Path:
-        """Relative to the campaign file's folder (``base`` in the context); a path that is not
-        found there but is from the working directory is taken from there."""
-        if not isinstance(v, str) or not v:
-            raise ValueError("must be the path of a topology file")
-        path = Path(v)
-        base = (info.context or {}).get("base")
-        if path.is_absolute() or base is None:
-            return path
-        beside = (Path(base) / path).resolve()
-        return path if not beside.exists() and path.exists() else beside
+        return beside(v, info, "a topology file")
+
+    @field_validator("schedule", mode="wrap")
+    @classmethod
+    def _schedule_or_trace(cls, v: Any, handler: ValidatorFunctionWrapHandler,
+                           info: ValidationInfo) -> Union[Schedule, TraceFiles]:
+        """A mapping with ``chakra`` is a trace, any other a schedule: each validated as what it
+        is, so a problem is reported as the one model's, not as both of a union's."""
+        kind = TraceFiles if isinstance(v, dict) and "chakra" in v else Schedule
+        return kind.model_validate(v, context=info.context)
 
     @field_validator("dilation", mode="before")
     @classmethod
@@ -272,12 +316,42 @@ def _cross_problems(spec: CampaignSpec, topo: Topology) -> list[tuple[Loc, str]]
             problems.append((("sweep", "interference"),
                              f"needs at least 2 workers per site (the last one carries the "
                              f"interference); {', '.join(few)} of {topo.name} has 1"))
-    gradient = sum(spec.schedule.scaled(ratio).buckets)
+    job = spec.job
+    if isinstance(job, TraceJob):
+        return problems + _trace_problems(spec, job, topo, ratio)
+    gradient = sum(job.scaled(ratio).buckets)
     if gradient > MAX_EMULATED_GRADIENT_BYTES:
         problems.append((("schedule",), f"the gradient is {gradient / 2**20:,.0f} MiB per rank at "
                                         f"scale {ratio:g}; at most "
                                         f"{MAX_EMULATED_GRADIENT_BYTES // 2**20:,} MiB (each rank "
                                         f"holds it in memory)"))
+    return problems
+
+
+def job_ranks(topo: Topology, sweep: Sweep) -> int:
+    """How many ranks the training job has: every worker, but with interference in the sweep
+    the last worker of each site carries it in every point (twin.experiments.campaign)."""
+    spare = bool(sweep.interference and True in sweep.interference)
+    return sum(s.workers - (1 if spare else 0) for s in topo.sites)
+
+
+def _trace_problems(spec: CampaignSpec, job: TraceJob, topo: Topology,
+                    ratio: float) -> list[tuple[Loc, str]]:
+    """What a trace asks of the campaign: one file per rank of the job, no overlap swept (the
+    trace's dependencies decide what overlaps), its buffers within each rank's memory."""
+    problems: list[tuple[Loc, str]] = []
+    ranks = job_ranks(topo, spec.sweep)
+    if len(job.ranks) != ranks:
+        problems.append((("schedule", "chakra"), f"{len(job.ranks)} trace files for a job of {ranks} "
+                                                 f"ranks on {topo.name}; one file per rank"))
+    if spec.sweep.overlap is not None:
+        problems.append((("sweep", "overlap"), "a Chakra trace's dependencies decide what overlaps; "
+                                               "overlap is swept with schedules only"))
+    held = job.held_bytes(ratio)
+    if held > MAX_EMULATED_GRADIENT_BYTES:
+        problems.append((("schedule",), f"the trace's largest collective takes {held / 2**20:,.0f} "
+                                        f"MiB per rank at scale {ratio:g}; at most "
+                                        f"{MAX_EMULATED_GRADIENT_BYTES // 2**20:,} MiB"))
     return problems
 
 
@@ -290,6 +364,11 @@ def campaign_of(doc: Document) -> tuple[CampaignSpec, Topology]:
     """A campaign read from its file, and the topology it names; the topology's problems come
     with the line of the campaign's ``topology`` field in front."""
     spec = validate(CampaignSpec, doc, context={"base": Path(doc.source).parent})
+    if isinstance(spec.schedule, TraceFiles):
+        try:
+            spec._trace = read_job(spec.schedule.chakra)
+        except InputError as exc:
+            raise InputError([doc.problem(("schedule", "chakra"), p) for p in exc.problems]) from None
     problems = _plan_problems(spec)
     if problems:
         raise InputError([doc.problem(loc, reason) for loc, reason in problems])

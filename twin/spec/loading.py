@@ -37,8 +37,8 @@ M = TypeVar("M", bound=BaseModel)
 # topology at every limit of twin/spec/topology.py (~100 KB); PyYAML reads ~0.2 MB/s here, so
 # this keeps a file to about a second.
 MAX_FILE_BYTES = 256 * 1024
-# The deepest nesting of lists and mappings: the files' own go 5 deep (a Chakra node's
-# attributes); YAML's composer and pydantic recurse per level, and Python's stack ends near 300.
+# The deepest nesting of lists and mappings: the files' own go 5 deep; YAML's composer and
+# pydantic recurse per level, and Python's stack ends near 300.
 MAX_NESTING = 20
 # Values in one file with aliases expanded: a file at MAX_FILE_BYTES holds ~30,000; aliases may
 # share a value, not multiply it (a few lines of anchors can stand for 10^9 values).
@@ -94,11 +94,11 @@ class Document:
         return line
 
 
-def read_input(path: str | Path, limit: int = MAX_FILE_BYTES) -> str:
-    """The text of an input file: readable, at most ``limit`` bytes, UTF-8 (a BOM is dropped),
-    no NUL byte; anything else is one line naming the file. Opened without blocking, so a FIFO
-    with no writer reads as empty instead of hanging, and read to one byte past the limit, so a
-    device such as /dev/zero is refused too."""
+def read_bytes(path: str | Path, limit: int) -> bytes:
+    """The bytes of an input file, at most ``limit`` of them; a file that cannot be read or is
+    larger is one line naming it. Opened without blocking, so a FIFO with no writer reads as
+    empty instead of hanging, and read to one byte past the limit, so a device such as
+    /dev/zero is refused too."""
     path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -115,6 +115,14 @@ def read_input(path: str | Path, limit: int = MAX_FILE_BYTES) -> str:
     if len(raw) > limit:
         raise InputError([f"{path}: larger than {limit // 1024} KiB, the most the twin reads from "
                           f"such a file"])
+    return raw
+
+
+def read_input(path: str | Path, limit: int = MAX_FILE_BYTES) -> str:
+    """The text of an input file (read_bytes): at most ``limit`` bytes, UTF-8 (a BOM is
+    dropped), no NUL byte; anything else is one line naming the file."""
+    path = Path(path)
+    raw = read_bytes(path, limit)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -1,26 +1,22 @@
-"""Training schedules: one iteration's compute and gradient buckets, in real units, from a file,
-a model description or a Chakra-style trace. Sizes are real; the topology's bandwidth scale shrinks
-them for the emulation, so communication keeps its real duration and compute stays real too.
+"""Training schedules: one iteration's compute and gradient buckets, in real units, from a file or
+a model description (Chakra execution traces are twin.spec.chakra's). Sizes are real; the
+topology's bandwidth scale shrinks them for the emulation, so communication keeps its real
+duration and compute stays real too.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any, Optional
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from twin.errors import InputError
 from twin.spec.loading import Document, FileModel, at_most, read_document, validate
 from twin.units import parse_size, parse_time
 
@@ -34,7 +30,7 @@ MAX_PHASE_S = 3600.0  # forward, backward, optimizer, compute: the replay waits 
 MAX_PARAMS = 4e12  # twice the largest published models
 MAX_GRADIENT_BYTES = 16 * 1024**4  # 16 TiB: the fp32 gradient of MAX_PARAMS parameters
 MAX_MODEL_PARALLEL = 65536
-MAX_TRACE_NODES = 4 * MAX_BUCKETS  # a Chakra-style trace: its collectives and compute between
+MAX_TRACE_NODES = 4 * MAX_BUCKETS  # of one rank's Chakra trace (twin.spec.chakra)
 
 
 def _duration(v: Any) -> float:
@@ -175,117 +171,11 @@ def from_model(params: float, dtype: str = "bf16", compute_s: float = 16.0, buck
     return Schedule(forward=fwd, backward=2 * fwd, optimizer=optimizer_s, buckets=sizes, overlap=overlap)
 
 
-def _text(v: Any) -> Any:
-    return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
-
-
-class ChakraNode(BaseModel):
-    """One node of a Chakra-style trace: what the twin reads of it. Traces carry many more
-    fields (names, attributes, tensors), which are ignored."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
-
-    id: int
-    type: Annotated[str, BeforeValidator(_text)] = ""
-    duration_micros: float = Field(default=0.0, ge=0, le=MAX_PHASE_S * 1e6)
-    comm_size: int = Field(default=0, ge=0, le=MAX_GRADIENT_BYTES)
-    data_deps: list[int] = Field(default_factory=list)
-    ctrl_deps: list[int] = Field(default_factory=list)
-
-
-class ChakraTrace(BaseModel):
-    """A Chakra-style trace: its nodes, each id once."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
-
-    nodes: list[ChakraNode] = Field(min_length=1, description="a Chakra trace's non-empty node list")
-
-    _n = field_validator("nodes", mode="before")(classmethod(lambda cls, v: at_most(
-        v, MAX_TRACE_NODES, "nodes", "a trace of more holds more buckets than a schedule may")))
-
-    @field_validator("nodes")
-    @classmethod
-    def _ids_once(cls, v: list[ChakraNode]) -> list[ChakraNode]:
-        seen: set[int] = set()
-        for n in v:
-            if n.id in seen:
-                raise ValueError(f"node id {n.id} is given to two nodes")
-            seen.add(n.id)
-        return v
-
-
-def from_chakra(trace: dict | ChakraTrace) -> Schedule:
-    """Chakra-style JSON: nodes with type COMP / COMM_COLL, duration_micros, comm_size, data_deps.
-
-    Compute before the first collective is the forward pass; compute after it the backward
-    pass; each all-reduce becomes a bucket, ready when the compute before it has run. A trace
-    that is not one raises ValueError (pydantic's ValidationError for its fields).
-    """
-    if not isinstance(trace, ChakraTrace):
-        trace = ChakraTrace.model_validate(trace)
-    order = _topological(trace.nodes)
-    t, sizes, ready_t = 0.0, [], []
-    for n in order:
-        kind = n.type.upper()
-        if "COMP" in kind:
-            t += n.duration_micros * 1e-6
-        elif "COMM_COLL" in kind:
-            sizes.append(n.comm_size)
-            ready_t.append(t)
-    if not sizes:
-        raise ValueError("the trace has no COMM_COLL node")
-    fwd = ready_t[0]  # the compute before the first collective
-    bwd = max(t - fwd, 1e-9)
-    return Schedule(forward=fwd, backward=t - fwd, buckets=sizes,
-                    ready=[min(1.0, (r - fwd) / bwd) for r in ready_t])
-
-
-def _topological(nodes: list[ChakraNode]) -> list[ChakraNode]:
-    """The nodes in dependency order: from the lowest id, each after the nodes it depends on
-    (data, then control dependencies; ids outside the trace are ignored). Iterative: a chain of
-    thousands of nodes must not exhaust Python's stack."""
-    by_id = {n.id: n for n in nodes}
-    done: set[int] = set()
-    out: list[ChakraNode] = []
-    for first in sorted(nodes, key=lambda n: n.id):
-        if first.id in done:
-            continue
-        path = [(first, iter(first.data_deps + first.ctrl_deps))]
-        on_path = {first.id}
-        while path:
-            node, deps = path[-1]
-            for d in deps:
-                if d not in by_id or d in done:
-                    continue
-                if d in on_path:
-                    raise ValueError(f"dependency cycle at node {d}")
-                dep = by_id[d]
-                path.append((dep, iter(dep.data_deps + dep.ctrl_deps)))
-                on_path.add(d)
-                break
-            else:
-                path.pop()
-                on_path.discard(node.id)
-                done.add(node.id)
-                out.append(node)
-    return out
-
-
 def load_schedule(path: str | Path) -> Schedule:
-    """A schedule file: times and buckets, ``model: {...}`` or a Chakra trace (``nodes``)."""
+    """A schedule file: times and buckets, or ``model: {...}``."""
     return schedule_of(read_document(path))
 
 
 def schedule_of(doc: Document) -> Schedule:
     """A schedule read from its file."""
-    if isinstance(doc.data, dict) and "nodes" in doc.data:
-        trace = validate(ChakraTrace, doc)
-        try:
-            return from_chakra(trace)
-        except ValidationError as exc:  # what the trace adds up to is not a schedule
-            raise InputError([doc.problem(("nodes",), f"the trace's {e['loc'][0]}: "
-                                          f"{e['msg'].removeprefix('Value error, ')}")
-                              for e in exc.errors()]) from None
-        except ValueError as exc:
-            raise InputError([doc.problem(("nodes",), str(exc))]) from None
     return validate(Schedule, doc)

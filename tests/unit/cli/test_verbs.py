@@ -12,7 +12,7 @@ from twin.cli import main as cli
 CLI_DIR = Path(cli.__file__).parent
 SHARED = {"__init__", "main", "console", "options"}  # modules of twin/cli that are no verb
 SUBCOMMANDS = ["doctor", "setup", "validate", "schema", "up", "down", "clean", "exec", "inspect",
-               "controller", "link", "calibrate", "trace", "collective", "allreduce", "run",
+               "controller", "link", "calibrate", "trace", "collective", "allreduce", "replay", "run",
                "campaign",
                "experiment", "model", "graph", "demo"]
 

@@ -1,4 +1,4 @@
-"""Training schedules: from a model description, from a Chakra trace, from a file; and the replay."""
+"""Training schedules: from a model description, from a file; and the replay."""
 
 import json
 
@@ -9,7 +9,7 @@ from tests.threads import in_threads
 from traffic.comm import Comm, RankInfo
 from traffic.train import run_iteration
 from twin.errors import InputError
-from twin.spec.schedule import Schedule, from_chakra, from_model, load_schedule
+from twin.spec.schedule import Schedule, from_model, load_schedule
 
 
 def test_from_model_splits_gradient_into_buckets():
@@ -23,26 +23,6 @@ def test_scaling_shrinks_sizes_only():
     s = Schedule(forward="10ms", backward="20ms", buckets=["1G", "1G"])
     t = s.scaled(1e-3)
     assert t.buckets == [int(2**30 * 1e-3)] * 2 and t.forward == s.forward
-
-
-def test_chakra_trace():
-    trace = {"nodes": [
-        {"id": 0, "type": "COMP_NODE", "duration_micros": 4000},
-        {"id": 1, "type": "COMM_COLL_NODE", "comm_size": 1000, "data_deps": [0]},
-        {"id": 2, "type": "COMP_NODE", "duration_micros": 2000, "data_deps": [0]},
-        {"id": 3, "type": "COMM_COLL_NODE", "comm_size": 3000, "data_deps": [2]},
-    ]}
-    s = from_chakra(trace)
-    assert s.forward == pytest.approx(0.004) and s.backward == pytest.approx(0.002)
-    assert s.buckets == [1000, 3000] and s.ready == [0.0, 1.0]
-
-
-def test_chakra_cycle_and_empty_are_refused():
-    with pytest.raises(ValueError, match="cycle"):
-        from_chakra({"nodes": [{"id": 0, "type": "COMP_NODE", "data_deps": [1]},
-                               {"id": 1, "type": "COMP_NODE", "data_deps": [0]}]})
-    with pytest.raises(ValueError, match="nodes"):
-        from_chakra({"nodes": []})
 
 
 def test_bad_schedule_file_names_the_field(tmp_path):
@@ -107,24 +87,6 @@ def test_ready_fractions_match_the_buckets(tmp_path):
         ["line 4: ready: fractions must be in [0, 1]"]
 
 
-def test_a_bad_chakra_trace_is_one_line_at_its_nodes(tmp_path):
-    assert schedule_problems(tmp_path, "nodes: [{type: COMP_NODE}]\n") == \
-        ["line 1: nodes[0].id: Field required"]
-    assert schedule_problems(tmp_path, "nodes: [{id: 0, type: COMP_NODE, duration_micros: 5}]\n") == \
-        ["line 1: nodes: the trace has no COMM_COLL node"]
-    assert schedule_problems(tmp_path, "nodes: [{id: 0, type: COMM_COLL_NODE, comm_size: 0}]\n") == \
-        ["line 1: nodes: the trace's buckets: bucket sizes must be positive"]
-
-
-def test_a_chakra_trace_file(tmp_path):
-    f = tmp_path / "t.json"
-    f.write_text(json.dumps({"nodes": [
-        {"id": 0, "type": "COMP_NODE", "duration_micros": 4000},
-        {"id": 1, "type": "COMM_COLL_NODE", "comm_size": 1000, "data_deps": [0]}]}))
-    s = load_schedule(f)
-    assert s.forward == pytest.approx(0.004) and s.buckets == [1000]
-
-
 # ---- limits of a schedule (docs/topology.md, "Limits of input files") -----------------------
 
 from twin.spec.schedule import MAX_BUCKETS, MAX_GRADIENT_BYTES  # noqa: E402
@@ -166,33 +128,3 @@ def test_the_largest_schedule_fits_one_argument_of_the_ranks_command_line():
 ])
 def test_absurd_schedules_are_one_line_with_the_reason(tmp_path, text, reason):
     assert schedule_problems(tmp_path, text) == [reason]
-
-
-def test_a_long_dependency_chain_in_a_trace_is_no_recursion_error(tmp_path):
-    # node i waits for node i + 1: ordering from the lowest id walks the whole chain at once
-    n = 2500
-    nodes = [{"id": i, "type": "COMP_NODE" if (n - 1 - i) % 2 == 0 else "COMM_COLL_NODE",
-              "comm_size": 100, "duration_micros": 10, "data_deps": [i + 1] if i < n - 1 else []}
-             for i in range(n)]
-    f = tmp_path / "chain.json"
-    f.write_text(json.dumps({"nodes": nodes}, separators=(",", ":")))
-    s = load_schedule(f)
-    assert len(s.buckets) == 1250 and s.forward == pytest.approx(10e-6)
-    assert s.backward == pytest.approx(1249 * 10e-6)
-
-
-@pytest.mark.parametrize("trace,reason", [
-    ('{"nodes": [{"id": 0}, 2]}', "line 1: nodes[1]: Input should be a valid dictionary or "
-                                  "instance of ChakraNode"),
-    ('{"nodes": [{"id": 0, "duration_micros": "abc"}]}',
-     "line 1: nodes[0].duration_micros: Input should be a valid number, unable to parse string "
-     "as a number"),
-    ('{"nodes": [{"id": 0, "data_deps": 5}]}', "line 1: nodes[0].data_deps: Input should be a "
-                                               "valid list"),
-    ('{"nodes": [{"id": 0, "type": "COMM_COLL_NODE", "comm_size": 5}, {"id": 0}]}',
-     "line 1: nodes: Value error, node id 0 is given to two nodes"),
-    ('{"nodes": [{"id": [1]}]}', "line 1: nodes[0].id: Input should be a valid integer"),
-])
-def test_a_trace_that_is_not_one_names_the_node_and_field(tmp_path, trace, reason):
-    got = schedule_problems(tmp_path, trace)
-    assert [g.replace("Value error, ", "") for g in got] == [reason.replace("Value error, ", "")]
