@@ -78,13 +78,14 @@ class Comm:
     """Sockets to every other rank; send/recv of byte buffers (memoryviews) striped over conns."""
 
     def __init__(self, rank: int, ranks: list[RankInfo], port: int = 29500, conns: int = 1,
-                 timeout: float = 30.0):
+                 timeout: float = 30.0, sndbuf: int = 0):
         self.rank = rank
         self.ranks = ranks
         self.size = len(ranks)
         self.port = port
         self.conns = conns
         self.timeout = timeout
+        self.sndbuf = sndbuf
         self.phase = "setup"
         self.peers: dict[int, list[socket.socket]] = {}
         self.sent = {j: 0 for j in range(self.size)}  # bytes of each peer stream so far
@@ -98,6 +99,10 @@ class Comm:
 
     def _tune(self, s: socket.socket) -> None:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.sndbuf:
+            # Linux doubles what it is given (the bookkeeping of its buffers counts too): the
+            # socket then holds at most ``sndbuf`` bytes unsent or unacknowledged
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf // 2)
         s.settimeout(self.timeout)
 
     def _connect_mesh(self) -> None:
@@ -261,6 +266,9 @@ def add_rank_arguments(ap: argparse.ArgumentParser, port: int, timeout: float) -
     ap.add_argument("--conns", type=int, default=1, help="TCP connections per peer")
     ap.add_argument("--port", type=int, default=port)
     ap.add_argument("--timeout", type=float, default=timeout, help="per-operation deadline (s)")
+    ap.add_argument("--sndbuf", type=int, default=0,
+                    help="bytes each connection may hold unsent or in flight (0: the kernel's "
+                         "autotuning)")
 
 
 def print_iterations(job: dict, iteration: Callable[[], dict]) -> None:
@@ -279,7 +287,8 @@ def run_rank(args: argparse.Namespace, body: Callable[[Comm], None]) -> int:
     failure into one JSON error line."""
     comm = None
     try:
-        comm = Comm(args.rank, ranks_from_json(args.ranks), args.port, args.conns, args.timeout)
+        comm = Comm(args.rank, ranks_from_json(args.ranks), args.port, args.conns, args.timeout,
+                    args.sndbuf)
         body(comm)
     except (CollectiveError, ValueError, KeyError) as exc:
         print(json.dumps({"error": str(exc)}), flush=True)

@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.conns != 1:
             raise ValueError("gloo opens one connection per peer pair (--conns 1)")
+        if a.sndbuf:
+            raise ValueError("gloo sizes its own socket buffers (--sndbuf 0)")
         os.environ["GLOO_SOCKET_IFNAME"] = interface_with(ranks[a.rank].ip)
         try:
             import torch  # type: ignore[import-not-found]

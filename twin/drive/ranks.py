@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Callable, Optional
 
+from traffic.collectives import PIPELINE_BYTES
 from twin.drive.workerexec import WorkerProcess, stop
 from twin.emulation.state import TwinState, WorkerInfo
 
@@ -29,6 +30,22 @@ class Ranks:
     def __exit__(self, kind: Optional[type[BaseException]], exc: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:
         stop(self.procs)
+
+
+def send_window(state: TwinState) -> int:
+    """The bytes each of the twin's rank connections may hold unsent or in flight (``--sndbuf``):
+    what the longest long-haul path holds (its round trip at the emulated rate, in host time,
+    plus its queue), and never less than two pipeline pieces.
+
+    Why bounded: with the kernel's autotuning a ring's flow kept up to 4 MB queued and overran
+    the WAN port's queue; on ci-2site at 1/1000 that was 46-76 drops and 320-529 retransmitted
+    segments per run, and 44-74% of the bottleneck at 64 MiB, against 0 drops and 57-76% with
+    2 MiB (three interleaved runs). gloo, which keeps two segments in flight per hop, had
+    0-10 drops. Sized from the path, not fixed, so a long link is never window-limited."""
+    time_ = state.time
+    held = [time_.host_bps(w.emulated_bps) * 2 * time_.host_s(w.delay_s) / 8 + w.queue_bytes
+            for w in state.wan]
+    return int(max([2 * PIPELINE_BYTES, *held]))
 
 
 def launch_ranks(state: TwinState, module: str, argv_tail: list[str],
