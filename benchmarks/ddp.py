@@ -19,10 +19,11 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from twin.drive.benchmark import topology_for_backends
+from twin.drive.benchmark import run_collective, topology_for_backends
 from twin.drive.ddp import DdpConfig, DdpRun, replay_schedule, run_ddp
 from twin.drive.replay import run_training
 from twin.emulation import cleanup, runtime
+from twin.emulation.state import TwinState
 from twin.experiments.campaign import git_commit
 from twin.host.images import TorchUnavailable
 from twin.host.rundirs import project_root
@@ -54,9 +55,28 @@ def wan_floor_s(topo: Topology, gradient_bytes: int) -> float:
     return one_way + gradient_bytes * 8 / rate
 
 
+def alone(state: TwinState, topo: Topology, ddp: DdpRun, iters: int) -> dict:
+    """One all-reduce of DDP's largest bucket and one of its whole gradient, each alone (no
+    compute, no other bucket), by gloo and by the twin's ring: the columns that tell whether a
+    gap between DDP and the replay is gloo's collective itself or DDP around it."""
+    fabric = min(topo.emulated_rate(s.fabric.rate) for s in topo.sites)
+    sizes = [max(ddp.buckets), ddp.gradient_bytes]
+    out: dict = {}
+    bound = False
+    for backend in ("gloo", "twin"):
+        got = run_collective(state, "allreduce", "ring", sizes, iters=iters, fabric_bps=fabric,
+                             backend=backend, check=False, timeout=120.0)
+        for what, r in zip(("bucket", "gradient"), got):
+            out[f"{backend}_allreduce_{what}_s"] = round(r.time_us / 1e6, 4)
+            out[f"{backend}_allreduce_{what}_busbw_mbps"] = round(r.busbw_GBps * 8e3, 1)
+        bound = bound or any(r.host_bound for r in got)
+    out["allreduce_host_bound"] = bound
+    return out
+
+
 def row(topo: Topology, km: Optional[float], ddp: DdpRun, sched: Schedule, replay_s: float,
         replay_saturated: float, replay_bound: bool, model_s: float, config: DdpConfig,
-        scale: float, mechanism: str, commit: str) -> dict:
+        scale: float, mechanism: str, commit: str, collectives: dict) -> dict:
     """One layout's CSV row: what ran, real DDP, the replay, the model, the host's load."""
     one_way = max((topo.link_delay(link) for link in topo.links), default=0.0)
     wan_mbps = min((topo.emulated_rate(link.rate) for link in topo.links), default=0.0) / 1e6
@@ -89,6 +109,7 @@ def row(topo: Topology, km: Optional[float], ddp: DdpRun, sched: Schedule, repla
         "wan_floor_s": round(wan_floor_s(topo, ddp.gradient_bytes), 4),
         # 2 MiB per round trip per hop, as a rate: below the WAN's, such a window would bind
         "gloo_window_mbps": round(GLOO_SEGMENT_BYTES * 8 / rtt / 1e6, 1) if rtt else 0.0,
+        **collectives,
         "scale": topo.scale.describe(), "mechanism": mechanism,
         "ddp_host_cpu_saturated_share": ddp.host_cpu_saturated_share, "ddp_host_bound": ddp.host_bound,
         "replay_host_cpu_saturated_share": round(replay_saturated, 3), "replay_host_bound": replay_bound,
@@ -97,11 +118,13 @@ def row(topo: Topology, km: Optional[float], ddp: DdpRun, sched: Schedule, repla
 
 
 def plot(rows: list[dict], out: Path) -> Path:
-    """Iteration time per layout: real DDP (with its spread of iterations), replay, model."""
+    """Iteration time per layout: real DDP (with its spread of iterations), replay, model; a
+    layout where DDP or the replay was host-bound says so under its name."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    labels = ["single site" if r["layout"] == "single-site" else f"{r['distance_km']:,.0f} km"
+    labels = [("single site" if r["layout"] == "single-site" else f"{r['distance_km']:,.0f} km")
+              + ("\n(host-bound)" if r["ddp_host_bound"] or r["replay_host_bound"] else "")
               for r in rows]
     xs = range(len(rows))
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -119,11 +142,7 @@ def plot(rows: list[dict], out: Path) -> Path:
     r0 = rows[0]
     ax.set_title(f"DDP, {r0['ranks']} ranks, {r0['gradient_bytes_emulated'] / 2**20:.1f} MiB gradient "
                  f"in {r0['buckets']} buckets; {r0['scale']}", fontsize=9)
-    bound = [lab for lab, r in zip(labels, rows) if r["ddp_host_bound"] or r["replay_host_bound"]]
-    if bound:
-        ax.text(0.01, 0.98, "host-bound: " + ", ".join(bound), transform=ax.transAxes,
-                va="top", fontsize=8)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -142,6 +161,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=d.batch)
     ap.add_argument("--bucket-cap-mb", type=float, default=d.bucket_cap_mb)
     ap.add_argument("--iters", type=int, default=d.iters)
+    ap.add_argument("--allreduce-iters", type=int, default=3,
+                    help="iterations of each all-reduce alone (DDP's bucket, its gradient)")
     ap.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "ddp.csv"))
     args = ap.parse_args()
     config = DdpConfig(width=args.width, depth=args.depth, batch=args.batch,
@@ -167,19 +188,23 @@ def main() -> int:
             if sched is None:  # the single site's compute is the schedule's, for every layout
                 sched = replay_schedule(ddp)
             replay = run_training(state, sched, "ring", iterations=config.iters, warmup=1)
+            collectives = alone(state, topo, ddp, args.allreduce_iters)
         finally:
             runtime.down()
         replay_s = statistics.median(r.iteration_s for r in replay)
         saturated = max(r.host_saturated_share for r in replay)
         model_s = predict("ring", fabric_from_topology(topo), Iteration.of(sched)).iteration
         rows.append(r := row(topo, km, ddp, sched, replay_s, saturated, saturated > HOST_BOUND_SHARE, model_s,
-                             config, scale, state.mechanism, commit))
+                             config, scale, state.mechanism, commit, collectives))
         where = "single site" if km is None else f"{km:,.0f} km"
         print(f"{where:>12}: DDP {r['ddp_iteration_s']:.3f} s (compute {r['ddp_compute_s']:.3f}, "
               f"in sync {ddp.in_sync})  replay {replay_s:.3f} s  model {model_s:.3f} s  "
               f"DDP vs replay {r['ddp_vs_replay']:+.1%}  vs model {r['ddp_vs_model']:+.1%}  "
               f"host-bound DDP {ddp.host_bound} ({ddp.host_cpu_saturated_share:.0%}) "
               f"replay {r['replay_host_bound']} ({saturated:.0%})", flush=True)
+        print(f"{'':>12}  alone, bucket / gradient: gloo {r['gloo_allreduce_bucket_s']:.3f} / "
+              f"{r['gloo_allreduce_gradient_s']:.3f} s, twin ring {r['twin_allreduce_bucket_s']:.3f} / "
+              f"{r['twin_allreduce_gradient_s']:.3f} s (host-bound {r['allreduce_host_bound']})", flush=True)
     out = write_rows(rows, Path(args.out))
     print(f"wrote {out} and {plot(rows, Path(args.out).with_suffix('.png'))}")
     return 0
