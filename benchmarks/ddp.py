@@ -35,13 +35,23 @@ from twin.spec.schedule import Schedule
 from twin.spec.topology import Topology, load_topology, single_site
 
 ROOT = project_root()
-GLOO_SEGMENT_BYTES = 2 * 2**20  # the in-flight window per hop the gloo-window column tests
+GLOO_MAX_SEGMENT_BYTES = 2**20  # gloo's ring all-reduce: kMaxSegmentSize (gloo/allreduce.h)
 
 
 def at_distance(topo: Topology, km: float) -> Topology:
     """Every WAN link ``km`` of fiber long (its delay from the distance)."""
     links = [link.model_copy(update={"distance_km": km, "delay": None}) for link in topo.links]
     return topo.model_copy(update={"links": links})
+
+
+def gloo_segment_bytes(nbytes: int, ranks: int, element: int = 4) -> int:
+    """The segment gloo's ring all-reduce cuts an ``nbytes`` buffer into (gloo/allreduce.cc):
+    at most 1 MiB, at least 2 x ranks segments, a multiple of ranks of them. Two are in flight
+    per hop at all times, whatever the link's bandwidth-delay product."""
+    def round_up(v: int, m: int) -> int:
+        return v + (m - v % m) % m
+    segments = round_up(max(-(-nbytes // GLOO_MAX_SEGMENT_BYTES), 2 * ranks), ranks)
+    return round_up(-(-nbytes // segments), element)
 
 
 def wan_floor_s(topo: Topology, gradient_bytes: int) -> float:
@@ -82,6 +92,7 @@ def row(topo: Topology, km: Optional[float], ddp: DdpRun, sched: Schedule, repla
     wan_mbps = min((topo.emulated_rate(link.rate) for link in topo.links), default=0.0) / 1e6
     rtt = 2 * one_way
     ddp_s = ddp.median_iteration_s
+    segment = gloo_segment_bytes(max(ddp.buckets), ddp.ranks)
     return {
         "topology": topo.name, "layout": "single-site" if len(topo.sites) == 1 else "spread",
         "sites": len(topo.sites), "ranks": ddp.ranks, "distance_km": km or 0.0,
@@ -107,8 +118,10 @@ def row(topo: Topology, km: Optional[float], ddp: DdpRun, sched: Schedule, repla
         "model_iteration_s": round(model_s, 4), "ddp_vs_model": round((ddp_s - model_s) / model_s, 4),
         "replay_vs_model": round((replay_s - model_s) / model_s, 4),
         "wan_floor_s": round(wan_floor_s(topo, ddp.gradient_bytes), 4),
-        # 2 MiB per round trip per hop, as a rate: below the WAN's, such a window would bind
-        "gloo_window_mbps": round(GLOO_SEGMENT_BYTES * 8 / rtt / 1e6, 1) if rtt else 0.0,
+        # two of gloo's segments of DDP's largest bucket per round trip, as a rate: below the
+        # WAN's, a window of two segments in flight per hop cannot fill the link
+        "gloo_segment_bytes": segment,
+        "gloo_window_mbps": round(2 * segment * 8 / rtt / 1e6, 1) if rtt else 0.0,
         **collectives,
         "scale": topo.scale.describe(), "mechanism": mechanism,
         "ddp_host_cpu_saturated_share": ddp.host_cpu_saturated_share, "ddp_host_bound": ddp.host_bound,

@@ -23,6 +23,16 @@ def test_every_wan_link_gets_the_distance_and_the_delay_that_follows_from_it():
     assert topo.link_delay(link) == pytest.approx(0.049)  # 4.9 us per km of fiber
 
 
+@pytest.mark.parametrize("nbytes, ranks, segment", [
+    (4198400, 4, 524800),  # DDP's 4.2 MB bucket on 4 ranks: 8 segments (at least 2 per rank)
+    (16793600, 4, 839680),  # the whole gradient: 17 segments of 1 MiB, rounded up to 20
+    (64 * 2**20, 4, 2**20),  # 64 of 1 MiB, already a multiple of the ranks
+    (10, 4, 4),  # whole elements
+])
+def test_gloos_ring_segments_are_at_most_1_mib_and_at_least_two_per_rank(nbytes, ranks, segment):
+    assert bench.gloo_segment_bytes(nbytes, ranks) == segment
+
+
 def test_the_wan_floor_is_one_way_delay_plus_the_gradient_at_the_slowest_link():
     topo = bench.at_distance(load_topology(TOPOS / "ci-2site.yaml"), 1000)  # 400 Mbit/s at 1/1000
     assert bench.wan_floor_s(topo, 50_000_000) == pytest.approx(0.0049 + 1.0)
@@ -43,7 +53,8 @@ def test_a_row_says_what_was_emulated_the_three_times_and_the_host_load():
     assert r["ddp_vs_model"] == pytest.approx(0.55 / 0.44 - 1, abs=1e-4)
     assert (r["ddp_host_bound"], r["replay_host_bound"]) == (False, True)
     assert r["scale"] == "bandwidth x0.001 (1/1000); delays real"
-    assert r["gloo_window_mbps"] == pytest.approx(2 * 2**20 * 8 / 0.0392 / 1e6, abs=0.1)
+    assert r["gloo_segment_bytes"] == 1050624 // 4  # 2 ranks: at least 4 segments of a bucket
+    assert r["gloo_window_mbps"] == pytest.approx(2 * 262656 * 8 / 0.0392 / 1e6, abs=0.1)
     assert r["gloo_allreduce_bucket_s"] == 0.1 and r["git_commit"] == "abc1234"
 
 
