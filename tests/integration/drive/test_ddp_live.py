@@ -5,12 +5,15 @@ replica ends bit for bit equal."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
 from tests.locations import ROOT, TOPOS
 from twin.drive.ddp import combine, rank_result
 from twin.spec.topology import load_topology
+
+RANK_LINE = re.compile(r"^\[(\d+) \S+\] (.*)$")
 
 
 def test_ddp_through_twin_run_keeps_the_replicas_equal_and_pays_the_wan(torch_image, clean_machine):
@@ -23,9 +26,9 @@ def test_ddp_through_twin_run_keeps_the_replicas_equal_and_pays_the_wan(torch_im
         capture_output=True, text=True, timeout=600, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     by_rank: dict[int, list[str]] = {}
-    for line in proc.stdout.splitlines():  # "[RANK WORKER] what it printed"
-        head, _, text = line.partition("] ")
-        by_rank.setdefault(int(head[1:].split()[0]), []).append(text)
+    for line in proc.stdout.splitlines():  # "[RANK WORKER] what it printed", among progress lines
+        if m := RANK_LINE.match(line):
+            by_rank.setdefault(int(m[1]), []).append(m[2])
     results = [rank_result("\n".join(by_rank[r])) for r in sorted(by_rank)]
     assert [r["rank"] for r in results] == [0, 1, 2, 3] and results[0]["world_size"] == 4
     run = combine(results)
