@@ -104,9 +104,9 @@ def combine(results: list[dict], saturated_share: float = 0.0, host_bound: bool 
     first = results[0]
     if any(r["buckets"] != first["buckets"] or r["params"] != first["params"] for r in results):
         raise TwinError("ddp: the ranks disagree on the model or its buckets")
-    compute_fwd = _slowest(results, "compute_forward_s") or _slowest(results, "forward_s")
+    compute_fwd = _slowest(results, "compute_forward_s")
     compute_bwd = _slowest(results, "compute_backward_s")
-    if not compute_bwd:
+    if not compute_fwd or not compute_bwd:
         raise TwinError("ddp: no compute-only iterations to time the compute (--compute-iters 0)")
     return DdpRun(
         ranks=len(results), params=int(first["params"]), gradient_bytes=int(first["gradient_bytes"]),
@@ -137,8 +137,8 @@ def outcome_errors(outcomes: list[RankOutcome]) -> Optional[str]:
 
 def run_ddp(state: TwinState, config: DdpConfig, timeout: float = 600.0) -> DdpRun:
     """The job on every worker of the running twin (which must run the torch image), with the
-    host's load sampled while its timed iterations ran. Real time only: under time dilation the ranks' compute
-    would not stretch with the fabric."""
+    host's load sampled while its timed iterations ran. Real time only: under time dilation the
+    ranks' compute would not stretch with the fabric."""
     if state.time.k != 1:
         raise TwinError(f"ddp runs in real time: bring the twin up without dilation (K = {state.time.k:g})")
     with HostLoad() as load:
