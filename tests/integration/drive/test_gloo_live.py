@@ -8,23 +8,7 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from tests.locations import ROOT, TOPOS
-from twin.errors import TwinError
-
-
-@pytest.fixture(scope="module")
-def torch_image(daemons):
-    """The torch image, built here if its inputs changed; a skip only where pip cannot get torch."""
-    from twin.host.engine import docker_client
-    from twin.host.images import TorchUnavailable, build_torch
-    try:
-        return build_torch(docker_client(), log=lambda s: None)
-    except TorchUnavailable as exc:
-        pytest.skip(f"the torch image cannot be built on this machine: {exc}")
-    except TwinError as exc:
-        pytest.fail(f"the torch image build failed: {exc}")
 
 
 def test_gloo_allreduce_beside_the_twin_is_exact_with_a_backend_column(torch_image, clean_machine, tmp_path):
