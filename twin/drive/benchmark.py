@@ -157,6 +157,7 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
     sites = len({w.site for w in members})
     bottleneck = bottleneck_bps(state, fabric_bps)
     rows = []
+    witnessed = load.summary  # the CPUs and delay lines over the whole run, every size
     for k in range(len(sizes)):
         results = [r[k] for r in per_rank]
         means = [time_.fabric_s(statistics.mean(r["times_us"])) for r in results]
@@ -165,7 +166,7 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
         algbw = nbytes / (t * 1e-6) / 1e9
         busbw = algbw * busbw_factor(op, n)
         wrong = sum(r["wrong"] for r in results) if check else -1
-        host = load.summary.with_generator(
+        host = witnessed.with_generator(
             [r["cpu_s"] / (sum(r["times_us"]) * 1e-6) for r in results
              if "cpu_s" in r and sum(r["times_us"]) > 0])
         rows.append(CollectiveRow(

@@ -39,8 +39,12 @@ class IterationResult:
     comm_s: float
     exposed_s: float
     wrong: int
-    host_saturated_share: float = 0.0  # of the whole replay's host-load samples (twin.measure.hostload)
     host: LoadSummary = field(default_factory=lambda: summarize([]))  # the three witnesses'
+
+    @property
+    def host_saturated_share(self) -> float:
+        """Of the whole replay's host-load samples, the share with the CPUs saturated."""
+        return round(self.host.saturated_share, 3)
 
 
 def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int = 3,
@@ -63,8 +67,7 @@ def run_training(state: TwinState, sched: Schedule, algo: str, iterations: int =
             compute_s=time_.fabric_s(per[0]["compute_s"]),
             comm_s=time_.fabric_s(statistics.mean(r["comm_s"] for r in per)),
             exposed_s=time_.fabric_s(max(r["exposed_s"] for r in per)),
-            wrong=sum(r["wrong"] for r in per) if check else -1,
-            host_saturated_share=round(host.saturated_share, 3), host=host))
+            wrong=sum(r["wrong"] for r in per) if check else -1, host=host))
     return results
 
 
@@ -118,8 +121,7 @@ def run_trace(state: TwinState, job: TraceJob, algo: str, scale: float, iteratio
         results.append(IterationResult(
             iteration=k, iteration_s=took, compute_s=compute,
             comm_s=time_.fabric_s(statistics.mean(r["comm_s"] for r in per)),
-            exposed_s=took - compute, wrong=-1, host_saturated_share=round(host.saturated_share, 3),
-            host=host))
+            exposed_s=took - compute, wrong=-1, host=host))
     return results
 
 
