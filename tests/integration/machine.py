@@ -34,7 +34,18 @@ EMULATED_SLACK = 10.0
 
 
 # The fiber's delay is a floor: no frame arrives before it, within the delay stage's timer
-# granularity. (A topology with delay_compensation moves the lower quartile of the round trips to
-# the configured one, so its fastest frames may be up to the machine's jitter early; the
-# integration topologies do not ask for it.)
+# granularity.
 EARLY_MS = 0.05
+
+
+def early_ms(state, sites: list[str], round_trip: bool = False) -> float:
+    """How much before the configured delay a frame sent along ``sites`` may arrive (ms, fabric
+    time): the timer granularity, plus what delay compensation takes off the path. A compensated
+    twin delivers its fastest frames up to the machine's jitter early, but never earlier than the
+    configured delay less what the delay stages took off: everything else on the path costs time
+    too. One way unless ``round_trip``."""
+    from twin.measure.calibrate import direction_compensation
+    taken_s = direction_compensation(state, sites)
+    if round_trip:
+        taken_s += direction_compensation(state, sites[::-1])
+    return EARLY_MS + state.time.fabric_s(taken_s) * 1e3

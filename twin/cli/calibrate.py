@@ -66,8 +66,11 @@ def show_calibration(topo: Topology, state: TwinState, results: str) -> None:
                       f"{r.emulated_rate_mbps:g}", f"{r.goodput_mbps:.1f}", f"{r.wire_ratio:.3f}",
                       *(style[s] for s in r.statuses()))
     console.print(table)
+    floor = rows[0].machine_pdv_floor_ms
     console.print(f"{summary(rows)}; this machine carries {rows[0].machine_tcp_ceiling_mbps:g} "
-                  f"Mbit/s in one TCP flow through an unshaped switch; CSV: {out}")
+                  f"Mbit/s in one TCP flow through an unshaped switch"
+                  + (f", and the probe through it varies {floor:.2f} ms (one-way PDV)"
+                     if floor is not None else "") + f"; CSV: {out}")
 
 
 def _ms(value: Optional[float]) -> str:

@@ -19,8 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                         "deterministic reserved paths (os-ken); baseline = best-effort L2 learning")
     p.add_argument("--detach", action="store_true", help="return once the twin is ready")
     add_scale(p)
-    p.add_argument("--compensate", action="store_true",
-                   help="take the host's latency floor out of the delay stages (delay_compensation)")
+    p.add_argument("--compensate", action=argparse.BooleanOptionalAction, default=None,
+                   help="take the host's latency floor out of the delay stages, or (--no-compensate) "
+                        "leave it in; default: the topology's delay_compensation (true)")
     p.add_argument("--calibrate", action="store_true", help="measure every link after bring-up")
     p.add_argument("--single-site", action="store_true",
                    help="bring up the equal-compute single-site twin of the topology")
@@ -32,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from twin.emulation import runtime
     from twin.spec.topology import load_topology, single_site
     topo = scaled(load_topology(args.topology), args.scale, args.dilation)
-    if args.compensate:
-        topo = topo.model_copy(update={"delay_compensation": True})
+    if args.compensate is not None:
+        topo = topo.model_copy(update={"delay_compensation": args.compensate})
     if args.single_site:
         topo = single_site(topo)
     t0 = time.monotonic()

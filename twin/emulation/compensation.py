@@ -15,11 +15,11 @@ When the twin comes up (forwarding installed, nothing else running) it measures 
    a site has two workers; for a site with one worker that carries transit traffic, derived from
    a two-hop path through it: lan(w) = rtt(u, w) + rtt(w, v) - rtt(u, w, v)).
 2. The residual, with the configured delays and the floor taken off: the same one-hop round
-   trips again, and what their lower quartile is still above the configured round trip is taken
-   off too (see _low_rtt: the median lands within the machine's jitter above it, the fastest
-   frames at most that much below) (measured
-   at most ``ROUNDS`` times, until every link is within ``RESIDUAL_S``; each round's estimate of
-   the whole excess is averaged with the earlier ones). The floor alone is not enough:
+   trips again, and what their median is still above the configured round trip is taken off
+   too (measured at most ``ROUNDS`` times, until every link is within ``RESIDUAL_S``; each
+   round's estimate of the whole excess is averaged with the earlier ones). The median is what
+   calibration holds to the configured round trip; the fastest frames then arrive up to the
+   machine's jitter before it, never earlier than the configured delay less the compensation. The floor alone is not enough:
    a delay stage that holds frames sleeps and wakes for each of them, and the switches behind it
    go idle between them, which a frame passing straight through never pays; on an idle 2-core
    machine the round trip at the configured delay exceeded the zero-delay floor by 0.3-0.5 ms.
@@ -57,7 +57,7 @@ PINGS = 20  # per measured path: enough for a stable median of a sub-millisecond
 WARMUP = 3  # pings first sent and not counted: ARP, the switches' flow caches, the first wake-ups
 INTERVAL_S = 0.01
 PARALLEL = 12  # paths measured at once where there are many (pings are tiny)
-RESIDUAL_PINGS = 40  # their lower quartile is what the residual is taken from
+RESIDUAL_PINGS = 40  # their median is what the residual is taken from
 # ping's own default pacing (twin.measure.ping), as calibration sends: the longer the gaps between
 # frames the more of each one's wake-ups the host pays (10 ms gaps measured ~0.2 ms less)
 RESIDUAL_INTERVAL_S = 0.02
@@ -131,15 +131,16 @@ def configured_one_hop_rtt_s(state: TwinState, w: WanInfo, site_delay_s: dict[st
 
 
 def measure_residuals(state: TwinState, site_delay_s: dict[str, float]) -> dict[tuple[str, str], float]:
-    """Per link: the lower quartile of the one-hop round trips measured now less the
-    configured round trip (host time, s)."""
+    """Per link: the median of the one-hop round trips measured now less the configured round
+    trip (host time, s)."""
     first = _first_workers(state)
     pairs = [(first[w.a], first[w.b]) for w in state.wan]
     # one link at a time, as calibration pings: pings on other links keep the shared switches
     # and CPUs awake and make every round trip shorter (0.2-0.5 ms here); many links at once
     # only where one at a time would take minutes
     with ThreadPoolExecutor(1 if len(pairs) <= SEQUENTIAL_LINKS else PARALLEL) as pool:
-        rtts = list(pool.map(lambda pair: _low_rtt(pair[0], pair[1], RESIDUAL_PINGS), pairs))
+        rtts = list(pool.map(lambda pair: statistics.median(
+            _rtts(pair[0], pair[1], RESIDUAL_PINGS, RESIDUAL_INTERVAL_S)), pairs))
     return {_key(w): rtt - configured_one_hop_rtt_s(state, w, site_delay_s)
             for w, rtt in zip(state.wan, rtts)}
 
@@ -231,15 +232,6 @@ def _rtts(src: WorkerInfo, dst: WorkerInfo, count: int, interval_s: float = INTE
 
 def _median_rtt(src: WorkerInfo, dst: WorkerInfo) -> float:
     return statistics.median(_rtts(src, dst, PINGS))
-
-
-def _low_rtt(src: WorkerInfo, dst: WorkerInfo, count: int) -> float:
-    """The lower quartile of the round trips. The median would put half of the frames before
-    the fiber's own delay, the fastest one would leave the median a jitter above it: from the
-    lower quartile the median sits within the machine's jitter of the configured round trip
-    (0.1-0.2 ms here), and the fastest frames at most that much before it."""
-    rtts = sorted(_rtts(src, dst, count, RESIDUAL_INTERVAL_S))
-    return rtts[len(rtts) // 4]
 
 
 def _apply(state: TwinState, w: WanInfo, zero: bool = False) -> None:

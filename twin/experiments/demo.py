@@ -19,6 +19,7 @@ from typing import Callable
 
 from twin.drive.benchmark import run_collective
 from twin.emulation import runtime
+from twin.emulation.state import TwinState
 from twin.experiments import campaign as camp
 from twin.experiments.efficiency import efficiency
 from twin.host.rundirs import project_root
@@ -47,6 +48,17 @@ class DemoReport:
     out: Path  # the folder of every file the demo wrote
 
 
+def compensation_line(state: TwinState) -> str:
+    """What delay compensation measured at bring-up, for the summary's reader."""
+    if not state.compensated:
+        return "Delay compensation: off (every delay includes the host's floor)."
+    floors = [w.floor_rtt_s * 1e3 for w in state.wan if w.floor_rtt_s is not None]
+    taken = [2 * w.comp_first_s * 1e3 for w in state.wan]
+    return (f"Delay compensation: the host's floor {min(floors):.2f}-{max(floors):.2f} ms round trip "
+            f"with the delay stages at zero; {min(taken):.2f}-{max(taken):.2f} ms taken out of the "
+            "delay stages (`twin inspect`).")
+
+
 def run(progress: Callable[[str], None]) -> DemoReport:
     """The whole demo; ``progress`` gets one line per step. A TwinError stops it (the twin is
     torn down first)."""
@@ -62,12 +74,18 @@ def run(progress: Callable[[str], None]) -> DemoReport:
     try:
         _, state = runtime.up(topo, str(TOPOLOGY), "none", progress)
         lines.append(f"Mechanisms: links {state.mechanism}, OVS {state.datapath} datapath.")
+        lines.append(compensation_line(state))
         cal = calibrate(state, fabric_of(topo), progress=progress)
         write_csv(cal, out / "calibration.csv")
         for c in cal:
             lines.append(f"- calibration {c.src} -> {c.dst}: RTT {c.measured_rtt_median_ms:.2f} ms "
-                         f"(configured {c.configured_rtt_ms:.2f}), TCP {c.goodput_mbps:.0f} Mbit/s of "
-                         f"{c.emulated_rate_mbps:g} ({c.wire_ratio:.1%} at frame level)")
+                         f"(configured {c.configured_rtt_ms:.2f}) {c.rtt_status}, one-way PDV "
+                         f"{c.fwd_pdv_ms:.2f}/{c.rev_pdv_ms:.2f} ms {c.pdv_status}, TCP "
+                         f"{c.goodput_mbps:.0f} Mbit/s of {c.emulated_rate_mbps:g} "
+                         f"({c.wire_ratio:.1%} at frame level) {c.throughput_status}")
+        if cal and cal[0].machine_pdv_floor_ms is not None:
+            lines.append(f"- this machine's own one-way PDV, through one unshaped switch: "
+                         f"{cal[0].machine_pdv_floor_ms:.2f} ms (a PDV target below it is not measured)")
         lines.append(f"- {summary(cal)}")
         progress("collective sweep: ring and hierarchical all-reduce, 1 MiB to 16 MiB")
         fabric = min(topo.emulated_rate(s.fabric.rate) for s in topo.sites)

@@ -255,10 +255,10 @@ class Topology(FileModel):
     sites: list[Site] = Field(min_length=1, max_length=MAX_SITES)
     links: list[WanLink] = Field(default_factory=list, max_length=MAX_LINKS)
     reservations: list[ReservationSpec] = Field(default_factory=list, max_length=MAX_RESERVATIONS)
-    delay_compensation: bool = Field(False, description=(
+    delay_compensation: bool = Field(True, description=(
         "measure the host's own latency floor at bring-up and take it out of the long-haul delay "
-        "stages (docs/emulation.md#delay-compensation); measured at ping's 20 ms pacing, so denser "
-        "traffic, which pays less of the floor, may see up to ~0.5 ms less than configured"))
+        "stages, so that a worker measures the configured fiber delay, not the emulator's "
+        "(docs/emulation.md#delay-compensation); false leaves the floor in every delay"))
     congestion_control: str = Field("cubic", pattern=r"^[a-z][a-z0-9_]{0,15}$", description=(
         "TCP congestion control of every worker (Linux's default, what a stock VM runs); set "
         "explicitly because a machine's own default (bbr on some) would otherwise leak into "

@@ -22,8 +22,8 @@ from twin.host import capabilities
 from twin.units import parse_time
 
 # Queueing and the emulated CPU may add to a delay, never take from it: the lower bound is tight
-# (the kernel timer's granularity), the upper one only catches a delay that is not applied.
-EARLY_MS = 0.05
+# (tests.integration.machine.early_ms: the kernel timer's granularity and what delay compensation
+# takes off), the upper one only catches a delay that is not applied.
 LOOSE_MS = 5.0
 
 

@@ -7,8 +7,8 @@ import statistics
 
 import pytest
 
-from tests.integration.machine import leftovers, ns_run
-from tests.integration.stock_kernel.conftest import EARLY_MS, LOOSE_MS, netem_delays, run
+from tests.integration.machine import early_ms, leftovers, ns_run
+from tests.integration.stock_kernel.conftest import LOOSE_MS, netem_delays, run
 from tests.locations import ROOT, TOPOS
 from twin.emulation import cleanup, runtime
 from twin.measure.ping import parse_ping_rtts
@@ -41,8 +41,8 @@ def test_each_class_has_a_netem_leaf_with_the_fiber_delay(detpath_twin):
                 assert f"class htb {classid} " in classes, classes
             leaves = netem_delays(dev)
             assert {h: leaf["parent"] for h, leaf in leaves.items()} == CLASSES, leaves
-            for leaf in leaves.values():
-                assert abs(leaf["delay_s"] - delay) < 1e-5, leaf["line"]
+            for leaf in leaves.values():  # the fiber's less what delay compensation takes off
+                assert abs(leaf["delay_s"] - (delay - w.comp_first_s)) < 1e-5, leaf["line"]
             filters = run(["tc", "filter", "show", "dev", dev])
             assert "flowid 1:30" in filters and "flowid 1:20" in filters
 
@@ -53,7 +53,8 @@ def test_reserved_path_carries_traffic_with_the_fiber_delay(detpath_twin):
     src, dst = state.worker("beijing1"), state.worker("wuhan1")
     got = parse_ping_rtts(ns_run(src.pid, ["ping", "-n", "-c", "20", "-i", "0.05", dst.ip]).stdout)
     assert len(got) >= 18, got
-    assert min(got) >= cfg - EARLY_MS and statistics.median(got) <= cfg + LOOSE_MS, got
+    early = early_ms(state, ["beijing", "wuhan"], round_trip=True)
+    assert min(got) >= cfg - early and statistics.median(got) <= cfg + LOOSE_MS, got
 
 
 def test_link_set_delay_reaches_every_class_leaf(detpath_twin):
@@ -64,7 +65,8 @@ def test_link_set_delay_reaches_every_class_leaf(detpath_twin):
         for dev in (w.intf_a, w.intf_b):
             leaves = netem_delays(dev)
             assert set(leaves) == set(CLASSES)
-            assert all(abs(leaf["delay_s"] - 0.012) < 1e-6 for leaf in leaves.values()), leaves
+            assert all(abs(leaf["delay_s"] - (0.012 - w.comp_first_s)) < 1e-6
+                       for leaf in leaves.values()), leaves
     finally:
         run([TWIN, "link", "set", w.a, w.b,
              "--delay", f"{topo.link_delay(topo.links[0]) * 1e6:.0f}us"])

@@ -14,8 +14,8 @@ import subprocess
 import threading
 import time
 
-from tests.integration.machine import ns_run
-from tests.integration.stock_kernel.conftest import EARLY_MS, LOOSE_MS, netem_delays, run
+from tests.integration.machine import early_ms, ns_run
+from tests.integration.stock_kernel.conftest import LOOSE_MS, netem_delays, run
 from tests.locations import ROOT
 from twin.emulation import cleanup, runtime
 from twin.measure.ping import parse_ping_rtts
@@ -66,7 +66,8 @@ def test_both_ends_of_the_wan_link_have_htb_with_a_netem_leaf_carrying_its_delay
         leaves = netem_delays(dev)
         assert list(leaves) == ["10:"], leaves
         assert leaves["10:"]["parent"] == "1:10"
-        assert abs(leaves["10:"]["delay_s"] - topo.link_delay(topo.links[0])) < 1e-5, leaves
+        # the fiber's delay less what delay compensation takes off (the host's floor)
+        assert abs(leaves["10:"]["delay_s"] - (topo.link_delay(topo.links[0]) - w.comp_first_s)) < 1e-5, leaves
         assert f"rate {int(w.emulated_bps / 1e6)}Mbit" in leaves["10:"]["line"]
 
 
@@ -75,7 +76,8 @@ def test_cross_site_rtt_is_twice_the_fiber_delay_within_a_loose_bound(ci2site):
     cfg = 2 * topo.link_delay(topo.links[0]) * 1e3
     got = rtts(state, "beijing1", "wuhan1")
     assert len(got) >= 18
-    assert min(got) >= cfg - EARLY_MS, f"faster than the fiber: {min(got):.3f} < {cfg:.3f} ms"
+    early = early_ms(state, ["beijing", "wuhan"], round_trip=True)
+    assert min(got) >= cfg - early, f"faster than the fiber: {min(got):.3f} < {cfg:.3f} ms"
     assert statistics.median(got) <= cfg + LOOSE_MS, got
 
 
@@ -83,7 +85,7 @@ def test_no_reordering_without_jitter(ci2site):
     topo, state = ci2site
     stats = probe(state, "beijing1", "wuhan1", pps=200, count=400)
     assert stats["received"] == 400 and stats["reordered"] == 0, stats
-    assert stats["owd_min_ms"] >= topo.link_delay(topo.links[0]) * 1e3 - EARLY_MS
+    assert stats["owd_min_ms"] >= topo.link_delay(topo.links[0]) * 1e3 - early_ms(state, ["beijing", "wuhan"])
 
 
 def test_link_set_changes_delay_on_both_ends_and_the_rtt_follows(ci2site):
@@ -93,9 +95,10 @@ def test_link_set_changes_delay_on_both_ends_and_the_rtt_follows(ci2site):
         out = run([TWIN, "link", "set", "beijing", "wuhan", "--delay", "15ms"])
         assert "delay 15" in out, out
         for dev in (w.intf_a, w.intf_b):
-            assert abs(netem_delays(dev)["10:"]["delay_s"] - 0.015) < 1e-6
+            assert abs(netem_delays(dev)["10:"]["delay_s"] - (0.015 - w.comp_first_s)) < 1e-6
         got = rtts(state, "beijing1", "wuhan1")
-        assert min(got) >= 30 - EARLY_MS and statistics.median(got) <= 30 + LOOSE_MS, got
+        early = early_ms(state, ["beijing", "wuhan"], round_trip=True)
+        assert min(got) >= 30 - early and statistics.median(got) <= 30 + LOOSE_MS, got
     finally:
         run([TWIN, "link", "set", "beijing", "wuhan",
              "--delay", f"{topo.link_delay(topo.links[0]) * 1e6:.0f}us"])
@@ -150,7 +153,7 @@ def test_jitter_on_a_rate_shaped_netem_link_spreads_the_delay(ci2site):
             assert abs(netem_delays(dev)["10:"]["jitter_s"] - 0.005) < 1e-6
         stats = probe(state, "beijing1", "wuhan1", pps=500, count=1000, port=7101)
         assert stats["received"] == 1000, stats
-        assert stats["owd_min_ms"] >= base * 1e3 - 5 * 3 - EARLY_MS
+        assert stats["owd_min_ms"] >= base * 1e3 - 5 * 3 - early_ms(state, ["beijing", "wuhan"])
         assert stats["owd_p99_ms"] - stats["owd_min_ms"] > 2.0, stats  # the jitter is there
     finally:
         run([TWIN, "link", "set", "beijing", "wuhan", "--jitter", "0"])
@@ -169,5 +172,5 @@ def test_calibrate_measures_every_path_on_netem(ci2site, tmp_path):
     for r in rows:
         assert r["mechanism"] == "netem"
         assert abs(float(r["configured_rtt_ms"]) - cfg) < 0.01
-        assert float(r["measured_rtt_min_ms"]) >= cfg - EARLY_MS
+        assert float(r["measured_rtt_min_ms"]) >= cfg - early_ms(state, ["beijing", "wuhan"], round_trip=True)
         assert 0 < float(r["goodput_mbps"]) <= float(r["emulated_rate_mbps"]) * 1.01

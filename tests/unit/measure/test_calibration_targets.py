@@ -49,6 +49,23 @@ def test_pdv_target_holds_in_both_directions():
     assert pdv_status(0.1, 0.51) == MISSED
 
 
+def test_a_pdv_below_the_machines_own_floor_is_not_measured_never_ok():
+    # the scratch switch's probe varied 0.9 ms: no path of this machine can show 0.5 ms
+    assert pdv_status(0.1, 2.0, machine_pdv_ms=0.9) == NOT_MEASURED
+    assert pdv_status(0.3, 0.4, machine_pdv_ms=0.9) == OK  # met it anyway: measured
+    assert pdv_status(0.1, 2.0, machine_pdv_ms=0.3) == MISSED  # the machine could: the twin added it
+    assert pdv_status(0.1, 2.0, machine_pdv_ms=0.5) == MISSED  # at the target exactly: testable
+    assert pdv_status(0.1, 2.0, machine_pdv_ms=None) == MISSED  # floor not measured: no excuse
+
+
+def test_row_states_the_machines_pdv_floor():
+    noisy = Ceiling(goodput_bps=3000e6, mtu=9000, datapath="user", pdv_ms=1.25)
+    row = calibration_row("wan-link", "a1", "b1", 1, 0.005, 100e6, [10.0], probe([5.0] * 998 + [7.0, 7.0]),
+                          probe([5.0] * 10), 99e6, 0, noisy, "delayline", "1/4000")
+    assert row.fwd_pdv_ms == 2.0 and row.machine_pdv_floor_ms == 1.25
+    assert row.pdv_status == NOT_MEASURED and not row.pdv_ok
+
+
 def test_a_rate_above_the_machines_ceiling_is_not_measured_never_ok():
     wire_ceiling = 3000e6 / tcp_payload_share(9000)  # 3,022 Mbit/s as frames
     assert CEILING.wire_bps == pytest.approx(wire_ceiling)
