@@ -13,6 +13,7 @@ import pytest
 from tests.integration.machine import leftovers
 from tests.locations import TOPOS
 from twin.emulation import cleanup
+from twin.errors import TwinError
 from twin.host import services
 
 
@@ -33,6 +34,19 @@ def daemons():
     services.ensure_ovs()
 
 
+
+
+@pytest.fixture(scope="module")
+def torch_image(daemons):
+    """The torch image, built here if its inputs changed; a skip only where pip cannot get torch."""
+    from twin.host.engine import docker_client
+    from twin.host.images import TorchUnavailable, build_torch
+    try:
+        return build_torch(docker_client(), log=lambda s: None)
+    except TorchUnavailable as exc:
+        pytest.skip(f"the torch image cannot be built on this machine: {exc}")
+    except TwinError as exc:
+        pytest.fail(f"the torch image build failed: {exc}")
 
 
 @pytest.fixture

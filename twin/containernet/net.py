@@ -78,6 +78,25 @@ def check_link_keywords(where: str, params: dict[str, Any], mechanism: str) -> N
         if prefix and mechanism == "delayline" and any(given.get(k) for k in DELAY_STAGE):
             raise TwinError(f"{where}: {prefix}delay, jitter and loss apply to the whole link on "
                             "this machine (a delay line, no netem): give them to addLink itself")
+    for end in ("params1", "params2"):
+        check_queue_limit(where, {**(params.get(end) or {}), **params}, mechanism)
+
+
+def check_queue_limit(where: str, end: dict[str, Any], mechanism: str) -> None:
+    """One end's queue limit (its keywords as Mininet merges them: the link's over the end's)
+    must bound a queue: the one in front of ``bw``'s rate, or netem's, which holds the delayed
+    packets too (as on Mininet). Without either there is no queue, and the limit would do
+    nothing."""
+    packets, size = end.get("max_queue_size"), end.get("queue_bytes")
+    if packets and size:
+        raise TwinError(f"{where}: max_queue_size={packets!r} and queue_bytes={size!r} both "
+                        "given; give one")
+    limit = "max_queue_size" if packets else "queue_bytes" if size else None
+    netem_queue = mechanism == "netem" and any(end.get(k) for k in DELAY_STAGE)
+    if limit and not end.get("bw") and not netem_queue:
+        raise TwinError(f"{where}: {limit}={end[limit]!r} bounds no queue without bw: the queue "
+                        "forms in front of the link's rate" + ("" if mechanism == "netem" else
+                        " (on this machine delays are a delay line's, not netem's)"))
 
 
 def listening_in(node: Any, port: int) -> bool:

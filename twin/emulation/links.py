@@ -107,6 +107,24 @@ def replace_root(dev: str, pid: Optional[int], cmds: list[list[str]], must_have:
         raise TwinError(f"tc on {dev}: class {must_have} was not installed")
 
 
+def intf_shaping(bw=None, delay=None, jitter=None, loss=None, max_queue_size=None,
+                 queue_bytes=None, shape_delay=True, mtu=None) -> Shaping:
+    """One end's egress from Mininet's TCIntf keywords (bw in Mbit/s, loss in percent,
+    max_queue_size in packets of a full frame) and the twin's ``queue_bytes``; without
+    ``shape_delay`` the delay stage is elsewhere (the link's delay line)."""
+    from twin.units import parse_time
+    return Shaping(
+        rate_bps=float(bw) * 1e6 if bw else None,
+        delay_s=parse_time(delay) if (delay and shape_delay) else 0.0,
+        jitter_s=parse_time(jitter) if (jitter and shape_delay) else 0.0,
+        loss=float(loss) / 100 if (loss and shape_delay) else 0.0,
+        queue_bytes=queue_bytes or (int(max_queue_size) * frame_bytes(mtu or 1500)
+                                    if max_queue_size else None),
+        queue_packets=int(max_queue_size) if max_queue_size and not queue_bytes else None,
+        mtu=int(mtu or 1500),
+    )
+
+
 class ShapedIntf(Intf):
     """A Mininet interface whose egress is shaped by HTB (+ netem where chosen).
 
@@ -120,16 +138,8 @@ class ShapedIntf(Intf):
         pid = self.node.pid if self.node.inNamespace else None
         if mtu:
             run_argv(ns_prefix(pid) + ["ip", "link", "set", "dev", self.name, "mtu", str(int(mtu))])
-        from twin.units import parse_time
-        shaping = Shaping(
-            rate_bps=float(bw) * 1e6 if bw else None,
-            delay_s=parse_time(delay) if (delay and shape_delay) else 0.0,
-            jitter_s=parse_time(jitter) if (jitter and shape_delay) else 0.0,
-            loss=float(loss) / 100 if (loss and shape_delay) else 0.0,
-            queue_bytes=queue_bytes or (max_queue_size * frame_bytes(mtu or 1500)
-                                        if max_queue_size else None),
-            mtu=int(mtu or 1500),
-        )
+        shaping = intf_shaping(bw, delay, jitter, loss, max_queue_size, queue_bytes, shape_delay,
+                               mtu)
         prepare_port(self.name, pid)
         self.shaping, self.mechanism = shaping, mechanism
         reapply(self)

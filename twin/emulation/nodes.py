@@ -46,6 +46,12 @@ PUBLISHING_KEYWORDS = ("ports", "port_bindings", "publish_all_ports")
 MININET_HOST_KEYWORDS = ("ip", "mac", "defaultRoute", "lo")
 
 
+def port_key(port: Any) -> str:
+    """A container port as the engine names it: 80, '80' and '80/tcp' are '80/tcp'."""
+    key = str(port)
+    return key if "/" in key else f"{key}/tcp"
+
+
 def _is_set(value: Any) -> bool:
     return value is not None and not (isinstance(value, int) and not isinstance(value, bool)
                                       and value == -1) and value != [] and value != {}
@@ -89,8 +95,18 @@ def run_options(node: str, keywords: dict[str, Any]) -> dict[str, Any]:
                             "have none unless asked; add network_mode='bridge'")
     else:
         publish_all = publishing["publish_all_ports"] is not False  # Containernet's default: True
-        ports: dict[Any, Any] = {p: None for p in publishing["ports"] or []} if publish_all else {}
-        ports.update(publishing["port_bindings"] or {})
+        listed, bindings = publishing["ports"] or [], publishing["port_bindings"] or {}
+        if not publish_all:
+            # Containernet would expose these without publishing them; the SDK's containers.run
+            # binds every port it is given, so exposing alone cannot be asked for
+            bound = {port_key(p) for p in bindings}
+            unbound = [p for p in listed if port_key(p) not in bound]
+            if unbound:
+                raise TwinError(f"{node}: ports={unbound!r} with publish_all_ports=False would only "
+                                "be exposed, which the twin does not offer: it publishes ports "
+                                "(publish_all_ports=True, the default) or binds them (port_bindings)")
+        ports: dict[Any, Any] = {p: None for p in listed} if publish_all else {}
+        ports.update(bindings)
         if ports:
             opts["ports"] = ports
         opts["publish_all_ports"] = publish_all

@@ -49,6 +49,9 @@ class Shaping:
     loss: float = 0.0
     queue_bytes: Optional[int] = None
     mtu: int = 1500
+    # A packet limit given as one (Mininet's max_queue_size): netem's limit as it is, as on
+    # Mininet, where it counts the packets in the delay too; queue_bytes is then its bytes
+    queue_packets: Optional[int] = None
     # DSCPs with an HTB class of their own on this link (detpath): the delay line serializes each
     # class apart, as netem does with one leaf per class (see twin/delayline.c)
     class_dscps: tuple[int, ...] = ()
@@ -96,7 +99,8 @@ def shaping_commands(dev: str, shaping: Shaping, mechanism: str) -> list[list[st
         parent = "parent 1:10"
     leaf = ["tc", "qdisc", "replace", "dev", dev] + parent.split() + ["handle", "10:"]
     if netem:
-        limit = max(1000, (shaping.queue_bytes or 0) // frame_bytes(shaping.mtu) + 1)
+        limit = shaping.queue_packets or max(1000, (shaping.queue_bytes or 0)
+                                             // frame_bytes(shaping.mtu) + 1)
         cmds.append(leaf + netem_args(shaping) + ["limit", str(limit)])
     elif shaping.rate_bps:
         queue = shaping.queue_bytes or 64 * frame_bytes(shaping.mtu)

@@ -1,6 +1,6 @@
 """Containernet scripts on the twin, one per kind of Containernet example, each checking what its
 user would: connectivity, RTT against the configured delay, bandwidth, the limits the engine
-reports, a service and a job over the emulated link, nothing left after ``net.stop()``.
+reports, a service and a training job over the emulated link, nothing left after ``net.stop()``.
 
 The scripts are written as on Containernet (Mininet's classes, ``addDocker``, ``TCLink``); only
 ``Containernet`` comes from ``twin.containernet``. Delays are 50 ms or more, so the twin's own
@@ -25,6 +25,7 @@ from mininet.node import Controller, OVSController, RemoteController
 
 from tests.integration.machine import leftovers
 from twin.containernet import Containernet
+from twin.drive.ddp import combine, rank_result
 from twin.errors import TwinError
 from twin.host.images import worker_image_ref
 from twin.measure.ping import parse_ping_rtts
@@ -57,6 +58,13 @@ def assert_rtt(samples: list[float], configured_ms: float) -> None:
     assert statistics.median(samples) <= configured_ms * 1.05, samples
 
 
+def egress_leaf(dev: str) -> dict:
+    """The queue under a switch port's rate class (root namespace), as ``tc -j`` reports it."""
+    out = subprocess.run(["tc", "-j", "qdisc", "show", "dev", dev], capture_output=True, text=True,
+                         check=True).stdout
+    return next(q for q in json.loads(out) if q.get("handle") == "10:")
+
+
 def mbits(text: str) -> float:
     value, unit = text.split()
     return float(value) * {"bits/sec": 1e-6, "Kbits/sec": 1e-3, "Mbits/sec": 1, "Gbits/sec": 1e3}[unit]
@@ -71,6 +79,7 @@ def test_basic_script_runs_unchanged(clean_machine, image):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "RESULT loss=0.0" in out
+    assert "RESULT containers mn.d1 mn.d2" in out  # d2 by addHost(cls=Docker), mininet.node's
     # 100 ms each way: 200 ms round trip, plus 1 Mbit/s serialization of a ping (under 1 ms)
     ping = re.search(r"RESULT ping rtt min/avg/max/mdev = [\d.]+/([\d.]+)/", out)
     iperf = re.search(r"RESULT iperf \['([^']+)', '([^']+)'\]", out)
@@ -136,10 +145,11 @@ def test_volumes(clean_machine, image, tmp_path):
                        volumes=[f"{tmp_path}:/ro:ro"])
     s1 = net.addSwitch("s1")
     net.addLink(d1, s1)
-    net.addLink(d2, s1, cls=TCLink, delay="25ms")
+    net.addLink(d2, s1, cls=TCLink, delay="50ms")
     net.start()
     try:
         assert net.ping([d1, d2]) == 0.0
+        assert_rtt(rtts(d1, "10.0.0.252"), 100.0)  # 50 ms on each end's egress
         assert subprocess.run(["docker", "exec", "mn.d1", "cat", "/data/in.txt"], capture_output=True,
                               text=True).stdout == "from the host\n"
         subprocess.run(["docker", "exec", "mn.d1", "sh", "-c", "echo from d1 > /data/out.txt"],
@@ -186,6 +196,9 @@ def test_resource_limits_and_cpu_limit_at_run_time(clean_machine, image):
         assert (hc["CpuQuota"], hc["CpusetCpus"], hc["Memory"]) == (25000, "1", 64 * 2**20)
         assert net.ping([d1, d2]) == 0.0
         assert_rtt(rtts(d1, "10.0.0.252"), 100.0)
+        # iperf runs in the host's shell in d1's namespace (Mininet's cmd), outside its CPU limit
+        server, client = net.iperf([d1, d2], seconds=10)
+        assert 8.5 <= mbits(server) <= 10.5, (server, client)  # bw=10: 10 Mbit/s
     finally:
         net.stop()
     assert not any(leftovers().values())
@@ -224,37 +237,42 @@ def test_service_started_by_dcmd_is_reached_over_the_link(clean_machine, image):
     assert not any(leftovers().values())
 
 
-def test_distributed_job_between_containers(clean_machine, image):
-    """An all-reduce across two data centres (the twin's worker program, numpy over TCP)."""
+def test_distributed_job_between_containers(clean_machine, torch_image):
+    """A small training job across two data centres: traffic.ddp (PyTorch's
+    DistributedDataParallel over gloo) in two containers of the torch image, one rank each,
+    started with ``dexec`` and torchrun's environment as a Containernet user would start it."""
     net = Containernet(controller=Controller)
     net.addController("c0")
-    workers = [net.addDocker(f"w{i}", ip=f"10.0.0.{10 + i}", dimage=image) for i in range(2)]
+    ips = ["10.0.0.10", "10.0.0.11"]
+    workers = [net.addDocker(f"w{i}", ip=ip, dimage=torch_image) for i, ip in enumerate(ips)]
     s1, s2 = net.addSwitch("s1"), net.addSwitch("s2")
     net.addLink(workers[0], s1)
     net.addLink(s1, s2, cls=TCLink, delay="50ms", bw=50)
     net.addLink(workers[1], s2)
     net.start()
     try:
-        ranks = json.dumps([{"rank": i, "ip": f"10.0.0.{10 + i}", "site": f"s{i + 1}"}
-                            for i in range(2)])
+        assert_rtt(rtts(workers[0], ips[1]), 100.0)
+        argv = ["python3", "-m", "traffic.ddp", "--width", "256", "--depth", "2", "--batch", "32",
+                "--warmup", "1", "--compute-iters", "1", "--iters", "3", "--timeout", "120"]
         results: dict[int, tuple[int, str]] = {}
 
         def rank(i: int) -> None:
-            results[i] = workers[i].dexec(["python3", "-m", "traffic.bench", "--rank", str(i),
-                                           "--ranks", ranks, "--sizes", "1024", "--iters", "3"])
+            env = {"MASTER_ADDR": ips[0], "MASTER_PORT": "29500", "RANK": str(i),
+                   "WORLD_SIZE": "2", "GLOO_SOCKET_IFNAME": f"w{i}-eth0"}
+            results[i] = workers[i].dexec(argv, environment=env)
 
         threads = [threading.Thread(target=rank, args=(i,)) for i in range(2)]
         for t in threads:
             t.start()
         for t in threads:
-            t.join(timeout=120)
-        for i in range(2):
-            rc, out = results[i]
+            t.join(timeout=300)
+        assert sorted(results) == [0, 1], results
+        for rc, out in results.values():
             assert rc == 0, out
-            row = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
-            assert row["wrong"] == 0
-            # two ranks, ring: a reduce-scatter step and an all-gather step, 50 ms each way
-            assert all(95_000 <= t <= 150_000 for t in row["times_us"]), row
+        run = combine([rank_result(results[i][1]) for i in range(2)])
+        assert run.in_sync  # every replica's parameters hash the same after the steps
+        # each all-reduce needs the other rank's gradient: at least the 50 ms one way
+        assert len(run.iteration_s) == 3 and min(run.iteration_s) >= 0.050, run
     finally:
         net.stop()
     assert not any(leftovers().values())
@@ -267,11 +285,19 @@ def test_tclink_jitter_and_loss_on_both_ends(clean_machine, image):
     d2 = net.addDocker("d2", ip="10.0.0.252", dimage=image)
     s1, s2 = net.addSwitch("s1"), net.addSwitch("s2")
     net.addLink(d1, s1)
-    net.addLink(s1, s2, cls=TCLink, delay="50ms", jitter="5ms", loss=10, bw=10,
-                max_queue_size=200)
+    link = net.addLink(s1, s2, cls=TCLink, delay="50ms", jitter="5ms", loss=10, bw=10,
+                       max_queue_size=200)
     net.addLink(s2, d2)
     net.start()
     try:
+        # max_queue_size=200 on both ends: netem's limit in packets, else the byte FIFO behind
+        # the rate (200 full frames), the delay being the delay line's
+        for intf in (link.intf1, link.intf2):
+            leaf = egress_leaf(intf.name)
+            if net.mechanism == "netem":
+                assert (leaf["kind"], leaf["options"]["limit"]) == ("netem", 200), leaf
+            else:
+                assert (leaf["kind"], leaf["options"]["limit"]) == ("bfifo", 200 * 1514), leaf
         d1.cmd("ping -n -c 3 -i 0.2 10.0.0.252")  # the standalone switches learn the MACs
         out = d1.cmd("ping -n -c 300 -i 0.02 -W 1 10.0.0.252")
         samples = parse_ping_rtts(out)

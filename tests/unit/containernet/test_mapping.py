@@ -59,3 +59,24 @@ def test_description_is_what_the_controller_reads():
     assert model.switch_by_dpid(2) == ("s2", {"dpid": 2, "site": "s2"})
     tree = spanning_tree_ports(fabric_graph(model.wan))
     assert tree == {"s1": {2}, "s2": {1, 2}, "s3": {1}}  # the slow s1-s3 link is off the tree
+
+
+@pytest.mark.parametrize("params, mechanism, message", [
+    ({"max_queue_size": 100}, "delayline", r"^addLink\(s1, s2\): max_queue_size=100 bounds no "
+                                           r"queue without bw: .*delay line"),
+    ({"delay": "10ms", "max_queue_size": 100}, "delayline", r"max_queue_size=100 bounds no queue"),
+    ({"max_queue_size": 100}, "netem", r"max_queue_size=100 bounds no queue without bw: the queue "
+                                       r"forms in front of the link's rate$"),
+    ({"max_queue_size": 100, "params1": {"bw": 5}}, "netem", r"max_queue_size=100 bounds no queue"),
+    ({"bw": 5, "max_queue_size": 100, "queue_bytes": 10**6}, "netem", r"both given; give one$"),
+])
+def test_a_queue_limit_must_bound_a_queue(params, mechanism, message):
+    with pytest.raises(TwinError, match=message):
+        check_link_keywords("addLink(s1, s2)", params, mechanism)
+
+
+def test_a_queue_limit_with_a_rate_or_netems_delay_passes():
+    check_link_keywords("addLink(s1, s2)", {"bw": 5, "max_queue_size": 100}, "delayline")
+    check_link_keywords("addLink(s1, s2)", {"max_queue_size": 100, "params1": {"bw": 5},
+                                            "params2": {"bw": 1}}, "delayline")
+    check_link_keywords("addLink(s1, s2)", {"delay": "10ms", "max_queue_size": 100}, "netem")

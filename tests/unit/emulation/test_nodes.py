@@ -53,9 +53,23 @@ def test_publishing_needs_a_docker_network():
     opts = run_options("d5", {"network_mode": "bridge", "ports": [9999, 80],
                               "port_bindings": {9999: 9999}})
     assert opts["ports"] == {9999: 9999, 80: None} and opts["publish_all_ports"] is True
-    quiet = run_options("d5", {"network_mode": "bridge", "ports": [80], "publish_all_ports": False,
-                               "port_bindings": {9999: ("127.0.0.1", 9999)}})
-    assert quiet["ports"] == {9999: ("127.0.0.1", 9999)} and quiet["publish_all_ports"] is False
+    quiet = run_options("d5", {"network_mode": "bridge", "ports": [9999, "53/udp"],
+                               "publish_all_ports": False,
+                               "port_bindings": {"9999/tcp": ("127.0.0.1", 9999), "53/udp": 5353}})
+    assert quiet["ports"] == {"9999/tcp": ("127.0.0.1", 9999), "53/udp": 5353}
+    assert quiet["publish_all_ports"] is False
+
+
+def test_ports_only_exposed_are_refused():
+    """Containernet would expose ``ports`` without publishing them when publish_all_ports=False;
+    the twin publishes or binds, so a listed port that nothing binds is named, not dropped."""
+    with pytest.raises(TwinError, match=r"^d5: ports=\[80\] with publish_all_ports=False would only "
+                                        r"be exposed, .*publish_all_ports=True.*port_bindings\)$"):
+        run_options("d5", {"network_mode": "bridge", "ports": [80, 9999], "publish_all_ports": False,
+                           "port_bindings": {9999: ("127.0.0.1", 9999)}})
+    with pytest.raises(TwinError, match=r"ports=\['53/udp'\]"):  # bound over TCP only
+        run_options("d5", {"network_mode": "bridge", "ports": ["53/udp"], "publish_all_ports": False,
+                           "port_bindings": {53: 5353}})
 
 
 @pytest.mark.parametrize("mode", ["host", "container:mn.d1"])
