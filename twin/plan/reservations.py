@@ -15,7 +15,9 @@ reservation of a file that writes none gets AF41/EF (34/46), the topology's defa
 
 from __future__ import annotations
 
-from twin.errors import InputError
+from typing import Optional
+
+from twin.errors import InputError, TwinError
 from twin.plan.routing import AdmissionError, Reservation, admit, link_classes
 from twin.spec.loading import Loc, field_path
 from twin.spec.topology import ReservationSpec, Topology
@@ -131,3 +133,28 @@ def reserved_per_link(reservations: list[Reservation]) -> dict[frozenset, float]
         for u, v in zip(r.path, r.path[1:]):
             load[frozenset((u, v))] = load.get(frozenset((u, v)), 0.0) + r.rate_bps
     return load
+
+
+def ports_of(r: Reservation, proto: str) -> list[int]:
+    """The ``proto`` ("tcp" or "udp") ports the switches classify as the reservation's."""
+    return list(r.tcp_ports) if proto == "tcp" else [*r.udp_ports, *r.replicated_udp_ports]
+
+
+def reservation_on_port(reservations: list[Reservation], a: str, b: str, proto: str,
+                        port: int) -> Optional[Reservation]:
+    """The reservation between sites ``a`` and ``b`` that claims ``proto`` ``port``, if any:
+    traffic between their workers on it is classified as the reservation's (its DSCP, its path,
+    its classes), not best effort."""
+    return next((r for r in reservations if {r.src, r.dst} == {a, b}
+                 and port in ports_of(r, proto)), None)
+
+
+def free_port(reservations: list[Reservation], start: int, proto: str) -> int:
+    """The first ``proto`` port from ``start`` up that no reservation claims (between any two
+    sites): a measurement meant to see the path as every flow sees it must not be classified as
+    a reservation's. TwinError if none is left below 65536."""
+    taken = {p for r in reservations for p in ports_of(r, proto)}
+    for port in range(start, 65536):
+        if port not in taken:
+            return port
+    raise TwinError(f"every {proto.upper()} port from {start} up is a reservation's")
