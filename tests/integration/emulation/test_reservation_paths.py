@@ -131,6 +131,24 @@ def test_a_workers_own_codepoint_gets_no_reservations_path_or_class(detour):
     assert sent_packets(x_y.intf_a, "1:10") >= best_effort + 300
 
 
+def twin_trace(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "twin.cli.main", "trace", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"})
+
+
+def test_trace_measures_on_a_port_in_no_reservation(detour):
+    """7200, trace's first choice, is the second reservation's probe port here: detpath would
+    send the trace's probes round the detour while it captures on the direct link. The trace
+    takes 7201 and follows x > y; asked for 7200 it refuses before anything starts."""
+    ok = twin_trace("x1", "y1", "--seconds", "1", "--pps", "200")
+    assert ok.returncode == 0, ok.stderr
+    assert "UDP port 7201" in ok.stdout + ok.stderr and "x > y" in ok.stdout + ok.stderr
+    refused = twin_trace("x1", "y1", "--seconds", "1", "--port", "7200")
+    assert refused.returncode == 1 and refused.stderr.startswith(
+        "twin: --port 7200: a UDP port of reservation 'second' (x-y)"), refused.stderr
+
+
 def test_the_rate_booked_on_a_link_never_exceeds_its_capacity(detour):
     topo, state, _ = detour
     booked = {(w.a, w.b): w.reserved_bps for w in state.wan}
