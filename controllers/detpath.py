@@ -5,7 +5,12 @@ connects, from the twin's model: no learning, no flooding, no hashing.
 
 Table 0 classifies: traffic of a reservation entering from a worker (exact match on its two
 endpoints, one at each of the reservation's sites, and its TCP/UDP ports) gets the reservation's
-own DSCP set; everything else passes unmarked. LLDP goes to the controller: once every switch is
+own DSCP set; any other IP traffic from a worker gets its DSCP cleared (0, best effort). Only
+the switch marks: a worker's own codepoint is never trusted, since everything after the first
+switch (table 1's reservation paths, HTB's classes on every WAN and worker egress, the delay
+line's lanes) tells reservations apart by DSCP alone, and a worker marking its traffic EF would
+otherwise get a reservation's path and its strict-priority probe class. Traffic from WAN ports
+keeps its mark: a switch of the twin set it. LLDP goes to the controller: once every switch is
 programmed, an LLDP frame leaves every WAN port and the ports it arrives on are compared with the
 model, so a miswired twin is reported instead of silently forwarding on the wrong links.
 Table 1 forwards a reservation's traffic (its DSCP, the destination worker's MAC, the port it
@@ -41,6 +46,9 @@ LLDP_ROUNDS = 3  # frames per port, 100 ms apart: a lossy link may drop one
 LLDP_WAIT_S = 3.0
 REPLICA_GROUPS = 1000  # group ids above this: 1+1 replication (below: fast failover per site)
 RESERVATION_GROUPS = 100000  # above this: a reservation's next hop on its path, with failover
+# Table 0: a worker's IP traffic that no reservation's flow (priority 200-260) classified has
+# its DSCP cleared here, above the table-miss flow (0) that passes WAN traffic on unchanged.
+UNTRUSTED_PRIORITY = 100
 
 
 def lldp_frame(dpid: int, port: int) -> bytes:
@@ -144,6 +152,9 @@ class DetPath(app_manager.OSKenApp):
         self.flow(dp, 0, 300, p.OFPMatch(eth_type=ether_types.ETH_TYPE_LLDP),
                   [p.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER)])
         self.install_classification(dp, name, site)
+        for port in self.model.host_ports(name):  # unclassified from a worker: best effort
+            self.flow(dp, 0, UNTRUSTED_PRIORITY, p.OFPMatch(in_port=port, eth_type=ETH_IP),
+                      [p.OFPActionSetField(ip_dscp=0)], goto=1)
         self.flow(dp, 0, 0, p.OFPMatch(), goto=1)
         # table 1: exact destination MAC; remote sites through fast-failover groups
         groups = {}
@@ -223,7 +234,9 @@ class DetPath(app_manager.OSKenApp):
         """1+1: the first switch sends one copy the usual way and one down the edge-disjoint
         backup path; the backup copy carries a route-specific MAC that transit switches follow
         and the last switch swaps back. The receiver keeps whichever copy arrives first, so a
-        cut on either path loses nothing (fast failover still loses what was in flight)."""
+        cut on either path loses nothing (fast failover still loses what was in flight). A
+        backup copy is taken only from the port it travels in by, the previous hop of the backup
+        path: a worker sending to a route's MAC is not forwarded past the clearing of its DSCP."""
         p, ofp = dp.ofproto_parser, dp.ofproto
         gid = REPLICA_GROUPS
         for route in self.replicas:
@@ -246,13 +259,15 @@ class DetPath(app_manager.OSKenApp):
                                            eth_dst=w["mac"])
                             self.flow(dp, 0, 250, m, [p.OFPActionSetField(ip_dscp=route.dscp),
                                                       p.OFPActionGroup(gid)])
-                elif site in route.backup[1:-1]:
-                    nxt = route.backup[route.backup.index(site) + 1]
-                    self.flow(dp, 0, 260, p.OFPMatch(eth_dst=mac),
-                              [p.OFPActionOutput(self.model.wan_port(site, nxt))])
-                elif site == route.dst:
-                    self.flow(dp, 0, 260, p.OFPMatch(eth_dst=mac),
-                              [p.OFPActionSetField(eth_dst=w["mac"]), p.OFPActionOutput(w["port"])])
+                elif site in route.backup[1:]:
+                    j = route.backup.index(site)
+                    prev = self.model.wan_port(site, route.backup[j - 1])
+                    if site == route.dst:
+                        actions = [p.OFPActionSetField(eth_dst=w["mac"]),
+                                   p.OFPActionOutput(w["port"])]
+                    else:
+                        actions = [p.OFPActionOutput(self.model.wan_port(site, route.backup[j + 1]))]
+                    self.flow(dp, 0, 260, p.OFPMatch(in_port=prev, eth_dst=mac), actions)
 
     # The reply can arrive before os-ken's own handler has moved the switch to MAIN_DISPATCHER
     # (a switch answers a barrier sent from switch_features at once; on a slow machine that

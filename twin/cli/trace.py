@@ -33,7 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--size", type=int, default=None,
                    help="UDP payload bytes of each probe (default 200)")
     p.add_argument("--dscp", type=int, default=0, help="DSCP of the probes (46: EF)")
-    p.add_argument("--port", type=int, default=None, help="the probes' UDP port (default 7200)")
+    p.add_argument("--port", type=int, default=None,
+                   help="the probes' UDP port (default 7200, or the first above it in no "
+                        "reservation; a reservation's port between the two sites is refused)")
     p.add_argument("--csv", help="write one row per hop to this CSV")
     p.add_argument("--pcaps", help="keep the captures (one pcap per interface) in this folder")
     p.set_defaults(run=run)
@@ -41,13 +43,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     from twin.emulation.runtime import terminate_as_interrupt
-    from twin.measure.trace import DEFAULT_PORT, check_probe_size, trace
+    from twin.measure.trace import check_probe_size, trace
     from twin.output.csvrows import write_rows
     from twin.spec.topology import load_topology
     if args.seconds <= 0 or args.pps <= 0:
         raise TwinError("--seconds and --pps must be positive")
     if not 0 <= args.dscp <= 63:
         raise TwinError(f"--dscp {args.dscp}: a DSCP is 0-63")
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise TwinError(f"--port {args.port}: a UDP port is 1-65535")
     if args.topology is None and (args.scale or args.controller != "none"):
         raise TwinError("--scale and --controller apply to a TOPOLOGY brought up for the trace")
     if args.topology:  # before bring-up; on the running twin trace() checks
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     with terminate_as_interrupt(), twin_up_for(args.topology, args.scale, args.controller) as state:
         result = trace(state, state.worker(args.src), state.worker(args.dst),
                        seconds=args.seconds, pps=args.pps, dscp=args.dscp,
-                       port=args.port or DEFAULT_PORT, size=args.size, pcaps=args.pcaps,
+                       port=args.port, size=args.size, pcaps=args.pcaps,
                        progress=progress)
     show(result, state)
     if args.csv:

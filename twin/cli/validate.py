@@ -34,7 +34,9 @@ def file_kind(doc: Document) -> str:
 
 
 def summary(doc: Document) -> str:
-    """What the file describes, validated as its kind (InputError otherwise)."""
+    """What the file describes, validated as its kind (InputError otherwise). A topology's
+    reservations are admitted too, as detpath would admit them at bring-up: a file whose
+    reservations do not fit is refused here, not minutes into ``twin up``."""
     kind = file_kind(doc)
     if kind == "campaign":
         from twin.spec.campaign import campaign_of
@@ -46,8 +48,13 @@ def summary(doc: Document) -> str:
         schedule = schedule_of(doc)
         return (f"ok (schedule: {len(schedule.buckets)} buckets, "
                 f"{sum(schedule.buckets) / 2**20:,.1f} MiB of gradient)")
+    from twin.plan.reservations import ReservationError, admit_reservations
     from twin.spec.topology import topology_of
     topo = topology_of(doc)
+    try:  # as `twin up --controller detpath` would: a file it refuses is not ok
+        admit_reservations(topo, doc.source)
+    except ReservationError as exc:
+        raise InputError([doc.problem(exc.loc, exc.reason)]) from None
     return (f"ok ({len(topo.sites)} sites, {sum(s.workers for s in topo.sites)} workers, "
             f"{len(topo.links)} links, span {topo.span_km():.0f} km)")
 

@@ -58,6 +58,12 @@ def admitted_reservations() -> list[Reservation]:
     return [Reservation(**r) for r in json.loads(path.read_text()).get("reservations", [])]
 
 
+def running_reservations(state: TwinState) -> list[Reservation]:
+    """The reservations the running twin's switches classify: detpath's admitted ones, none
+    under any other controller (a description left by an earlier run does not count)."""
+    return admitted_reservations() if state.controller == "detpath" else []
+
+
 def listening() -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)

@@ -245,13 +245,15 @@ def nic_class_commands(dev: str, rate_bps: float, classes: Sequence[WorkerLinkCl
     100 Mbit/s), which is the host's doing, not the network's. And a switch port facing a
     worker is an egress like any other: another worker of the site flooding the same destination
     took the job's TCP down to 4.5% of its rate there (measured on ci-2site, 1/4000), with the
-    WAN's classes intact. Per reservation: its probes (its UDP ports to or from a peer, or its
-    probe_dscp) strict priority, its job (its TCP ports to or from a peer, or its dscp: the
-    switch marks frames from its own workers, frames from the WAN arrive marked) at its rate;
-    1:10 the rest. The NIC (``toward_worker`` False) sees peers as destinations, the switch port
-    facing the worker as sources. The probes share 2% of the line (at least 1 Mbit/s, at most
-    half); when the reservations add up to more than the rest, each gets its share of it. All
-    borrow up to the line rate.
+    WAN's classes intact. Per reservation: its probes (its UDP ports to or from a peer) strict
+    priority, its job (its TCP ports to or from a peer) at its rate; 1:10 the rest. The NIC
+    (``toward_worker`` False) sees peers as destinations and classifies by addresses and ports
+    alone: a DSCP there is the worker's own, and a worker marking its traffic with a
+    reservation's codepoint must not get that reservation's classes. The switch port facing the
+    worker sees peers as sources and also takes the reservations' codepoints, which reach it only
+    as a switch set them (detpath clears every mark a worker set on what it does not classify).
+    The probes share 2% of the line (at least 1 Mbit/s, at most half); when the reservations add
+    up to more than the rest, each gets its share of it. All borrow up to the line rate.
     """
     rate = int(rate_bps)
     frame = frame_bytes(mtu)
@@ -277,14 +279,16 @@ def nic_class_commands(dev: str, rate_bps: float, classes: Sequence[WorkerLinkCl
 
     def classify(pref: int, flowid: str, proto: int, ports: Sequence[int], peers: Sequence[str],
                  mark: int) -> None:
-        """Either port of the transport header to or from a peer, or the DSCP a switch set."""
+        """Either port of the transport header to or from a peer; toward the worker, also the
+        DSCP a switch set."""
         for ip in peers:
             for port in ports:
                 for direction in ("dport", "sport"):
                     filters.append(u32(pref, flowid, "match", "ip", peer, f"{ip}/32", "match",
                                        "ip", "protocol", str(proto), "0xff", "match", "ip",
                                        direction, str(int(port)), "0xffff"))
-        filters.append(u32(pref, flowid, "match", "ip", "dsfield", hex(mark << 2), "0xfc"))
+        if toward_worker:
+            filters.append(u32(pref, flowid, "match", "ip", "dsfield", hex(mark << 2), "0xfc"))
 
     for k, (c, job) in enumerate(zip(classes, jobs)):
         pid, jid = probe_classid(c.index), job_classid(c.index)

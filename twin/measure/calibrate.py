@@ -28,13 +28,15 @@ import networkx as nx
 
 from traffic.probe import percentile
 from twin.drive.crosstraffic import start_probe
+from twin.emulation.controller import running_reservations
 from twin.emulation.state import TwinState, WorkerInfo
 from twin.measure.ceiling import Ceiling, measure_ceiling
-from twin.measure.iperf import iperf
+from twin.measure.iperf import IPERF_PORT, iperf
 from twin.measure.ping import ping
 from twin.output.csvrows import write_rows
 from twin.plan.dilation import REAL_TIME, Dilation
 from twin.plan.graph import fabric_graph
+from twin.plan.reservations import free_port
 from twin.units import tcp_payload_share
 
 OK, MISSED, NOT_MEASURED = "ok", "missed", "not measured"
@@ -42,7 +44,9 @@ RTT_TOLERANCE, RTT_TOLERANCE_MS = 0.02, 0.2
 PDV_TARGET_MS = 0.5
 WIRE_RATIO_TARGET = 0.95
 # one-way delay: 1,000 probes 2 ms apart per direction (p99.9 is then the second largest)
-PROBE_PORT = 7200  # in no reservation: the path as every flow sees it
+# The probe's UDP and iperf3's TCP port, or the first above that no reservation of the running
+# twin claims (free_port): calibration measures the path as every flow sees it, best effort.
+PROBE_PORT = 7200
 PROBE_PPS = 500
 PROBE_COUNT = 1000
 PING_INTERVAL_S = 0.02
@@ -186,10 +190,11 @@ def calibration_row(kind: str, src: str, dst: str, hops: int, delay_s: float, ra
         **one_way_fields("fwd", fwd), **one_way_fields("rev", rev))
 
 
-def one_way(src: WorkerInfo, dst: WorkerInfo, time_: Dilation = REAL_TIME) -> dict:
+def one_way(src: WorkerInfo, dst: WorkerInfo, time_: Dilation = REAL_TIME,
+            port: int = PROBE_PORT) -> dict:
     """The probe's result from ``src`` to ``dst``, in fabric time (raises if nothing arrived):
     under dilation K the probes go K times farther apart and every delay is divided by K."""
-    result = start_probe(src, dst, PROBE_PORT, pps=PROBE_PPS / time_.k, count=PROBE_COUNT).result()
+    result = start_probe(src, dst, port, pps=PROBE_PPS / time_.k, count=PROBE_COUNT).result()
     if not result.get("received"):
         raise RuntimeError(f"no probe packet from {src.name} reached {dst.name} ({dst.ip})")
     return {k: time_.fabric_s(v) if k.endswith("_ms") and isinstance(v, float) else v
@@ -223,12 +228,22 @@ def path_compensation(state: TwinState, sites: list[str]) -> tuple[Optional[floa
     return floor, taken
 
 
+def measurement_ports(state: TwinState) -> tuple[int, int]:
+    """(probe UDP port, iperf3 TCP port): PROBE_PORT and IPERF_PORT, or the first port above
+    each that no reservation of the running twin claims. On a reservation's port detpath would
+    mark the probes and iperf3 as the reservation's, give them its path and its classes, and
+    calibration would measure the reservation, not the path every flow sees."""
+    reservations = running_reservations(state)
+    return free_port(reservations, PROBE_PORT, "udp"), free_port(reservations, IPERF_PORT, "tcp")
+
+
 def calibrate(state: TwinState, fabric: dict[str, tuple[float, float]], pings: int = 100,
               seconds: float = 5.0, max_pairs: int = 12,
               progress: Callable[[str], None] = lambda s: None,
               ceiling: Optional[Ceiling] = None) -> list[CalibrationRow]:
     """Every WAN link (the first worker of each end) and up to ``max_pairs`` cross-site worker
     pairs; ``ceiling``: the machine's, measured first when not given."""
+    probe_port, iperf_port = measurement_ports(state)
     g = fabric_graph(asdict(w) for w in state.wan)
     first: dict[str, WorkerInfo] = {}
     for w in state.workers:
@@ -256,8 +271,8 @@ def calibrate(state: TwinState, fabric: dict[str, tuple[float, float]], pings: i
         rtts = [time_.fabric_s(r) for r in ping(src, dst.ip, pings, time_.host_s(PING_INTERVAL_S))]
         if not rtts:
             raise RuntimeError(f"no ping reply from {dst.name} ({dst.ip}) to {src.name}")
-        fwd, rev = one_way(src, dst, time_), one_way(dst, src, time_)
-        bps, retrans = iperf(src, dst, time_.host_s(seconds))
+        fwd, rev = one_way(src, dst, time_, probe_port), one_way(dst, src, time_, probe_port)
+        bps, retrans = iperf(src, dst, time_.host_s(seconds), port=iperf_port)
         row = calibration_row(kind, src.name, dst.name, hops, delay, rate, rtts, fwd, rev,
                               time_.fabric_bps(bps), retrans, fabric_ceiling, state.mechanism,
                               state.scale)

@@ -376,7 +376,28 @@ def unseen_points(result: TraceResult) -> list[CapturePoint]:
 
 # ---- capturing: tcpdump on every point while the probe runs -----------------------------
 
-DEFAULT_PORT = 7200  # not a port of any reservation in the shipped topologies (7100, 7101)
+# The probes' UDP port, or the first above it that no reservation of the running twin claims
+# (probe_port): a trace follows the best-effort path, which a reservation's port would leave.
+DEFAULT_PORT = 7200
+
+
+def probe_port(state: TwinState, src: WorkerInfo, dst: WorkerInfo, port: Optional[int]) -> int:
+    """The UDP port the trace's probes use: ``port`` as given, refused if it is a port of a
+    reservation between the two workers' sites (detpath would mark the probes as the
+    reservation's and forward them on its path, in its classes, while the captures wait on the
+    best-effort path); without one, the first from DEFAULT_PORT up in no reservation."""
+    from twin.emulation.controller import running_reservations
+    from twin.plan.reservations import free_port, reservation_on_port
+    reservations = running_reservations(state)
+    if port is None:
+        return free_port(reservations, DEFAULT_PORT, "udp")
+    r = reservation_on_port(reservations, src.site, dst.site, "udp", port)
+    if r is not None:
+        raise TwinError(f"--port {port}: a UDP port of reservation {r.name!r} ({r.src}-{r.dst}), "
+                        "so detpath forwards the probes on that reservation's path in its "
+                        "classes, not on the best-effort path the trace captures on; leave "
+                        "--port out to have a port in no reservation chosen")
+    return port
 
 
 def tcpdump_argv(point: CapturePoint, pcap: Path, port: int) -> list[str]:
@@ -517,22 +538,25 @@ def check_probe_size(size: Optional[int], mtu: int) -> None:
 
 
 def trace(state: TwinState, src: WorkerInfo, dst: WorkerInfo, seconds: float = 5.0,
-          pps: float = 1000.0, dscp: int = 0, port: int = DEFAULT_PORT,
+          pps: float = 1000.0, dscp: int = 0, port: Optional[int] = None,
           size: Optional[int] = None, pcaps: Optional[str] = None,
           progress: Callable[[str], None] = lambda s: None) -> TraceResult:
     """Capture on every point of the path from ``src`` to ``dst`` while ``seconds`` x ``pps``
     probes flow, then match them across the captures (see analyse). ``size``: the probes' UDP
-    payload in bytes (default the probe's, 200), one unfragmented datagram at the twin's MTU."""
+    payload in bytes (default the probe's, 200), one unfragmented datagram at the twin's MTU;
+    ``port``: their UDP port (see probe_port)."""
     from twin.drive.crosstraffic import Probe, start_probe
     from twin.drive.workerexec import stop
     check_probe_size(size, state.mtu)
+    port = probe_port(state, src, dst, port)
     plan = trace_plan(state, src, dst)
     count = max(1, round(seconds * pps))
     with pcap_folder(pcaps) as folder:
         progress(f"capturing on {len(plan.points)} interfaces along "
                  f"{' > '.join(plan.sites)}")
         with capturing(plan.points, folder, port) as caps:
-            progress(f"{count} probes {src.name} -> {dst.name} at {pps:g}/s, DSCP {dscp}")
+            progress(f"{count} probes {src.name} -> {dst.name} at {pps:g}/s, DSCP {dscp}, "
+                     f"UDP port {port}")
             started: list[Probe] = []
             try:
                 with interrupts_deferred():

@@ -15,8 +15,11 @@ reservation of a file that writes none gets AF41/EF (34/46), the topology's defa
 
 from __future__ import annotations
 
-from twin.errors import TwinError
+from typing import Optional
+
+from twin.errors import InputError, TwinError
 from twin.plan.routing import AdmissionError, Reservation, admit, link_classes
+from twin.spec.loading import Loc, field_path
 from twin.spec.topology import ReservationSpec, Topology
 
 JOB_DSCPS = (34, 36, 38, 26, 28, 30, 18, 20, 22, 10, 12, 14)  # AF41, AF42, AF43, AF31 ... AF13
@@ -27,13 +30,20 @@ NOT_ASSIGNED = (0, 48, 56)  # best effort, and network control (CS6, CS7)
 MAX_LINK_RESERVATIONS = 16
 
 
-def _where(source: str, i: int, r: ReservationSpec, key: str) -> str:
-    return f"{source + ': ' if source else ''}reservations[{i}:{r.name}].{key}"
+class ReservationError(InputError):
+    """A reservation refused before anything starts, as bad input: ``loc`` is the field at fault
+    and ``reason`` why, kept apart so that ``twin validate`` can name the field's line too
+    (Document.problem); the one line without it names the file (``source``) and the field."""
+
+    def __init__(self, source: str, specs: list[ReservationSpec], loc: Loc, reason: str):
+        self.loc, self.reason = loc, reason
+        field = field_path(loc, {"reservations": [{"name": r.name} for r in specs]})
+        super().__init__([f"{source + ': ' if source else ''}{field}: {reason}"])
 
 
 def assign_dscps(specs: list[ReservationSpec], source: str = "") -> list[tuple[int, int]]:
     """(job DSCP, probe DSCP) of every reservation: what it wrote, checked, or assigned (see the
-    module docstring). TwinError names the field of a codepoint that cannot be used."""
+    module docstring). ReservationError names the field of a codepoint that cannot be used."""
     owner: dict[int, str] = {}
     for i, r in enumerate(specs):
         for key in ("dscp", "probe_dscp"):
@@ -41,16 +51,18 @@ def assign_dscps(specs: list[ReservationSpec], source: str = "") -> list[tuple[i
                 continue
             value = getattr(r, key)
             if value == 0:
-                raise TwinError(f"{_where(source, i, r, key)}: 0 is best effort; a reservation "
-                                "needs a codepoint of its own")
+                raise ReservationError(source, specs, ("reservations", i, key),
+                                       "0 is best effort; a reservation needs a codepoint of its "
+                                       "own")
             if value in owner:
-                raise TwinError(f"{_where(source, i, r, key)}: {value} is also {owner[value]}; "
-                                "each reservation needs codepoints of its own (leave dscp and "
-                                "probe_dscp out to have them assigned)")
+                raise ReservationError(source, specs, ("reservations", i, key),
+                                       f"{value} is also {owner[value]}; each reservation needs "
+                                       "codepoints of its own (leave dscp and probe_dscp out to "
+                                       "have them assigned)")
             owner[value] = f"the {key} of reservation {r.name!r}"
     rest = [d for d in range(64) if d not in NOT_ASSIGNED]
     out = []
-    for r in specs:
+    for i, r in enumerate(specs):
         pair = []
         for key, preferred in (("dscp", JOB_DSCPS), ("probe_dscp", PROBE_DSCPS)):
             if key in r.model_fields_set:
@@ -58,9 +70,9 @@ def assign_dscps(specs: list[ReservationSpec], source: str = "") -> list[tuple[i
                 continue
             free = next((d for d in (*preferred, *rest) if d not in owner), None)
             if free is None:
-                raise TwinError(f"{source + ': ' if source else ''}reservations: more than "
-                                f"{len(rest) // 2} reservations; no DSCP is left for "
-                                f"{r.name!r}'s {key}")
+                raise ReservationError(source, specs, ("reservations", i, key),
+                                       f"more than {len(rest) // 2} reservations; no DSCP is left "
+                                       f"for {r.name!r}'s {key}")
             owner[free] = f"the {key} of reservation {r.name!r}"
             pair.append(free)
         out.append((pair[0], pair[1]))
@@ -79,33 +91,37 @@ def check_ports_apart(specs: list[ReservationSpec], source: str = "") -> None:
             for port in ports:
                 other = seen.get((pair, proto, port))
                 if other is not None and other != r.name:
-                    raise TwinError(f"{_where(source, i, r, key)}: {proto} port {port} is also "
-                                    f"reservation {other!r}'s, between the same sites; the "
-                                    "switches could not tell the two apart")
+                    raise ReservationError(source, specs, ("reservations", i, key),
+                                           f"{proto} port {port} is also reservation {other!r}'s, "
+                                           "between the same sites; the switches could not tell "
+                                           "the two apart")
                 seen[(pair, proto, port)] = r.name
 
 
 def admit_reservations(topo: Topology, source: str = "") -> list[Reservation]:
-    """Place every reservation of the topology or refuse with the field or link at fault;
-    ``source``: the topology file, named in the refusal."""
+    """Place every reservation of the topology or refuse with the field or link at fault
+    (ReservationError); ``source``: the topology file, named in the refusal. Bounded on any
+    mesh (see admit), so ``twin validate`` runs it too and ``twin up`` never finds out late."""
     check_ports_apart(topo.reservations, source)
     dscps = assign_dscps(topo.reservations, source)
     g = topo.graph()
     out = []
-    for r, (dscp, probe_dscp) in zip(topo.reservations, dscps):
+    for i, (r, (dscp, probe_dscp)) in enumerate(zip(topo.reservations, dscps)):
         res = Reservation(r.name, r.a, r.b, topo.emulated_rate(r.rate), dscp, probe_dscp,
                           list(r.tcp_ports), list(r.udp_ports), list(r.replicated_udp_ports))
         try:
             out.append(admit(g, res))
         except AdmissionError as exc:
-            raise TwinError(f"{exc} (real rate {r.rate / 1e9:g} Gbit/s at scale "
-                            f"{topo.scale.bandwidth:g})") from None
+            raise ReservationError(source, topo.reservations, ("reservations", i, "rate"),
+                                   f"{exc} (real rate {r.rate / 1e9:g} Gbit/s at scale "
+                                   f"{topo.scale.bandwidth:g})") from None
     for u, v in g.edges:
         crossing = link_classes(out, u, v)
         if len(crossing) > MAX_LINK_RESERVATIONS:
-            raise TwinError(f"{source + ': ' if source else ''}reservations: link {u}-{v} would "
-                            f"carry the classes of {len(crossing)} reservations (on their primary "
-                            f"or backup path); a link has room for {MAX_LINK_RESERVATIONS}")
+            raise ReservationError(source, topo.reservations, ("reservations",),
+                                   f"link {u}-{v} would carry the classes of {len(crossing)} "
+                                   "reservations (on their primary or backup path); a link has "
+                                   f"room for {MAX_LINK_RESERVATIONS}")
     return out
 
 
@@ -117,3 +133,28 @@ def reserved_per_link(reservations: list[Reservation]) -> dict[frozenset, float]
         for u, v in zip(r.path, r.path[1:]):
             load[frozenset((u, v))] = load.get(frozenset((u, v)), 0.0) + r.rate_bps
     return load
+
+
+def ports_of(r: Reservation, proto: str) -> list[int]:
+    """The ``proto`` ("tcp" or "udp") ports the switches classify as the reservation's."""
+    return list(r.tcp_ports) if proto == "tcp" else [*r.udp_ports, *r.replicated_udp_ports]
+
+
+def reservation_on_port(reservations: list[Reservation], a: str, b: str, proto: str,
+                        port: int) -> Optional[Reservation]:
+    """The reservation between sites ``a`` and ``b`` that claims ``proto`` ``port``, if any:
+    traffic between their workers on it is classified as the reservation's (its DSCP, its path,
+    its classes), not best effort."""
+    return next((r for r in reservations if {r.src, r.dst} == {a, b}
+                 and port in ports_of(r, proto)), None)
+
+
+def free_port(reservations: list[Reservation], start: int, proto: str) -> int:
+    """The first ``proto`` port from ``start`` up that no reservation claims (between any two
+    sites): a measurement meant to see the path as every flow sees it must not be classified as
+    a reservation's. TwinError if none is left below 65536."""
+    taken = {p for r in reservations for p in ports_of(r, proto)}
+    for port in range(start, 65536):
+        if port not in taken:
+            return port
+    raise TwinError(f"every {proto.upper()} port from {start} up is a reservation's")

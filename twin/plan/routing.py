@@ -11,6 +11,8 @@ gives it classes of its own (link_classes).
 
 from __future__ import annotations
 
+import heapq
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -158,43 +160,73 @@ def link_classes(reservations: list[Reservation], a: str, b: str) -> list[LinkCl
     return out
 
 
-def _path_ok(g: nx.Graph, path: list[str], rate: float) -> Optional[tuple[str, str, float]]:
-    """None if every link on the path can take ``rate`` more; else the first link that cannot."""
-    for u, v in zip(path, path[1:]):
-        e = g[u][v]
-        left = e["capacity"] * RESERVABLE - e["reserved"]
-        if left + 1e-6 < rate:
-            return u, v, left
-    return None
+def _left(g: nx.Graph, u: str, v: str) -> float:
+    """Bit/s reservations may still take on the link u-v."""
+    e = g[u][v]
+    return float(e["capacity"] * RESERVABLE - e["reserved"])
+
+
+def widest_path(g: nx.Graph, src: str, dst: str) -> tuple[float, list[str]]:
+    """The path from ``src`` to ``dst`` whose narrowest link has the most reservable bit/s left,
+    and that bit/s ((0.0, []) without a path). A reservation travels on one path, never split, so
+    this bottleneck (not the max-flow between the sites, which may add several paths up) is the
+    most any reservation between them can get. Dijkstra with min() for + and the widest first:
+    O(E log V), whatever the number of simple paths."""
+    width = {src: math.inf}
+    prev: dict[str, str] = {}
+    done: set[str] = set()
+    heap: list[tuple[float, str]] = [(-math.inf, src)]
+    while heap:
+        w, u = heapq.heappop(heap)
+        if u in done:
+            continue
+        done.add(u)
+        if u == dst:
+            break
+        for v in g[u]:
+            cand = min(-w, _left(g, u, v))
+            if v not in done and cand > width.get(v, -math.inf):
+                width[v], prev[v] = cand, u
+                heapq.heappush(heap, (-cand, v))
+    if dst not in done or src == dst:
+        return 0.0, []
+    path = [dst]
+    while path[-1] != src:
+        path.append(prev[path[-1]])
+    return width[dst], path[::-1]
 
 
 def admit(g: nx.Graph, res: Reservation) -> Reservation:
     """Place a reservation on the delay-shortest path that has room; book it on both directions'
-    links (a training job's collective traffic is symmetric) and find an edge-disjoint backup."""
+    links (a training job's collective traffic is symmetric) and find an edge-disjoint backup.
+
+    Bounded on any mesh: the widest path first tells whether any path has room (if not, the
+    refusal names the link that limits the best one), then one Dijkstra over the links with room
+    finds the delay-shortest such path. No candidate paths are enumerated: there can be
+    exponentially many simple paths, and walking them in delay order until one has room never
+    ends on a 40-site mesh when none has.
+    """
     if res.src not in g or res.dst not in g:
         raise AdmissionError(f"reservation {res.name!r}: unknown site {res.src if res.src not in g else res.dst!r}")
     if res.rate_bps <= 0:
         raise AdmissionError(f"reservation {res.name!r}: rate must be positive")
-    blocked: Optional[tuple[str, str, float]] = None
-    try:
-        for path in nx.shortest_simple_paths(g, res.src, res.dst, weight="delay"):
-            problem = _path_ok(g, path, res.rate_bps)
-            if problem is None:
-                for u, v in zip(path, path[1:]):
-                    g[u][v]["reserved"] += res.rate_bps
-                res.path = path
-                res.backup = disjoint_backup(g, path)
-                return res
-            blocked = blocked or problem
-    except nx.NetworkXNoPath:
-        pass
-    if blocked is None:
+    best, widest = widest_path(g, res.src, res.dst)
+    if not widest:
         raise AdmissionError(f"reservation {res.name!r}: no path from {res.src} to {res.dst}")
-    u, v, left = blocked
-    raise AdmissionError(
-        f"reservation {res.name!r} ({res.rate_bps / 1e6:g} Mbit/s {res.src}->{res.dst}) refused: "
-        f"link {u}-{v} has {max(0.0, left) / 1e6:g} Mbit/s reservable left "
-        f"({RESERVABLE:.0%} of {g[u][v]['capacity'] / 1e6:g} Mbit/s minus existing reservations)")
+    if best + 1e-6 < res.rate_bps:
+        u, v = next((u, v) for u, v in zip(widest, widest[1:]) if _left(g, u, v) <= best)
+        raise AdmissionError(
+            f"reservation {res.name!r} ({res.rate_bps / 1e6:g} Mbit/s {res.src}->{res.dst}) "
+            f"refused: link {u}-{v} has {max(0.0, best) / 1e6:g} Mbit/s reservable left "
+            f"({RESERVABLE:.0%} of {g[u][v]['capacity'] / 1e6:g} Mbit/s minus existing "
+            f"reservations), and every path from {res.src} to {res.dst} has a link with no more")
+    room = nx.subgraph_view(g, filter_edge=lambda u, v: _left(g, u, v) + 1e-6 >= res.rate_bps)
+    path = nx.shortest_path(room, res.src, res.dst, weight="delay")  # the widest path is in it
+    for u, v in zip(path, path[1:]):
+        g[u][v]["reserved"] += res.rate_bps
+    res.path = path
+    res.backup = disjoint_backup(g, path)
+    return res
 
 
 def disjoint_backup(g: nx.Graph, path: list[str]) -> list[str]:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -16,6 +18,8 @@ from tests.locations import ROOT
 from twin.drive.crosstraffic import start_probe
 from twin.emulation import runtime
 from twin.emulation.state import TwinState
+from twin.host.processes import WORKLOAD_ENV, ns_prefix
+from twin.plan.addressing import worker_intf_name
 from twin.plan.routing import RESERVABLE
 from twin.spec.topology import load_topology
 
@@ -60,8 +64,9 @@ def probe_ms(state: TwinState, port: int) -> dict:
     return probe.result()
 
 
-def sent_packets(dev: str, classid: str) -> int:
-    out = subprocess.run(["tc", "-s", "class", "show", "dev", dev, "classid", classid],
+def sent_packets(dev: str, classid: str, pid=None) -> int:
+    out = subprocess.run(ns_prefix(pid) + ["tc", "-s", "class", "show", "dev", dev, "classid",
+                                           classid],
                          capture_output=True, text=True, check=True).stdout
     found = re.search(r"Sent \d+ bytes (\d+) pkt", out)
     assert found, f"no class {classid} on {dev}: {out!r}"
@@ -81,6 +86,68 @@ def test_the_second_reservation_is_forwarded_round_the_detour_admission_put_it_o
     assert second["owd_p50_ms"] <= detour_ms + 1.5
     # and in its own classes on the detour's egress
     assert sent_packets(x_z.intf_a, "1:130") >= before + 300
+
+
+def tos_delivered(dev: str, port: int, send) -> list[int]:
+    """The TOS byte of every UDP packet to ``port`` leaving ``dev`` (a switch port, towards its
+    worker) while ``send()`` runs: tcpdump, printing each header as it comes."""
+    cap = subprocess.Popen(["tcpdump", "-i", dev, "-Q", "out", "-p", "-n", "-l", "-v",
+                            "--immediate-mode", f"udp and dst port {port}"],
+                           env={**os.environ, WORKLOAD_ENV: "1"}, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert cap.stderr is not None
+        said, deadline = "", time.monotonic() + 10
+        while "listening on" not in said and time.monotonic() < deadline:
+            if select.select([cap.stderr], [], [], 0.2)[0]:
+                said += cap.stderr.readline()
+        assert "listening on" in said, said
+        send()
+        time.sleep(0.5)
+    finally:
+        cap.terminate()
+        out, _ = cap.communicate(timeout=10)
+    return [int(t, 16) for t in re.findall(r"\(tos (0x[0-9a-f]+)", out)]
+
+
+def test_a_workers_own_codepoint_gets_no_reservations_path_or_class(detour):
+    """x1 marks its own probes with the second reservation's probe codepoint (44) on a port no
+    reservation has: they must arrive at y1 unmarked, by the direct link (2 ms), not round the
+    detour the second reservation was given (10 ms), and never in its strict-priority class on
+    x1's NIC, on a WAN egress or on the switch port facing y1."""
+    _, state, _ = detour
+    x1, y1 = state.worker("x1"), state.worker("y1")
+    x_y, x_z = runtime.find_wan(state, "x", "y"), runtime.find_wan(state, "x", "z")
+    nic = worker_intf_name("x", 1)
+    probe_classes = [(x_y.intf_a, None), (x_z.intf_a, None), (y1.port_intf, None), (nic, x1.pid)]
+    before = [sent_packets(dev, "1:130", pid) for dev, pid in probe_classes]
+    best_effort = sent_packets(x_y.intf_a, "1:10")
+    got: dict = {}
+    tos = tos_delivered(y1.port_intf, 7300, lambda: got.update(
+        start_probe(x1, y1, 7300, pps=500, count=300, dscp=44).result()))
+    assert got["received"] == 300, got
+    assert len(tos) >= 290 and all(t >> 2 == 0 for t in tos), sorted(set(tos))
+    assert DIRECT_MS - EARLY_MS <= got["owd_min_ms"] and got["owd_p50_ms"] <= DIRECT_MS + 1.5, got
+    assert [sent_packets(dev, "1:130", pid) for dev, pid in probe_classes] == before
+    assert sent_packets(x_y.intf_a, "1:10") >= best_effort + 300
+
+
+def twin_trace(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "twin.cli.main", "trace", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"})
+
+
+def test_trace_measures_on_a_port_in_no_reservation(detour):
+    """7200, trace's first choice, is the second reservation's probe port here: detpath would
+    send the trace's probes round the detour while it captures on the direct link. The trace
+    takes 7201 and follows x > y; asked for 7200 it refuses before anything starts."""
+    ok = twin_trace("x1", "y1", "--seconds", "1", "--pps", "200")
+    assert ok.returncode == 0, ok.stderr
+    assert "UDP port 7201" in ok.stdout + ok.stderr and "x > y" in ok.stdout + ok.stderr
+    refused = twin_trace("x1", "y1", "--seconds", "1", "--port", "7200")
+    assert refused.returncode == 1 and refused.stderr.startswith(
+        "twin: --port 7200: a UDP port of reservation 'second' (x-y)"), refused.stderr
 
 
 def test_the_rate_booked_on_a_link_never_exceeds_its_capacity(detour):

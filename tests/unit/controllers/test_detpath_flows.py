@@ -7,8 +7,9 @@ import pytest
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
 from controllers import description
-from controllers.detpath import DetPath
+from controllers.detpath import REPLICA_GROUPS, RESERVATION_GROUPS, DetPath
 from tests.integration.emulation.test_reservation_paths import TOPOLOGY
+from tests.locations import TOPOS
 from tests.unit.emulation.test_forwarding import synthetic_state
 from twin.emulation.build import check_controller
 from twin.emulation.controller import write_description
@@ -28,11 +29,9 @@ class RecordingDatapath:
         self.sent.append(msg)
 
 
-@pytest.fixture
-def detour(tmp_path, monkeypatch):
+def app_for(path, tmp_path, monkeypatch):
+    """detpath as it starts for the topology at ``path`` (workers' addresses made up)."""
     monkeypatch.setenv("TWIN_RUN_DIR", str(tmp_path))
-    path = tmp_path / "detour.yaml"
-    path.write_text(TOPOLOGY)
     topo = load_topology(path)
     state = synthetic_state(topo)
     for i, w in enumerate(state.workers, 1):
@@ -40,6 +39,13 @@ def detour(tmp_path, monkeypatch):
     monkeypatch.setenv(description.MODEL_ENV, str(write_description(
         state, check_controller(topo, "detpath"))))
     return DetPath(), state
+
+
+@pytest.fixture
+def detour(tmp_path, monkeypatch):
+    path = tmp_path / "detour.yaml"
+    path.write_text(TOPOLOGY)
+    return app_for(path, tmp_path, monkeypatch)
 
 
 def installed(app: DetPath, site: str) -> RecordingDatapath:
@@ -101,3 +107,84 @@ def test_classification_matches_the_reservations_endpoints_and_ports(detour):
                m.instructions[0].actions[0].value for m in marks
                if m.match.get("udp_dst") or m.match.get("tcp_dst")}
     assert dscp_of == {29500: 34, 7100: 46, 29600: 36, 7200: 44}
+
+
+def pipeline(dp: RecordingDatapath, packet: dict) -> tuple[dict, list]:
+    """What the switch does with ``packet`` (match fields by their OpenFlow names), read from the
+    flows it was sent: from table 0, the highest-priority flow that matches, its set-field
+    actions applied, on to the table it names. Returns the packet as it leaves and the outputs
+    and groups it is sent to ([]: dropped)."""
+    flows = [m for m in dp.sent if isinstance(m, ofproto_v1_3_parser.OFPFlowMod)
+             and m.command == ofproto_v1_3.OFPFC_ADD]
+    packet, out, table = dict(packet), [], 0
+    while table is not None:
+        hits = [f for f in flows if f.table_id == table
+                and all(packet.get(k) == v for k, v in f.match.items())]
+        assert hits, f"no flow of table {table} matches {packet} (table-miss flows match all)"
+        top = max(f.priority for f in hits)
+        chosen = [f for f in hits if f.priority == top]
+        assert len(chosen) == 1, f"{len(chosen)} flows of priority {top} match {packet}"
+        table = None
+        for inst in chosen[0].instructions:
+            if isinstance(inst, ofproto_v1_3_parser.OFPInstructionGotoTable):
+                table = inst.table_id
+                continue
+            for action in inst.actions:
+                if isinstance(action, ofproto_v1_3_parser.OFPActionSetField):
+                    packet[action.key] = action.value
+                elif isinstance(action, ofproto_v1_3_parser.OFPActionGroup):
+                    out.append(("group", action.group_id))
+                elif isinstance(action, ofproto_v1_3_parser.OFPActionOutput):
+                    out.append(("port", action.port))
+    return packet, out
+
+
+def udp(src, dst, port: int, dscp: int, in_port=None, proto=17) -> dict:
+    key = "udp" if proto == 17 else "tcp"
+    return {"in_port": src.port if in_port is None else in_port, "eth_type": 0x0800,
+            "eth_dst": dst.mac, "ipv4_src": src.ip, "ipv4_dst": dst.ip, "ip_proto": proto,
+            "ip_dscp": dscp, f"{key}_src": 40000, f"{key}_dst": port}
+
+
+def test_a_workers_own_codepoint_is_cleared_and_gets_no_reservations_path(detour):
+    """x1 marks its own UDP to y1 with the second reservation's probe codepoint (44) on a port no
+    reservation has: it leaves x best effort, towards y by the per-site group, not round the
+    detour the second reservation was given."""
+    app, state = detour
+    dp = installed(app, "x")
+    x1, y1 = (next(w for w in state.workers if w.site == s) for s in ("x", "y"))
+    for dscp, port, proto in ((44, 9999, 17), (46, 9999, 17), (36, 5201, 6), (34, 7100, 6)):
+        left, out = pipeline(dp, udp(x1, y1, port, dscp, proto=proto))
+        assert left["ip_dscp"] == 0, (dscp, port, proto)
+        assert len(out) == 1 and out[0][0] == "group" and out[0][1] < REPLICA_GROUPS, out
+    # the reservation's own traffic is marked by the switch, whatever the worker wrote
+    for dscp in (0, 46):
+        left, out = pipeline(dp, udp(x1, y1, 7200, dscp))
+        assert left["ip_dscp"] == 44 and out[0][1] > RESERVATION_GROUPS, out
+
+
+def test_marks_from_the_wan_are_kept(detour):
+    """A switch of the twin set them: z passes the second reservation on towards y."""
+    app, state = detour
+    dp = installed(app, "z")
+    x1, y1 = (next(w for w in state.workers if w.site == s) for s in ("x", "y"))
+    left, out = pipeline(dp, udp(x1, y1, 7200, 44, in_port=app.model.wan_port("z", "x")))
+    assert left["ip_dscp"] == 44 and out[0][1] > RESERVATION_GROUPS, out
+
+
+def test_a_worker_cannot_send_onto_a_backup_path_with_a_replica_mac(tmp_path, monkeypatch):
+    """fntf-4site sends UDP 7101 beijing-shanghai 1+1: a worker of a site on the backup path
+    that writes the backup copy's MAC (and EF) itself is not forwarded along it."""
+    from twin.plan.routing import replica_mac
+    app, state = app_for(TOPOS / "fntf-4site.yaml", tmp_path, monkeypatch)
+    route = app.replicas[0]
+    transit = route.backup[1]
+    dp = installed(app, transit)
+    me = next(w for w in state.workers if w.site == transit)
+    dst_index, dst = next((i, w) for i, w in enumerate(state.workers) if w.site == route.dst)
+    forged = dict(udp(me, dst, 7101, route.dscp), eth_dst=replica_mac(route.tag, dst_index))
+    assert pipeline(dp, forged)[1] == []  # no flow for that MAC from a worker: dropped
+    # the copy itself, from the previous hop of the backup path, goes on
+    prev = app.model.wan_port(transit, route.backup[0])
+    _, out = pipeline(dp, dict(forged, in_port=prev))
+    assert out == [("port", app.model.wan_port(transit, route.backup[2]))]

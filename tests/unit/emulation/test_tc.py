@@ -145,16 +145,19 @@ def test_worker_links_give_each_reservation_its_rate_toward_its_peers_only():
     assert "rate 50000000bit" in classes["1:20"] and "rate 48000000bit" in classes["1:10"]
     assert all("ceil 100000000bit" in c for c in classes.values())  # all may use the line
     filters = [c for c in cmds if " filter " in c]
-    # the worker's own frames by peer and port (unmarked), frames from the switch by DSCP
+    # the worker's own frames by peer and port
     assert any("dst 10.0.1.1/32 match ip protocol 6 0xff match ip dport 29500 0xffff flowid 1:20"
                in f for f in filters)
     assert any("dst 10.0.1.1/32 match ip protocol 17 0xff match ip sport 7100 0xffff flowid 1:30"
                in f for f in filters)
-    assert any("dsfield 0x88 0xfc flowid 1:20" in f for f in filters)
-    assert any("dsfield 0xb8 0xfc flowid 1:30" in f for f in filters)
-    # the switch port facing the worker sees the peers as sources
+    # never by the DSCP: on the NIC it is the worker's own, and EF would buy strict priority
+    assert not any("dsfield" in f for f in filters)
+    assert all(" dst 10.0.1.1/32 " in f for f in filters)
+    # the switch port facing the worker sees the peers as sources, and the marks a switch set
     port = flat(nic_class_commands("tw2-eth1", 100e6, [_worker()], mtu=9000, toward_worker=True))
     assert any("src 10.0.1.1/32" in c for c in port) and not any("dst 10.0.1" in c for c in port)
+    assert any("dsfield 0x88 0xfc flowid 1:20" in f for f in port)
+    assert any("dsfield 0xb8 0xfc flowid 1:30" in f for f in port)
     # reservations larger than the link share what the probes leave
     big = flat(nic_class_commands("x", 100e6, [_worker(0, 300e6), _worker(1, 100e6, 36, 44)],
                                   mtu=9000))

@@ -324,6 +324,7 @@ def test_trace_takes_the_flags_a_network_engineer_expects():
 
 @pytest.mark.parametrize("flags, says", [(["--dscp", "64"], "--dscp 64: a DSCP is 0-63"),
                                          (["--pps", "0"], "--seconds and --pps must be positive"),
+                                         (["--port", "0"], "--port 0: a UDP port is 1-65535"),
                                          (["--scale", "1/4000"], "--scale and --controller apply"),
                                          (["topologies/ci-2site.yaml", "--size", "8973"],
                                           "--size 8973: a probe is 20 to 8972 bytes of UDP "

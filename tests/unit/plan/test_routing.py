@@ -1,6 +1,9 @@
 """Path computation and admission control on the shipped topologies."""
 
+import random
+import time
 
+import networkx as nx
 import pytest
 
 from tests.locations import TOPOS
@@ -19,6 +22,7 @@ from twin.plan.routing import (
     replica_routes,
     reservation_steps,
     spanning_tree_ports,
+    widest_path,
 )
 from twin.spec.topology import load_topology
 
@@ -54,6 +58,53 @@ def test_oversubscription_is_refused_with_the_link_named():
         admit(g, Reservation("b", "beijing", "wuhan", 100e6))
     msg = str(exc.value)
     assert "'b'" in msg and "beijing-wuhan" in msg and "60 Mbit/s reservable left" in msg
+
+
+@pytest.mark.timeout(30)
+def test_a_rate_above_every_path_is_refused_at_once_on_forty_cities():
+    """Every simple path urumqi-harbin of the 40-city mesh lacks room for 1.1 Tbit/s (real); a
+    search that walks them in delay order did not end in 60 s."""
+    g = graph("fntf-40city")
+    t0 = time.monotonic()
+    with pytest.raises(AdmissionError) as exc:
+        admit(g, Reservation("huge", "urumqi", "harbin", 1.1e12 / 1000))
+    took = time.monotonic() - t0
+    assert took < 2, f"{took:.1f} s"
+    msg = str(exc.value)
+    # urumqi's links are 100 Gbit/s (100 Mbit/s emulated): the widest path is limited by one
+    assert "'huge'" in msg and "90 Mbit/s reservable left" in msg and "urumqi" in msg.split("link ")[1]
+    assert all(d["reserved"] == 0 for _, _, d in g.edges(data=True))  # nothing booked
+
+
+@pytest.mark.timeout(60)
+def test_admission_picks_the_shortest_path_with_room_as_walking_every_path_would():
+    """The delay-shortest path with room, compared with the first path with room in
+    nx.shortest_simple_paths' delay order (affordable on four sites), over random loads."""
+    rng = random.Random(14)
+    for _ in range(200):
+        g = graph("fntf-4site")
+        for _, _, d in g.edges(data=True):
+            d["reserved"] = rng.choice([0.0, 0.5, 0.8, 1.0]) * d["capacity"] * RESERVABLE
+        a, b = rng.sample(sorted(g.nodes), 2)
+        rate = rng.uniform(0.05, 0.9) * 400e6 * RESERVABLE
+        fits = [p for p in nx.shortest_simple_paths(g, a, b, weight="delay")
+                if all(g[u][v]["capacity"] * RESERVABLE - g[u][v]["reserved"] + 1e-6 >= rate
+                       for u, v in zip(p, p[1:]))]
+        if not fits:
+            with pytest.raises(AdmissionError, match="refused"):
+                admit(g, Reservation("r", a, b, rate))
+            continue
+        assert admit(g, Reservation("r", a, b, rate)).path == fits[0]
+
+
+def test_the_widest_path_has_the_largest_bottleneck():
+    g = graph("fntf-4site")
+    g["beijing"]["guangzhou"]["reserved"] = 300e6
+    width, path = widest_path(g, "beijing", "guangzhou")
+    left = lambda p: min(g[u][v]["capacity"] * RESERVABLE - g[u][v]["reserved"]  # noqa: E731
+                         for u, v in zip(p, p[1:]))
+    assert path[0] == "beijing" and path[-1] == "guangzhou" and width == left(path)
+    assert width == max(left(p) for p in nx.all_simple_paths(g, "beijing", "guangzhou"))
 
 
 def test_unknown_site_and_bad_rate():
