@@ -19,10 +19,11 @@ When the twin comes up (forwarding installed, nothing else running) it measures 
    too (measured at most ``ROUNDS`` times, until every link is within ``RESIDUAL_S``; each
    round's estimate of the whole excess is averaged with the earlier ones). The median is what
    calibration holds to the configured round trip; the fastest frames then arrive up to the
-   machine's jitter before it, never earlier than the configured delay less the compensation. The floor alone is not enough:
-   a delay stage that holds frames sleeps and wakes for each of them, and the switches behind it
-   go idle between them, which a frame passing straight through never pays; on an idle 2-core
-   machine the round trip at the configured delay exceeded the zero-delay floor by 0.3-0.5 ms.
+   machine's jitter before it, never earlier than the configured delay less the compensation.
+   The floor alone is not enough: a delay stage that holds frames sleeps and wakes for each of
+   them, and the switches behind it go idle between them, which a frame passing straight
+   through never pays; on an idle 2-core machine the round trip at the configured delay
+   exceeded the zero-delay floor by 0.3-0.5 ms.
 
 One-way amounts are half the round trip (both directions cross the same elements). A frame
 entering the WAN on a link has that link's whole one-hop amount taken off; a frame arriving from
