@@ -30,6 +30,9 @@ class SitePaths:
     delay: Mapping[Arc, float] = field(default_factory=dict)  # one-way propagation, site pair
     arcs: Mapping[Arc, tuple[Arc, ...]] = field(default_factory=dict)  # the links it crosses
     bps: Mapping[Arc, float] = field(default_factory=dict)  # a link's rate per direction
+    # TCP payload of a full frame: what each delay line serializes whole before the next hop
+    # sees it (store-and-forward); 0 ignores it
+    frame_bytes: float = 0.0
 
     def rates(self, flows: list[Arc]) -> list[float]:
         """Each flow's rate when all of them run at once: its path's tightest link, shared
@@ -139,4 +142,4 @@ def site_paths(topo, g, payload: float) -> SitePaths:
     for link in topo.links:
         rate = topo.emulated_rate(link.rate) * payload
         bps[(index[link.a], index[link.b])] = bps[(index[link.b], index[link.a])] = rate
-    return SitePaths(delay, arcs, bps)
+    return SitePaths(delay, arcs, bps, frame_bytes=topo.mtu - 52)  # IPv4, TCP, timestamps

@@ -90,10 +90,13 @@ def buckets(total_bytes: float, bucket_bytes: float) -> tuple[float, ...]:
 
 def predict(algo: str, f: Fabric, it: Iteration) -> IterationPrediction:
     """Ring and hierarchical buckets pipeline rank by rank (twin/pipelining.py: on ci-2site,
-    adding up isolated rings predicted a 25 Mbit/s WAN's iterations up to 5.9% too slow); tree
-    and halving-doubling are added up bucket after bucket."""
-    from twin.model import pipelining
+    adding up isolated rings predicted a 25 Mbit/s WAN's iterations up to 5.9% too slow); the
+    tree over real paths is replayed rank by rank (twin/model/flows.py); halving-doubling, and
+    the tree on a two-tier fabric, are added up bucket after bucket."""
+    from twin.model import flows, pipelining
     sequence = (partial(pipelining.sequence_finish, algo, f) if algo in pipelining.OPS else None)
+    if algo == "tree" and f.paths is not None and f.sites > 1:
+        sequence = partial(flows.tree_sequence, f)  # each rank takes the next bucket when done
     return iteration_time(it, lambda b: allreduce_time(algo, f, b), sequence)
 
 

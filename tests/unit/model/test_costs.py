@@ -162,24 +162,73 @@ def test_ring_over_many_sites_pays_each_hops_own_delay():
     assert allreduce_time("ring", lock_step, size) == pytest.approx(4 * (3e-3 + a_l + x))
 
 
-def test_tree_edges_that_share_a_link_share_its_rate():
-    """Four sites on a line a-b-c-d, one rank each: the tree edges b->a and c->a (same depth)
-    both cross b-a, so each gets half of it; d->b runs alone on d-c-b afterwards."""
+def _line(order: list[int], bps: dict[tuple[int, int], float], d: float, frame: float = 0.0):
+    """SitePaths of sites on a line in ``order``; each link ``d`` one way, its rate from ``bps``
+    (keyed by the line's neighbours, both directions)."""
+    from twin.model.fabric import SitePaths
+    pos = {s: i for i, s in enumerate(order)}
+    arcs, rates = {}, {}
+    for (u, v), r in bps.items():
+        rates[(u, v)] = rates[(v, u)] = r
+    for a in order:
+        for b in order:
+            if a != b:
+                step = 1 if pos[b] > pos[a] else -1
+                line = [order[i] for i in range(pos[a], pos[b] + step, step)]
+                arcs[(a, b)] = tuple(zip(line, line[1:]))
+    return SitePaths(delay={k: d * len(v) for k, v in arcs.items()}, arcs=arcs, bps=rates,
+                     frame_bytes=frame)
+
+
+def test_tree_leaves_of_different_depths_send_at_once_and_share():
+    """Four sites on a line D-C-A-B, one rank each (A=0, B=1, C=2, D=3; tree 1->0, 2->0, 3->1).
+    Both leaves send when the bucket is there: C->A and D->C->A->B share C->A, each at half the
+    rate, and B forwards only once D's piece is in. A level-by-level view (3->1 alone, then 1->0
+    and 2->0 on disjoint links) misses that sharing: 4 transfers instead of 5."""
     from twin.model.costs import tree_time
-    from twin.model.fabric import Fabric, SitePaths
+    from twin.model.fabric import Fabric
     bps, d, a, size = 1e8, 0.005, 2e-4, 1 << 20
-    arcs = {}
-    for i in range(4):
-        for j in range(4):
-            if i != j:
-                step = 1 if j > i else -1
-                arcs[(i, j)] = tuple((k, k + step) for k in range(i, j, step))
-    paths = SitePaths(delay={k: d * len(v) for k, v in arcs.items()}, arcs=arcs,
-                      bps={arc: bps for v in arcs.values() for arc in v})
-    f = Fabric(4, 1, 1e12, bps, a, a + 3 * d, (d, d, d, 3 * d), paths)
-    bits = size * 8
-    reduce_up = (a + d + bits / (bps / 2)) + (a + 2 * d + bits / bps)  # b->a shared, then d->b
-    assert tree_time(f, size) == pytest.approx(2 * reduce_up)
+    paths = _line([3, 2, 0, 1], {(3, 2): bps, (2, 0): bps, (0, 1): bps}, d)
+    f = Fabric(4, 1, 1e12, bps, a, a + 3 * d, (d, 3 * d, d, 3 * d), paths)
+    x = size * 8 / bps
+    # reduce: C->A and D->B share C->A (2x), then B->A (x); broadcast: A->B and A->C apart (x),
+    # then B->D (x)
+    assert tree_time(f, size) == pytest.approx((2 * x + a + 3 * d) + (x + a + d)
+                                               + (x + a + d) + (x + a + 3 * d))
     # without the real topology the two-tier model sees no sharing at all
     two_tier = Fabric(4, 1, 1e12, bps, a, a + 3 * d)
     assert tree_time(two_tier, size) < tree_time(f, size)
+
+
+def test_tree_pays_store_and_forward_on_every_hop_but_its_bottleneck():
+    """Three sites on a line 0-1-2 (links 1-0 at 100 Mbit/s, 2-1 at 200 Mbit/s): 1->0 and
+    2->1->0 share 1-0 (each 50 Mbit/s), and 2's last frame is serialized once more on 2-1."""
+    from twin.model.costs import tree_time
+    from twin.model.fabric import Fabric
+    d, a, size, frame = 0.002, 2e-4, 1 << 20, 9000
+    paths = _line([0, 1, 2], {(0, 1): 1e8, (1, 2): 2e8}, d, frame)
+    f = Fabric(3, 1, 1e12, 1e8, a, a + 2 * d, (d, d, 2 * d), paths)
+    phase = size * 8 / 5e7 + a + 2 * d + frame * 8 / 2e8
+    assert tree_time(f, size) == pytest.approx(2 * phase)
+
+
+def test_tree_buckets_back_to_back_start_when_each_rank_is_done():
+    """Two buckets ready at once on the three-site line: the second starts at each rank when it
+    is done with the first, so the pair takes no longer than two isolated all-reduces."""
+    from twin.model import flows
+    from twin.model.costs import tree_time
+    from twin.model.fabric import Fabric
+    d, a, size = 0.002, 2e-4, 1 << 18
+    paths = _line([0, 1, 2], {(0, 1): 1e8, (1, 2): 2e8}, d, 9000)
+    f = Fabric(3, 1, 1e12, 1e8, a, a + 2 * d, (d, d, 2 * d), paths)
+    one = tree_time(f, size)
+    two = flows.tree_sequence(f, [size, size], [0.0, 0.0])
+    assert one < two <= 2 * one + 1e-12
+    assert flows.tree_sequence(f, [size], [1.0]) == pytest.approx(1.0 + one)
+
+
+def test_max_min_rates_fill_the_tightest_link_first():
+    """Flows a (links x, y), b (x), c (y): x = 10 shared by a and b, y = 4 shared by a and c. y
+    is tighter (2 each); a is then fixed at 2, b takes the 8 left on x."""
+    from twin.model.flows import max_min_rates
+    assert max_min_rates([("x", "y"), ("x",), ("y",)], {"x": 10.0, "y": 4.0}) == [2.0, 8.0, 2.0]
