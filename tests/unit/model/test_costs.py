@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from traffic.collectives import PIPELINE_BYTES
@@ -99,6 +99,7 @@ def test_buckets_sum_to_the_gradient():
     assert all(b <= 25 * 2**20 for b in bs)
 
 
+@settings(deadline=None)  # a property of the model, not of its speed (40 sites x 16 ranks take a while)
 @given(k=st.integers(1, 16), m=st.integers(1, 40), dist_km=st.floats(1, 3000),
        wan=st.floats(1e9, 3.2e12))
 def test_spreading_never_beats_one_site_with_the_same_lan(k, m, dist_km, wan):
@@ -232,3 +233,21 @@ def test_max_min_rates_fill_the_tightest_link_first():
     is tighter (2 each); a is then fixed at 2, b takes the 8 left on x."""
     from twin.model.flows import max_min_rates
     assert max_min_rates([("x", "y"), ("x",), ("y",)], {"x": 10.0, "y": 4.0}) == [2.0, 8.0, 2.0]
+
+
+def test_a_ring_hop_over_several_links_pays_store_and_forward_on_all_but_its_bottleneck():
+    """Sites on a line 0-1-2 (0-1 at 100 Mbit/s, 1-2 at 25 Mbit/s), one rank each: the ring's
+    hop 2->0 crosses both links, its last frame serialized at 25 Mbit/s (the fluid transfer's
+    bottleneck) and once more at 100 Mbit/s; the one-link hops pay nothing extra. A message
+    shorter than a frame pays its own length."""
+    from twin.model.fabric import Fabric, ring_hops
+    d, a, frame = 0.002, 2e-4, 9000
+    paths = _line([0, 1, 2], {(0, 1): 1e8, (1, 2): 2.5e7}, d, frame)
+    f = Fabric(3, 1, 1e12, 2.5e7, a, a + 2 * d, (d, d, 2 * d), paths)
+    _, lat = ring_hops(f, 1 << 20)
+    assert lat == pytest.approx([a + d, a + d, a + 2 * d + frame * 8 / 1e8])
+    _, lat = ring_hops(f, 3000)
+    assert lat[2] == pytest.approx(a + 2 * d + 3000 * 8 / 1e8)
+    fluid = _line([0, 1, 2], {(0, 1): 1e8, (1, 2): 2.5e7}, d)  # no frame size: no store-and-forward
+    no_frames = Fabric(3, 1, 1e12, 2.5e7, a, a + 2 * d, (d, d, 2 * d), fluid)
+    assert ring_hops(no_frames, 1 << 20)[1] == pytest.approx([a + d, a + d, a + 2 * d])
