@@ -78,7 +78,7 @@ class Comm:
     """Sockets to every other rank; send/recv of byte buffers (memoryviews) striped over conns."""
 
     def __init__(self, rank: int, ranks: list[RankInfo], port: int = 29500, conns: int = 1,
-                 timeout: float = 30.0, sndbuf: int = 0):
+                 timeout: float = 30.0, sndbuf: int | dict[str, int] = 0):
         self.rank = rank
         self.ranks = ranks
         self.size = len(ranks)
@@ -99,11 +99,20 @@ class Comm:
 
     def _tune(self, s: socket.socket) -> None:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.sndbuf:
-            # Linux doubles what it is given (the bookkeeping of its buffers counts too): the
-            # socket then holds at most ``sndbuf`` bytes unsent or unacknowledged
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf // 2)
         s.settimeout(self.timeout)
+
+    def window(self, peer: int) -> int:
+        """The send window of the connections to ``peer`` (0: the kernel's autotuning): one for
+        all, or the one of the pair of sites ("A>B")."""
+        if isinstance(self.sndbuf, int):
+            return self.sndbuf
+        return self.sndbuf.get(f"{self.ranks[self.rank].site}>{self.ranks[peer].site}", 0)
+
+    def _bound(self, s: socket.socket, peer: int) -> None:
+        if size := self.window(peer):
+            # Linux doubles what it is given (the bookkeeping of its buffers counts too): the
+            # socket then holds at most ``size`` bytes unsent or unacknowledged
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size // 2)
 
     def _connect_mesh(self) -> None:
         """Rank i connects to every j > i; accepts from every j < i."""
@@ -127,6 +136,7 @@ class Comm:
                     s, _ = listener.accept()
                     self._tune(s)
                     peer, idx = HELLO.unpack(self._recv_exact(s, HELLO.size, -1))
+                    self._bound(s, peer)
                     accepted[peer][idx] = s
             except OSError as exc:
                 missing = [j for j, socks in accepted.items() if None in socks]
@@ -149,6 +159,7 @@ class Comm:
                                 f"({self.ranks[j].ip}:{self._port(j)}): {exc}") from None
                         time.sleep(0.05)
                 self._tune(s)
+                self._bound(s, j)
                 s.sendall(HELLO.pack(self.rank, idx))
                 socks.append(s)
             self.peers[j] = socks
@@ -259,6 +270,16 @@ def ranks_from_json(text: str) -> list[RankInfo]:
     return [RankInfo(int(r["rank"]), r["ip"], r["site"], r.get("port")) for r in json.loads(text)]
 
 
+def send_windows(text: str) -> int | dict[str, int]:
+    """``--sndbuf``: bytes for every connection, or per pair of sites."""
+    value = json.loads(text)
+    if isinstance(value, int) and value >= 0:
+        return value
+    if isinstance(value, dict) and all(isinstance(v, int) and v >= 0 for v in value.values()):
+        return {str(k): v for k, v in value.items()}
+    raise argparse.ArgumentTypeError(f"not a byte count or an object of them: {text[:80]!r}")
+
+
 def add_rank_arguments(ap: argparse.ArgumentParser, port: int, timeout: float) -> None:
     """The options of every rank program: who it is, the rendezvous, and its transport."""
     ap.add_argument("--rank", type=int, required=True)
@@ -266,8 +287,9 @@ def add_rank_arguments(ap: argparse.ArgumentParser, port: int, timeout: float) -
     ap.add_argument("--conns", type=int, default=1, help="TCP connections per peer")
     ap.add_argument("--port", type=int, default=port)
     ap.add_argument("--timeout", type=float, default=timeout, help="per-operation deadline (s)")
-    ap.add_argument("--sndbuf", type=int, default=0,
-                    help="bytes each connection may hold unsent or in flight (0: the kernel's "
+    ap.add_argument("--sndbuf", type=send_windows, default=0,
+                    help="bytes each connection may hold unsent or in flight: a number, or a JSON "
+                         "object of them per pair of sites ({\"A>B\": bytes}; 0: the kernel's "
                          "autotuning)")
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional
 
 from traffic.collectives import BACKENDS
-from twin.drive.ranks import launch_ranks, rank_error, send_window
+from twin.drive.ranks import launch_ranks, rank_error, send_windows
 from twin.drive.workerexec import WorkerProcess
 from twin.emulation.state import TwinState
 from twin.errors import TwinError
@@ -115,7 +115,7 @@ def run_collective(state: TwinState, op: str, algo: str, sizes: list[int], iters
     argv_tail = ["--op", op, "--sizes", ",".join(str(s) for s in sizes), "--iters", str(iters),
                  "--warmup", str(warmup), "--conns", str(conns), "--timeout", str(timeout)]
     if backend == "twin":
-        argv_tail += ["--algo", algo, "--sndbuf", str(send_window(state))]
+        argv_tail += ["--algo", algo, "--sndbuf", json.dumps(send_windows(state))]
     if not check:
         argv_tail.append("--no-check")
     with HostLoad.of(state) as load, launch_ranks(state, module, argv_tail, workers) as ranks:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Callable, Optional
 
-from traffic.collectives import PIPELINE_BYTES
 from twin.drive.workerexec import WorkerProcess, stop
 from twin.emulation.state import TwinState, WorkerInfo
 
@@ -32,20 +31,51 @@ class Ranks:
         stop(self.procs)
 
 
-def send_window(state: TwinState) -> int:
-    """The bytes each of the twin's rank connections may hold unsent or in flight (``--sndbuf``):
-    what the longest long-haul path holds (its round trip at the emulated rate, in host time,
-    plus its queue), and never less than two pipeline pieces.
+# The round trip a same-site hop's window must cover (host time): not the idle floor (0.3-0.9 ms
+# here) but what a loaded 2-core machine shows, where the receiving rank's acknowledgements wait
+# for a CPU. On ci-2site at 1/1000 (64 MiB ring, 4 interleaved runs each) a window for 1 ms held
+# the ring to 254-299 Mbit/s, one for 10 ms 288-327, with no more drops.
+LAN_RTT_S = 10e-3
 
-    Why bounded: with the kernel's autotuning a ring's flow kept up to 4 MB queued and overran
-    the WAN port's queue; on ci-2site at 1/1000 that was 46-76 drops and 320-529 retransmitted
-    segments per run, and 44-74% of the bottleneck at 64 MiB, against 0 drops and 57-76% with
-    2 MiB (three interleaved runs). gloo, which keeps two segments in flight per hop, had
-    0-10 drops. Sized from the path, not fixed, so a long link is never window-limited."""
+
+def send_windows(state: TwinState) -> dict[str, int]:
+    """The bytes a rank connection may hold unsent or in flight (``--sndbuf``), per pair of sites
+    ("A>B", both directions; "A>A" inside a site): what its path holds, the round trip at the
+    path's bottleneck rate (host time) plus the bottleneck's queue.
+
+    Why bounded, and per path: with the kernel's autotuning a ring's flow kept up to 4 MB queued
+    and overran the WAN port's queue (ci-2site at 1/1000: 46-76 drops and 320-529 retransmitted
+    segments per run); one 2 MiB window for every connection then overran the 64 frames a
+    worker link queues inside a site (the ring's same-site hops: 90-130 drops per 64 MiB run,
+    against 0-24 with a window per path, four interleaved runs each) and would overrun the
+    queue of any path slower than the longest. gloo, which keeps two segments in flight per
+    hop, had 0-16."""
+    import networkx as nx
+
+    from twin.emulation.tc import default_queue_bytes
+    from twin.plan.graph import fabric_graph
     time_ = state.time
-    held = [time_.host_bps(w.emulated_bps) * 2 * time_.host_s(w.delay_s) / 8 + w.queue_bytes
-            for w in state.wan]
-    return int(max([2 * PIPELINE_BYTES, *held]))
+    g = fabric_graph(({"a": w.a, "b": w.b, "delay_s": w.delay_s, "emulated_bps": w.emulated_bps}
+                      for w in state.wan), state.site_bps)
+    queue = {frozenset((w.a, w.b)): w.queue_bytes for w in state.wan}
+    lan_queue = default_queue_bytes(state.mtu)
+    out: dict[str, int] = {}
+    for a in state.site_bps:
+        lan_rtt = 4 * time_.host_s(state.site_delay_s.get(a, 0.0)) + LAN_RTT_S
+        out[f"{a}>{a}"] = int(time_.host_bps(state.site_bps[a]) * lan_rtt / 8 + lan_queue)
+        for b in state.site_bps:
+            if a == b or not nx.has_path(g, a, b):
+                continue
+            path = nx.dijkstra_path(g, a, b, weight="delay")
+            links = list(zip(path, path[1:]))
+            rate, held = min((g[u][v]["capacity"], queue[frozenset((u, v))]) for u, v in links)
+            edge = [(state.site_bps[a], lan_queue), (state.site_bps[b], lan_queue)]
+            if min(edge)[0] < rate:  # a worker link is the bottleneck: its queue fills
+                rate, held = min(edge)
+            one_way = sum(g[u][v]["delay"] for u, v in links) + state.site_delay_s.get(a, 0.0) \
+                + state.site_delay_s.get(b, 0.0)
+            out[f"{a}>{b}"] = int(time_.host_bps(rate) * 2 * time_.host_s(one_way) / 8 + held)
+    return out
 
 
 def launch_ranks(state: TwinState, module: str, argv_tail: list[str],

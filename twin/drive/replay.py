@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from twin.drive.ranks import launch_ranks, send_window
+from twin.drive.ranks import launch_ranks, send_windows
 from twin.emulation.state import TwinState
 from twin.errors import TwinError
 from twin.measure.hostload import HostLoad, LoadSummary, host_columns, summarize
@@ -136,7 +136,8 @@ def _run_ranks(state: TwinState, module: str, argv: list[str], per_rank: Callabl
     outs = []
     with HostLoad.of(state) as load, launch_ranks(state, module, argv + ["--conns", str(conns),
                                                                          "--timeout", str(timeout),
-                                                                         "--sndbuf", str(send_window(state))],
+                                                                         "--sndbuf",
+                                                                         json.dumps(send_windows(state))],
                                                   workers, per_rank) as ranks:
         for i, (w, p) in enumerate(zip(ranks.members, ranks.procs)):
             try:

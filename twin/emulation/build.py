@@ -118,6 +118,7 @@ def new_state(topo: Topology, topology_file: str, run_id: str, controller: str) 
                      scale=topo.scale.describe(), owner_pid=0, started=time.time(), mtu=topo.mtu,
                      dilation=topo.scale.time, congestion_control=topo.congestion_control,
                      site_delay_s={s.name: s.fabric.delay for s in topo.sites},
+                     site_bps={s.name: topo.emulated_rate(s.fabric.rate) for s in topo.sites},
                      log_dir=str(rundirs.log_dir()))
 
 

@@ -106,6 +106,7 @@ class TwinState:
     compensated: bool = False  # the delay stages take the host's floor out (compensation)
     lan_floor_rtt_s: dict[str, float] = field(default_factory=dict)  # site -> worker-to-worker, host
     site_delay_s: dict[str, float] = field(default_factory=dict)  # site -> worker-link delay, fabric
+    site_bps: dict[str, float] = field(default_factory=dict)  # site -> worker-link rate, emulated
     log_dir: str = ""  # the run's folder: controller and delay-line logs (paths.runs_dir)
     switches: dict[str, str] = field(default_factory=dict)  # switch name -> site
     workers: list[WorkerInfo] = field(default_factory=list)

@@ -17,6 +17,14 @@ MTU_FRAME = 1514  # a standard Ethernet frame (1500 MTU + header)
 ETH_HEADER = 14
 
 
+DEFAULT_QUEUE_FRAMES = 64  # a shaped link's queue when none is given (worker links)
+
+
+def default_queue_bytes(mtu: int) -> int:
+    """The queue of a shaped link given none: DEFAULT_QUEUE_FRAMES full frames."""
+    return DEFAULT_QUEUE_FRAMES * frame_bytes(mtu)
+
+
 def frame_bytes(mtu: int) -> int:
     return mtu + ETH_HEADER
 
@@ -103,7 +111,7 @@ def shaping_commands(dev: str, shaping: Shaping, mechanism: str) -> list[list[st
                                              // frame_bytes(shaping.mtu) + 1)
         cmds.append(leaf + netem_args(shaping) + ["limit", str(limit)])
     elif shaping.rate_bps:
-        queue = shaping.queue_bytes or 64 * frame_bytes(shaping.mtu)
+        queue = shaping.queue_bytes or default_queue_bytes(shaping.mtu)
         cmds.append(leaf + ["bfifo", "limit", str(queue)])
     return cmds
 
