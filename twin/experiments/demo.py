@@ -54,9 +54,12 @@ def compensation_line(state: TwinState) -> str:
         return "Delay compensation: off (every delay includes the host's floor)."
     floors = [w.floor_rtt_s * 1e3 for w in state.wan if w.floor_rtt_s is not None]
     taken = [2 * w.comp_first_s * 1e3 for w in state.wan]
-    return (f"Delay compensation: the host's floor {min(floors):.2f}-{max(floors):.2f} ms round trip "
-            f"with the delay stages at zero; {min(taken):.2f}-{max(taken):.2f} ms taken out of the "
-            "delay stages (`twin inspect`).")
+
+    def span(ms: list[float]) -> str:
+        lo, hi = f"{min(ms):.2f}", f"{max(ms):.2f}"
+        return lo if lo == hi else f"{lo}-{hi}"
+    return (f"Delay compensation: the host's floor {span(floors)} ms round trip with the delay "
+            f"stages at zero; {span(taken)} ms taken out of the delay stages (`twin inspect`).")
 
 
 def run(progress: Callable[[str], None]) -> DemoReport:
