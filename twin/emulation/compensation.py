@@ -41,11 +41,13 @@ what it leaves in fabric time shrinks with K anyway.
 from __future__ import annotations
 
 import statistics
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
 import networkx as nx
 
+from twin.emulation import liveness
 from twin.emulation.links import set_long_haul_impairments
 from twin.emulation.state import TwinState, WanInfo, WorkerInfo
 from twin.emulation.tc import Compensation
@@ -65,6 +67,8 @@ RESIDUAL_INTERVAL_S = 0.02
 ROUNDS = 4  # measurements at the configured delay at most (the last one corrects nothing)
 SEQUENTIAL_LINKS = 16  # up to this many links the residual is measured one link at a time
 RESIDUAL_S = 0.05e-3  # a link within this of its configured round trip needs no more correction
+ATTEMPTS = 3  # a path's pings sent again after a flap of the switches' link liveness
+RETRY_PAUSE_S = 1.0
 
 Progress = Callable[[str], None]
 
@@ -141,7 +145,7 @@ def measure_residuals(state: TwinState, site_delay_s: dict[str, float]) -> dict[
     # only where one at a time would take minutes
     with ThreadPoolExecutor(1 if len(pairs) <= SEQUENTIAL_LINKS else PARALLEL) as pool:
         rtts = list(pool.map(lambda pair: statistics.median(
-            _rtts(pair[0], pair[1], RESIDUAL_PINGS, RESIDUAL_INTERVAL_S)), pairs))
+            _rtts(state, pair[0], pair[1], RESIDUAL_PINGS, RESIDUAL_INTERVAL_S)), pairs))
     return {_key(w): rtt - configured_one_hop_rtt_s(state, w, site_delay_s)
             for w, rtt in zip(state.wan, rtts)}
 
@@ -181,14 +185,14 @@ def measure_floors(state: TwinState) -> Floors:
     lans = {site: (ws[0], ws[1]) for site, ws in by_site.items() if len(ws) > 1}
     with ThreadPoolExecutor(PARALLEL) as pool:
         rtts = dict(zip(list(links) + list(lans),
-                        pool.map(lambda pair: _median_rtt(*pair), list(links.values()) + list(lans.values()))))
+                        pool.map(lambda pair: _median_rtt(state, *pair), list(links.values()) + list(lans.values()))))
     floors.link = {k: rtts[k] for k in links}
     floors.lan = {k: rtts[k] for k in lans}
     # sites with one worker that carry transit traffic: their LAN floor from a two-hop path
     via = {site: pair for site, pair in transit_pairs(state).items() if site not in floors.lan}
     if via:
         with ThreadPoolExecutor(PARALLEL) as pool:
-            two_hop = dict(zip(via, pool.map(lambda p: _median_rtt(first[p[0]], first[p[1]]), via.values())))
+            two_hop = dict(zip(via, pool.map(lambda p: _median_rtt(state, first[p[0]], first[p[1]]), via.values())))
         for site, (u, v) in via.items():
             rtt_uw = floors.link_between(u, site)
             rtt_wv = floors.link_between(site, v)
@@ -222,17 +226,28 @@ def transit_pairs(state: TwinState) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _rtts(src: WorkerInfo, dst: WorkerInfo, count: int, interval_s: float = INTERVAL_S) -> list[float]:
-    """``count`` round trips (s) after ``WARMUP`` uncounted ones."""
-    rtts = ping(src, dst.ip, count + WARMUP, interval_s)[WARMUP:]
-    if len(rtts) < count // 2:
-        raise TwinError(f"delay compensation: {src.name} -> {dst.name}: {len(rtts)} of {count} "
-                        "pings answered; is forwarding broken?")
-    return [r / 1e3 for r in rtts]
+def _rtts(state: TwinState, src: WorkerInfo, dst: WorkerInfo, count: int,
+          interval_s: float = INTERVAL_S) -> list[float]:
+    """``count`` round trips (s) after ``WARMUP`` uncounted ones. A path that answers fewer than
+    half is measured again (``ATTEMPTS`` in all) once the WAN ports' BFD sessions are up: on a
+    slow or software-emulated CPU a session flaps when its 20 ms control packets are sent late
+    (OVS logged 80-200 ms lateness in the stock-kernel guest), fast failover then has no live
+    port on a one-link path, and every ping sent in the gap is lost."""
+    rtts: list[float] = []
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            time.sleep(RETRY_PAUSE_S)
+            if state.controller == "detpath":
+                liveness.wait_bfd_up(liveness.wan_ports(state))
+        rtts = ping(src, dst.ip, count + WARMUP, interval_s)[WARMUP:]
+        if len(rtts) >= count // 2:
+            return [r / 1e3 for r in rtts]
+    raise TwinError(f"delay compensation: {src.name} -> {dst.name}: {len(rtts)} of {count} "
+                    f"pings answered (best of {ATTEMPTS} attempts); is forwarding broken?")
 
 
-def _median_rtt(src: WorkerInfo, dst: WorkerInfo) -> float:
-    return statistics.median(_rtts(src, dst, PINGS))
+def _median_rtt(state: TwinState, src: WorkerInfo, dst: WorkerInfo) -> float:
+    return statistics.median(_rtts(state, src, dst, PINGS))
 
 
 def _apply(state: TwinState, w: WanInfo, zero: bool = False) -> None:

@@ -12,6 +12,7 @@ are held to loose bounds only (never earlier than configured; not hugely later).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -46,6 +47,15 @@ def run(argv: list[str], timeout: float = 120) -> str:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{' '.join(argv)}: {proc.stderr.strip()}"
     return proc.stdout
+
+
+def tc_time_close(shown_s: float, expected_s: float) -> bool:
+    """A time as tc prints it (three significant digits, iproute2's sprint_time64) against the
+    value the twin asked for: within half a unit of the last digit shown."""
+    if expected_s <= 0:
+        return shown_s == 0
+    digit = 10 ** (math.floor(math.log10(expected_s)) - 2)
+    return abs(shown_s - expected_s) <= digit / 2 + 1e-9
 
 
 def netem_delays(dev: str, netns_pid: int | None = None) -> dict[str, dict]:

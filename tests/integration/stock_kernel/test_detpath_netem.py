@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from tests.integration.machine import early_ms, leftovers, ns_run
-from tests.integration.stock_kernel.conftest import LOOSE_MS, netem_delays, run
+from tests.integration.stock_kernel.conftest import LOOSE_MS, netem_delays, run, tc_time_close
 from tests.locations import ROOT, TOPOS
 from twin.emulation import cleanup, runtime
 from twin.measure.ping import parse_ping_rtts
@@ -42,7 +42,7 @@ def test_each_class_has_a_netem_leaf_with_the_fiber_delay(detpath_twin):
             leaves = netem_delays(dev)
             assert {h: leaf["parent"] for h, leaf in leaves.items()} == CLASSES, leaves
             for leaf in leaves.values():  # the fiber's less what delay compensation takes off
-                assert abs(leaf["delay_s"] - (delay - w.comp_first_s)) < 1e-5, leaf["line"]
+                assert tc_time_close(leaf["delay_s"], delay - w.comp_first_s), leaf["line"]
             filters = run(["tc", "filter", "show", "dev", dev])
             assert "flowid 1:30" in filters and "flowid 1:20" in filters
 
@@ -65,8 +65,8 @@ def test_link_set_delay_reaches_every_class_leaf(detpath_twin):
         for dev in (w.intf_a, w.intf_b):
             leaves = netem_delays(dev)
             assert set(leaves) == set(CLASSES)
-            assert all(abs(leaf["delay_s"] - (0.012 - w.comp_first_s)) < 1e-6
-                       for leaf in leaves.values()), leaves
+            assert all(tc_time_close(leaf["delay_s"], 0.012 - w.comp_first_s)
+                       for leaf in leaves.values()), (w.comp_first_s, leaves)
     finally:
         run([TWIN, "link", "set", w.a, w.b,
              "--delay", f"{topo.link_delay(topo.links[0]) * 1e6:.0f}us"])

@@ -15,7 +15,7 @@ import threading
 import time
 
 from tests.integration.machine import early_ms, ns_run
-from tests.integration.stock_kernel.conftest import LOOSE_MS, netem_delays, run
+from tests.integration.stock_kernel.conftest import LOOSE_MS, netem_delays, run, tc_time_close
 from tests.locations import ROOT
 from twin.emulation import cleanup, runtime
 from twin.measure.ping import parse_ping_rtts
@@ -67,7 +67,7 @@ def test_both_ends_of_the_wan_link_have_htb_with_a_netem_leaf_carrying_its_delay
         assert list(leaves) == ["10:"], leaves
         assert leaves["10:"]["parent"] == "1:10"
         # the fiber's delay less what delay compensation takes off (the host's floor)
-        assert abs(leaves["10:"]["delay_s"] - (topo.link_delay(topo.links[0]) - w.comp_first_s)) < 1e-5, leaves
+        assert tc_time_close(leaves["10:"]["delay_s"], topo.link_delay(topo.links[0]) - w.comp_first_s), leaves
         assert f"rate {int(w.emulated_bps / 1e6)}Mbit" in leaves["10:"]["line"]
 
 
@@ -95,14 +95,14 @@ def test_link_set_changes_delay_on_both_ends_and_the_rtt_follows(ci2site):
         out = run([TWIN, "link", "set", "beijing", "wuhan", "--delay", "15ms"])
         assert "delay 15" in out, out
         for dev in (w.intf_a, w.intf_b):
-            assert abs(netem_delays(dev)["10:"]["delay_s"] - (0.015 - w.comp_first_s)) < 1e-6
+            assert tc_time_close(netem_delays(dev)["10:"]["delay_s"], 0.015 - w.comp_first_s), w.comp_first_s
         got = rtts(state, "beijing1", "wuhan1")
         early = early_ms(state, ["beijing", "wuhan"], round_trip=True)
         assert min(got) >= 30 - early and statistics.median(got) <= 30 + LOOSE_MS, got
     finally:
         run([TWIN, "link", "set", "beijing", "wuhan",
              "--delay", f"{topo.link_delay(topo.links[0]) * 1e6:.0f}us"])
-    assert abs(netem_delays(w.intf_a)["10:"]["delay_s"] - topo.link_delay(topo.links[0])) < 1e-5
+    assert tc_time_close(netem_delays(w.intf_a)["10:"]["delay_s"], topo.link_delay(topo.links[0]) - w.comp_first_s)
 
 
 def test_link_set_rate_changes_the_htb_classes_and_netem_serialization(ci2site):
