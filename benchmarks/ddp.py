@@ -24,8 +24,8 @@ from twin.drive.ddp import DdpConfig, DdpRun, replay_schedule, run_ddp
 from twin.drive.replay import run_training
 from twin.emulation import cleanup, runtime
 from twin.emulation.state import TwinState
-from twin.experiments.campaign import git_commit
 from twin.host.images import TorchUnavailable
+from twin.host.provenance import git_commit
 from twin.host.rundirs import project_root
 from twin.measure.hostload import HOST_BOUND_SHARE
 from twin.model.fabric import fabric_from_topology

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from twin.drive.benchmark import parse_sizes, run_collective
 from twin.emulation import cleanup, runtime
-from twin.experiments.campaign import git_commit
+from twin.host.provenance import git_commit
 from twin.host.rundirs import project_root
 from twin.model.costs import allreduce_time
 from twin.model.fabric import fabric_from_topology

@@ -36,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from twin.cli.collective import twin_for
     from twin.drive.replay import run_trace, trace_rows
-    from twin.experiments.campaign import git_commit
+    from twin.host.provenance import git_commit
     from twin.output.csvrows import write_rows
     from twin.spec.chakra import read_job
     if args.iterations < 1 or args.warmup < 0 or args.conns < 1:

@@ -28,11 +28,19 @@ def wan_ports(state: TwinState) -> list[str]:
     return [intf for w in state.wan for intf in (w.intf_a, w.intf_b)]
 
 
+def bfd_interval_ms(state: TwinState) -> int:
+    """BFD's interval as the switches must run it: a timer like any other, so K times the
+    fabric's under time dilation (a cut is then detected in BFD_DETECT_MULT x BFD_INTERVAL_MS of
+    fabric time at every K, instead of K times sooner)."""
+    return round(state.time.host_s(BFD_INTERVAL_MS / 1e3) * 1e3)
+
+
 def enable_bfd(state: TwinState) -> None:
     """BFD on both switch ports of every WAN link."""
+    interval = bfd_interval_ms(state)
     for intf in wan_ports(state):
         run_argv(["ovs-vsctl", "--timeout=10", "set", "interface", intf, "bfd:enable=true",
-                  f"bfd:min_tx={BFD_INTERVAL_MS}", f"bfd:min_rx={BFD_INTERVAL_MS}"])
+                  f"bfd:min_tx={interval}", f"bfd:min_rx={interval}"])
 
 
 def bfd_state(intf: str) -> str:

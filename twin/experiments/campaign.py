@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +26,8 @@ from typing import Any, Callable, Iterable, Optional, Union
 
 from twin.emulation import runtime
 from twin.errors import InputError, TwinError
-from twin.host import rundirs
 from twin.host.capabilities import link_mechanism, ovs_datapath
+from twin.host.provenance import git_commit
 from twin.measure.hostload import HOST_FIELDS, host_columns
 from twin.model.fabric import fabric_from_topology
 from twin.model.iteration import Iteration, predict
@@ -120,26 +119,6 @@ def variant(c: Campaign, p: dict) -> Topology:
     reservations = [r.model_copy(update={"rate": min(r.rate, min(link.rate for link in links) * 0.5)})
                     for r in topo.reservations]
     return topo.model_copy(update={"links": links, "reservations": reservations})
-
-
-CODE_PATHS = ("twin", "traffic", "controllers", "topologies", "campaigns", "benchmarks", "scripts",
-              "pyproject.toml", "requirements.lock", "Makefile")
-
-
-def git_commit() -> str:
-    """Short commit of the code that made a row, with "+dirty" if a tracked file that can change
-    a measurement (code, topologies, campaigns, set-up) differs from it: a row must never claim
-    code it was not made with. Results and docs do not count."""
-    root = rundirs.project_root()
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=root).stdout.strip()
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                  *CODE_PATHS], capture_output=True, text=True,
-                                 cwd=root).stdout.strip()
-    except OSError:
-        return ""
-    return f"{head}+dirty" if head and changed else head
 
 
 def read_campaign_csv(csv_path: Path, required: Iterable[str] = KEY_FIELDS) -> Table:

@@ -26,9 +26,11 @@ def test_gloo_allreduce_beside_the_twin_is_exact_with_a_backend_column(torch_ima
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
         rows = list(reader)
-    # the newer columns come after the older ones, which keep their order
-    assert columns[-8:] == ["backend", "dilation", "host_cpu_saturated_share", "host_bound",
-                            "line_late_share", "line_late_p99_ms", "generator_cpu_share", "host"]
+    # the newer columns come after the older ones, which keep their order; the code's commit last
+    assert columns[-9:] == ["backend", "dilation", "host_cpu_saturated_share", "host_bound",
+                            "line_late_share", "line_late_p99_ms", "generator_cpu_share", "host",
+                            "git_commit"]
+    assert all(r["git_commit"] for r in rows), rows
     assert columns[:3] == ["topology", "op", "algo"]
     gloo = [r for r in rows if r["backend"] == "gloo"]
     assert [int(r["size_bytes"]) for r in gloo] == [4, 1000000, 4 * 1024**2]  # whole float32s

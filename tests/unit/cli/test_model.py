@@ -4,6 +4,7 @@ import csv
 from dataclasses import asdict
 
 from twin.cli import main as cli
+from twin.host.provenance import git_commit
 from twin.model.full_scale import Job, fabric, parse_params, sweep
 from twin.spec.topology import FIBER_US_PER_KM
 
@@ -47,12 +48,14 @@ def test_the_csv_holds_the_rows_rounded_in_sweep_order(tmp_path, capsys):
     rows = sweep(Job(7e9, "fp32", 64, 16.0, 0.5, 25.0), [2, 4], 8, [100.0, 3000.0], ["100Gbit"],
                  "400Gbit", ["ring", "tree"], 10e-6)
     assert len(written) == 2 * 2 * 2 * 2
-    assert written == [{k: str(v) for k, v in asdict(r.rounded()).items()} for r in rows]
+    commit = git_commit()
+    assert written == [{**{k: str(v) for k, v in asdict(r.rounded()).items()}, "git_commit": commit}
+                       for r in rows]
     assert [(w["sites"], w["distance_km"], w["algo"], w["overlap"]) for w in written[:3]] == [
         ("2", "100.0", "ring", "True"), ("2", "100.0", "ring", "False"), ("2", "100.0", "tree", "True")]
     assert list(written[0]) == ["params", "dtype", "sites", "per_site", "distance_km", "wan_rate",
                                 "lan_rate", "algo", "overlap", "iteration_s", "exposed_s",
-                                "single_site_s", "efficiency"]
+                                "single_site_s", "efficiency", "git_commit"]
 
 
 def test_a_wan_step_pays_the_fiber_and_the_lan_step():
