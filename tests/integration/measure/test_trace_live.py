@@ -93,7 +93,7 @@ def test_the_trace_verb_prints_the_hops_and_writes_the_csv(ci2site, tmp_path):
     assert header.split(",")[:12] == ["src", "dst", "hop", "kind", "node", "interfaces",
                                       "packets", "lost", "reordered", "median_ms", "p99_ms",
                                       "mean_ms"]
-    assert header.endswith("mechanism,scale") and len(rows) == 9 + 3
+    assert header.endswith("mechanism,scale,git_commit") and len(rows) == 9 + 3
     line = state.wan[0].delayline.name  # named by a counter of the bring-ups in this process
     assert rows[4].split(",")[3:6] == ["delay", line, f"{line}b -> {line}a"]  # wuhan -> beijing
     assert tcpdumps() == [] and probes(state) == [] and scratch_captures() == []
