@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.unit.drive.test_everywhere import worker
 from twin.emulation import compensation
 from twin.emulation.delayline import delayline_params
 from twin.emulation.state import TwinState, WanInfo
@@ -71,13 +72,6 @@ def test_a_path_is_compensated_by_its_first_hop_and_then_each_transit():
     assert taken == pytest.approx(0.0003 + 0.00015 + 0.0004 + 0.00025)
 
 
-
-def _worker(name: str, site: str):
-    from twin.emulation.state import WorkerInfo
-    return WorkerInfo(name=name, site=site, index=1, ip="10.0.0.1", mac="02:00:00:00:00:01",
-                      switch="s", port=1, container="c", pid=1, port_intf="i")
-
-
 def test_a_path_lost_in_a_liveness_flap_is_measured_again_once_bfd_is_up(monkeypatch):
     answers = [[], [1.0] * (compensation.PINGS + compensation.WARMUP)]
     waited = []
@@ -86,7 +80,7 @@ def test_a_path_lost_in_a_liveness_flap_is_measured_again_once_bfd_is_up(monkeyp
     monkeypatch.setattr(compensation, "RETRY_PAUSE_S", 0.0)
     st = state(link("a", "b", 0.001))
     st.controller = "detpath"
-    got = compensation._rtts(st, _worker("a1", "a"), _worker("b1", "b"), compensation.PINGS)
+    got = compensation._rtts(st, worker("a1", "10.0.0.1"), worker("b1", "10.0.0.2"), compensation.PINGS)
     assert got == [0.001] * compensation.PINGS and waited == [["ab", "ba"]]
 
 
@@ -95,5 +89,5 @@ def test_a_path_that_never_answers_is_refused_after_every_attempt(monkeypatch):
     monkeypatch.setattr(compensation, "ping", lambda *a: calls.append(a) or [1.0] * 12)
     monkeypatch.setattr(compensation, "RETRY_PAUSE_S", 0.0)
     with pytest.raises(compensation.TwinError, match="9 of 20 pings answered .best of 3"):
-        compensation._rtts(state(link("a", "b", 0.001)), _worker("a1", "a"), _worker("b1", "b"), 20)
+        compensation._rtts(state(link("a", "b", 0.001)), worker("a1", "10.0.0.1"), worker("b1", "10.0.0.2"), 20)
     assert len(calls) == compensation.ATTEMPTS

@@ -1,13 +1,14 @@
 """BFD's timers follow time dilation, as every other timer of the fabric does."""
 
+from tests.unit.emulation.test_compensation import link, state
 from twin.emulation import liveness
 from twin.emulation.state import TwinState
 
 
 def _state(dilation: float) -> TwinState:
-    return TwinState(run_id="r", topology="t", topology_file="t.yaml", mechanism="netem",
-                     datapath="kernel", controller="detpath", scale="s", owner_pid=1, started=0.0,
-                     dilation=dilation)
+    st = state(link("a", "b", 0.001))
+    st.dilation = dilation
+    return st
 
 
 def test_bfd_runs_k_times_slower_under_dilation_so_detection_keeps_its_fabric_time():
@@ -19,11 +20,8 @@ def test_bfd_runs_k_times_slower_under_dilation_so_detection_keeps_its_fabric_ti
 
 
 def test_enable_bfd_asks_each_wan_port_for_the_dilated_interval(monkeypatch):
-    from tests.unit.emulation.test_compensation import link
     calls = []
     monkeypatch.setattr(liveness, "run_argv", lambda argv, **kw: calls.append(argv))
-    st = _state(2.0)
-    st.wan = [link("a", "b", 0.001)]
-    liveness.enable_bfd(st)
+    liveness.enable_bfd(_state(2.0))
     assert [c[4] for c in calls] == ["ab", "ba"]
     assert all("bfd:min_tx=40" in c and "bfd:min_rx=40" in c for c in calls), calls
