@@ -24,9 +24,10 @@ from twin.measure.trace import trace
 DELAY_LATE_MS = 0.5
 # The hops tile the path from the probe's send time to the receiver's kernel timestamp, the
 # span the probe measures: their means add up to the probe's mean up to the rounding of each
-# row to 0.1 us (10 rows) and packets a capture missed; medians do not add exactly.
+# row to 0.1 us (10 rows) and packets a capture missed. Medians do not add (the median of a sum
+# is not the sum of the medians; measured apart by up to 0.1 ms here), so the medians are
+# compared where they measure the same packets the same way: the receiver's capture and the probe.
 MEAN_SUM_MS = 0.005
-MEDIAN_SUM_MS = 0.05
 
 
 def tcpdumps() -> list[int]:
@@ -73,7 +74,6 @@ def test_the_delay_stage_holds_the_link_delay_and_the_hops_add_up(ci2site):
     total, probe = result.total("sum"), result.total("probe")
     assert probe.packets == 1500
     assert abs(total.mean_ms - probe.mean_ms) <= MEAN_SUM_MS, (total, probe)
-    assert abs(total.median_ms - probe.median_ms) <= MEDIAN_SUM_MS, (total, probe)
     # the receiver's capture and the probe's socket read the same kernel timestamp
     assert abs(result.total("end-to-end").median_ms - probe.median_ms) <= 0.001
     assert tcpdumps() == [] and probes(state) == [] and scratch_captures() == []
