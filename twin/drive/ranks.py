@@ -41,7 +41,8 @@ LAN_RTT_S = 10e-3
 def send_windows(state: TwinState) -> dict[str, int]:
     """The bytes a rank connection may hold unsent or in flight (``--sndbuf``), per pair of sites
     ("A>B", both directions; "A>A" inside a site): what its path holds, the round trip at the
-    path's bottleneck rate (host time) plus the bottleneck's queue.
+    path's bottleneck rate (host time) plus the bottleneck's queue, and for a cross-site path
+    what the queues on its acknowledgements' way back hold at that rate.
 
     Why bounded, and per path: with the kernel's autotuning a ring's flow kept up to 4 MB queued
     and overran the WAN port's queue (ci-2site at 1/1000: 46-76 drops and 320-529 retransmitted
@@ -49,7 +50,18 @@ def send_windows(state: TwinState) -> dict[str, int]:
     worker link queues inside a site (the ring's same-site hops: 90-130 drops per 64 MiB run,
     against 0-24 with a window per path, four interleaved runs each) and would overrun the
     queue of any path slower than the longest. gloo, which keeps two segments in flight per
-    hop, had 0-16."""
+    hop, had 0-16.
+
+    A cross-site connection's window also covers its acknowledgements' way back: in a ring every
+    hop's reverse direction carries another hop's data, and an acknowledgement queued behind it
+    (a worker link's 64 frames at 400 Mbit/s hold 11.5 ms) stretches the round trip the window
+    must fill. Without it the ring's WAN hops were send-buffer limited for 22-27% of their busy
+    time at round trips of 23-53 ms for a 13.4 ms path (``ss -ti`` in the workers); ci-2site at
+    1/1000, 16 and 64 MiB rings, interleaved: the window of the path alone 311 Mbit/s, twice it
+    371-381, with the way back's queues 374-389 (97% of the 400 Mbit/s bottleneck), three times
+    it 370-380 with 22-52 retransmitted segments per run; none retransmitted in the others.
+    Inside a site the measured LAN_RTT_S does better than the same rule (353-377 Mbit/s and up
+    to 47 retransmitted segments with the way back added)."""
     import networkx as nx
 
     from twin.emulation.tc import default_queue_bytes
@@ -74,7 +86,14 @@ def send_windows(state: TwinState) -> dict[str, int]:
                 rate, held = min(edge)
             one_way = sum(g[u][v]["delay"] for u, v in links) + state.site_delay_s.get(a, 0.0) \
                 + state.site_delay_s.get(b, 0.0)
-            out[f"{a}>{b}"] = int(time_.host_bps(rate) * 2 * time_.host_s(one_way) / 8 + held)
+            # the acknowledgements' way back: b's worker link, the WAN links b -> a, a's worker
+            # link; each queue there can be full of the reverse direction's data, and the time
+            # an acknowledgement waits behind it is window the sender must have in flight
+            back = [(state.site_bps[b], lan_queue)] \
+                + [(g[u][v]["capacity"], queue[frozenset((u, v))]) for u, v in reversed(links)] \
+                + [(state.site_bps[a], lan_queue)]
+            acks = sum(q * rate / r for r, q in back)
+            out[f"{a}>{b}"] = int(time_.host_bps(rate) * 2 * time_.host_s(one_way) / 8 + held + acks)
     return out
 
 

@@ -39,24 +39,41 @@ def _state(delay_s: float, emulated_bps: float, queue_bytes: int, dilation: floa
                      dilation=dilation)
 
 
-def test_a_cross_site_window_holds_its_path_and_the_bottlenecks_queue():
+def test_a_cross_site_window_holds_its_path_the_bottlenecks_queue_and_the_way_back():
     from twin.drive.ranks import send_windows
-    # 400 Mbit/s, 6.7 ms one way: 670,000 B in flight over a round trip, plus its 670 KB queue
+    from twin.emulation.tc import default_queue_bytes
+    lan = default_queue_bytes(9000)
+    # 400 Mbit/s, 6.7 ms one way: 670,000 B in flight over a round trip, plus its 670 KB queue,
+    # plus the acknowledgements' way back: wuhan's worker link, the WAN, beijing's worker link,
+    # all at the bottleneck's rate
     w = send_windows(_state(0.0067, 400e6, 670_000))
-    assert w["beijing>wuhan"] == w["wuhan>beijing"] == int(400e6 * 0.0134 / 8 + 670_000)
+    assert w["beijing>wuhan"] == w["wuhan>beijing"] == int(400e6 * 0.0134 / 8 + 670_000
+                                                           + lan + 670_000 + lan)
     # 10,000 km: a round trip of 98 ms at 400 Mbit/s holds 4.9 MB
-    assert send_windows(_state(0.049, 400e6, 670_000))["beijing>wuhan"] == int(400e6 * 0.098 / 8 + 670_000)
+    assert send_windows(_state(0.049, 400e6, 670_000))["beijing>wuhan"] == int(
+        400e6 * 0.098 / 8 + 670_000 + 2 * lan + 670_000)
     # dilated K times: the rate / K and the delay x K leave the bytes in flight as they were
     # (inside a site the round trip is the host's own, which dilation does not stretch)
     dilated = send_windows(_state(0.049, 400e6, 670_000, dilation=4))
     assert dilated["beijing>wuhan"] == send_windows(_state(0.049, 400e6, 670_000))["beijing>wuhan"]
 
 
+def test_the_way_back_counts_each_queue_for_the_time_it_holds_at_the_bottlenecks_rate():
+    from twin.drive.ranks import send_windows
+    from twin.emulation.tc import default_queue_bytes
+    lan = default_queue_bytes(9000)
+    # a 100 Mbit/s WAN behind 400 Mbit/s worker links: a worker link's queue drains 4x faster,
+    # so it holds a quarter of its bytes' worth of the WAN's time
+    w = send_windows(_state(0.0067, 100e6, 670_000))
+    assert w["beijing>wuhan"] == int(100e6 * 0.0134 / 8 + 670_000 + 670_000 + 2 * lan * 100e6 / 400e6)
+
+
 def test_a_worker_link_slower_than_the_wan_is_the_bottleneck_and_its_queue_the_limit():
     from twin.drive.ranks import send_windows
     from twin.emulation.tc import default_queue_bytes
+    lan = default_queue_bytes(9000)
     w = send_windows(_state(0.0067, 400e6, 670_000, site_bps=100e6))
-    assert w["beijing>wuhan"] == int(100e6 * 0.0134 / 8 + default_queue_bytes(9000))
+    assert w["beijing>wuhan"] == int(100e6 * 0.0134 / 8 + lan + 2 * lan + 670_000 * 100e6 / 400e6)
 
 
 def test_a_same_site_window_is_the_worker_links_queue_and_its_short_round_trip():
