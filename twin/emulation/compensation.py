@@ -52,7 +52,7 @@ from twin.emulation.links import set_long_haul_impairments
 from twin.emulation.state import TwinState, WanInfo, WorkerInfo
 from twin.emulation.tc import Compensation
 from twin.errors import TwinError
-from twin.measure.ping import ping
+from twin.measure.ping import median_rtt_ms, ping
 from twin.plan.graph import fabric_graph
 from twin.plan.routing import spanning_tree_ports
 
@@ -144,7 +144,7 @@ def measure_residuals(state: TwinState, site_delay_s: dict[str, float]) -> dict[
     # and CPUs awake and make every round trip shorter (0.2-0.5 ms here); many links at once
     # only where one at a time would take minutes
     with ThreadPoolExecutor(1 if len(pairs) <= SEQUENTIAL_LINKS else PARALLEL) as pool:
-        rtts = list(pool.map(lambda pair: statistics.median(
+        rtts = list(pool.map(lambda pair: _median_s(
             _rtts(state, pair[0], pair[1], RESIDUAL_PINGS, RESIDUAL_INTERVAL_S)), pairs))
     return {_key(w): rtt - configured_one_hop_rtt_s(state, w, site_delay_s)
             for w, rtt in zip(state.wan, rtts)}
@@ -247,7 +247,12 @@ def _rtts(state: TwinState, src: WorkerInfo, dst: WorkerInfo, count: int,
 
 
 def _median_rtt(state: TwinState, src: WorkerInfo, dst: WorkerInfo) -> float:
-    return statistics.median(_rtts(state, src, dst, PINGS))
+    return _median_s(_rtts(state, src, dst, PINGS))
+
+
+def _median_s(rtts_s: list[float]) -> float:
+    """The median round trip (s), read within the step ping printed each one in."""
+    return median_rtt_ms([r * 1e3 for r in rtts_s]) / 1e3
 
 
 def _apply(state: TwinState, w: WanInfo, zero: bool = False) -> None:

@@ -7,7 +7,8 @@ variation is the network's own per direction (RFC 5481 PDV, RFC 3393 IPDV), not 
 directions and two ping processes' wake-ups.
 
 Three targets per path, each "ok", "missed" or "not measured":
-- RTT: ping's median within max(2%, 0.2 ms) of the configured round trip;
+- RTT: ping's median (read within the step ping prints in, twin.measure.ping) within
+  max(2%, 0.2 ms) of the configured round trip;
 - PDV: the one-way PDV (p99.9 - minimum) of both directions <= 0.5 ms. "Not measured" where
   this machine cannot hold that: the same probe through the scratch switch, one switch pass and
   no delay stage, already varies more (twin.measure.ceiling), unless the path met it anyway;
@@ -19,7 +20,6 @@ Three targets per path, each "ok", "missed" or "not measured":
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
@@ -32,7 +32,7 @@ from twin.emulation.controller import running_reservations
 from twin.emulation.state import TwinState, WorkerInfo
 from twin.measure.ceiling import Ceiling, measure_ceiling
 from twin.measure.iperf import IPERF_PORT, iperf
-from twin.measure.ping import ping
+from twin.measure.ping import median_rtt_ms, ping
 from twin.output.csvrows import write_rows
 from twin.plan.dilation import REAL_TIME, Dilation
 from twin.plan.graph import fabric_graph
@@ -169,7 +169,7 @@ def calibration_row(kind: str, src: str, dst: str, hops: int, delay_s: float, ra
     direction, iperf3's goodput, and the machine's ceiling (measured at the twin's MTU, which
     also turns goodput into frames)."""
     cfg_rtt = 2 * delay_s * 1e3
-    rtt_min, rtt_med = min(rtts), statistics.median(rtts)
+    rtt_min, rtt_med = min(rtts), median_rtt_ms(rtts)
     err = rtt_med - cfg_rtt
     ratio = goodput_bps / rate_bps
     wire = ratio / tcp_payload_share(ceiling.mtu)

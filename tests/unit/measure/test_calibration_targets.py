@@ -88,7 +88,8 @@ def test_row_from_known_measurements(tmp_path):
                           [13.6] * 99 + [14.6], fwd, rev, goodput_bps=98.5e6, retransmits=2,
                           ceiling=CEILING, mechanism="delayline", scale="1/4000")
     assert row.configured_rtt_ms == 13.4 and row.configured_owd_ms == 6.7
-    assert row.measured_rtt_median_ms == 13.6 and row.rtt_error_ms == pytest.approx(0.2)
+    # the 99 printed as 13.6 were anywhere in [13.55, 13.65): the median is the 50th of them
+    assert row.measured_rtt_median_ms == 13.601 and row.rtt_error_ms == pytest.approx(0.201)
     assert row.rtt_status == OK and row.rtt_ok  # 2% of 13.4 is 0.268
     assert row.pdv_ms == 0.0  # ping's p99 - min: the one slow ping is the 100th
     assert row.fwd_owd_min_ms == 6.9 and row.fwd_owd_p999_ms == 7.7 and row.fwd_pdv_ms == 0.8
