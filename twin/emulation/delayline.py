@@ -156,7 +156,7 @@ def delayline_params(shaping: Shaping) -> DelayLineParams:
     """The program's parameters for a link shaped so. ``down`` holds the whole line down: a
     mid-span cut (runtime.set_link_span), which the switch ports do not see."""
     return {"delay_s": shaping.delay_s, "jitter_s": shaping.jitter_s, "loss": shaping.loss,
-            "down": False, "rate_bps": shaping.rate_bps or 0,
+            "down": shaping.down, "rate_bps": shaping.rate_bps or 0,
             "class_dscps": list(shaping.class_dscps),
             "comp_first_s": shaping.compensation.first_s,
             "comp_transit_ab_s": shaping.compensation.transit_ab_s,

@@ -21,7 +21,6 @@ from typing import Iterator, Optional
 from twin.emulation import cleanup, liveness
 from twin.emulation.build import build_twin
 from twin.emulation.controller import admitted_reservations
-from twin.emulation.delayline import update_delayline
 from twin.emulation.links import set_long_haul_impairments
 from twin.emulation.state import TwinState, WanInfo
 from twin.emulation.tc import class_rate_commands, frame_bytes, htb_burst_bytes
@@ -227,17 +226,15 @@ def set_link_state(a: str, b: str, up_: bool) -> WanInfo:
 def set_link_span(a: str, b: str, up_: bool) -> WanInfo:
     """Cut or restore a WAN link mid-span: its delay stage drops every frame (the delay line's
     ``down``; netem: 100% loss) while both switch ports stay up, so only a liveness check (BFD,
-    see twin.emulation.liveness) can tell the switches."""
+    see twin.emulation.liveness) can tell the switches. The cut is part of the link's state:
+    `twin link set` during it changes the link and keeps it cut."""
     state = require_state()
     w = find_wan(state, a, b)
-    shaping = w.shaping(state.mtu, state.time)
-    if w.delayline:
-        update_delayline(w.delayline, {**w.delayline.params, "down": not up_})
-    elif state.mechanism == "netem":
-        set_long_haul_impairments(None, [(w.intf_a, None), (w.intf_b, None)],
-                                  shaping if up_ else replace(shaping, loss=1.0))
-    else:
+    if not w.delayline and state.mechanism != "netem":
         raise TwinError(f"WAN link {a}-{b} has no delay stage to cut (no delay, jitter or loss)")
+    w.cut_mid_span = not up_
+    set_long_haul_impairments(w.delayline, [(w.intf_a, None), (w.intf_b, None)],
+                              w.shaping(state.mtu, state.time))
     save_state(state)
     if up_:
         liveness.wait_bfd_up([w.intf_a, w.intf_b])
@@ -303,6 +300,10 @@ def health(state: TwinState) -> list[str]:
         if down:
             problems.append(f"WAN link {link.a}-{link.b} is cut (port {', '.join(down)} down); "
                             f"'twin link up {link.a} {link.b}' restores it")
+        if link.cut_mid_span:
+            problems.append(f"WAN link {link.a}-{link.b} is cut mid-span (its delay stage drops "
+                            f"every frame, the ports are up); 'twin link up {link.a} {link.b} "
+                            "--mid-span' restores it")
     return problems
 
 

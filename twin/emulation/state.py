@@ -61,6 +61,7 @@ class WanInfo:
     comp_transit_ab_s: float = 0.0
     comp_transit_ba_s: float = 0.0
     measured_rtt_s: Optional[float] = None  # the one-hop round trip once compensated (host time)
+    cut_mid_span: bool = False  # its delay stage drops every frame, the ports up (set_link_span)
 
     def compensation(self) -> Compensation:
         return Compensation(self.comp_first_s, self.comp_transit_ab_s, self.comp_transit_ba_s,
@@ -73,7 +74,7 @@ class WanInfo:
         return Shaping(rate_bps=dilation.host_bps(self.emulated_bps),
                        delay_s=dilation.host_s(self.delay_s), jitter_s=dilation.host_s(self.jitter_s),
                        loss=self.loss, mtu=mtu, class_dscps=tuple(self.class_dscps),
-                       compensation=self.compensation())
+                       compensation=self.compensation(), down=self.cut_mid_span)
 
     def floor_exceeds_delay(self, dilation: Dilation) -> bool:
         """The host's floor is longer than the fiber: the link cannot be as short as configured."""

@@ -64,6 +64,9 @@ class Shaping:
     # class apart, as netem does with one leaf per class (see twin/delayline.c)
     class_dscps: tuple[int, ...] = ()
     compensation: Compensation = Compensation()
+    # the delay stage drops every frame while the switch ports stay up: a mid-span cut
+    # (runtime.set_link_span); every change of the link's other settings keeps it
+    down: bool = False
 
     def has_impairment(self) -> bool:
         return self.delay_s > 0 or self.jitter_s > 0 or self.loss > 0
@@ -124,7 +127,7 @@ def netem_args(shaping: Shaping) -> list[str]:
     args = ["netem", "delay", f"{delay * 1e6:.0f}us"]
     if shaping.jitter_s:
         args += [f"{shaping.jitter_s * 1e6:.0f}us", "distribution", "normal"]
-    args += ["loss", f"{shaping.loss * 100:.6g}%"]
+    args += ["loss", f"{(1.0 if shaping.down else shaping.loss) * 100:.6g}%"]
     return args + (["rate", f"{int(shaping.rate_bps)}bit"] if shaping.rate_bps else [])
 
 

@@ -118,6 +118,26 @@ def test_live_delay_change_and_link_cut(ci2site):
         runtime.set_link("beijing", "wuhan", delay_s=topo.link_delay(topo.links[0]))
 
 
+def test_a_mid_span_cut_stays_until_restored_whatever_the_link_is_set_to(ci2site):
+    topo, state = ci2site
+    try:
+        runtime.set_link_span("beijing", "wuhan", up_=False)
+        assert ping_rtts(state, "beijing1", "wuhan1", count=5, interval=0.1) == []
+        runtime.set_link("beijing", "wuhan", delay_s=0.010)  # a change during the cut
+        assert ping_rtts(state, "beijing1", "wuhan1", count=5, interval=0.1) == []
+        problems = runtime.health(runtime.require_state())
+        assert any("beijing-wuhan is cut mid-span" in p for p in problems), problems
+        runtime.set_link_span("beijing", "wuhan", up_=True)
+        rtts = ping_rtts(state, "beijing1", "wuhan1", count=20)
+        early = early_ms(state, ["beijing", "wuhan"], round_trip=True)
+        # restored with the delay set during the cut
+        assert len(rtts) >= 19 and min(rtts) >= 20 - early and statistics.median(rtts) <= 21.5
+        assert not any("mid-span" in p for p in runtime.health(runtime.require_state()))
+    finally:
+        runtime.set_link_span("beijing", "wuhan", up_=True)
+        runtime.set_link("beijing", "wuhan", delay_s=topo.link_delay(topo.links[0]))
+
+
 def test_second_twin_is_refused(ci2site):
     topo, _ = ci2site
     with pytest.raises(TwinError, match="already running"):

@@ -59,6 +59,22 @@ def test_long_haul_delay_stage_serializes_at_the_link_rate():
     assert params["class_dscps"] == []  # one FIFO unless the port has detpath's classes
 
 
+def test_a_link_cut_mid_span_stays_cut_whatever_else_its_delay_stage_is_given():
+    """A mid-span cut lives in the link's shaping, so a new delay, rate or loss (twin link set,
+    compensation) is applied with the line still down, netem still dropping everything."""
+    from twin.emulation.state import WanInfo
+    link = WanInfo(a="beijing", b="wuhan", switch_a="tw1", switch_b="tw2", port_a=3, port_b=3,
+                   intf_a="i1", intf_b="i2", km=1368.0, delay_s=0.0067, jitter_s=0.0, loss=0.001,
+                   rate_bps=4e11, emulated_bps=1e8, queue_bytes=670_000)
+    assert delayline_params(link.shaping(9000, Dilation(1)))["down"] is False
+    assert "loss 0.1%" in " ".join(netem_args(link.shaping(9000, Dilation(1))))
+    link.cut_mid_span = True
+    link.delay_s = 0.010  # twin link set --delay 10ms during the cut
+    cut = link.shaping(9000, Dilation(1))
+    assert delayline_params(cut)["down"] is True and delayline_params(cut)["delay_s"] == 0.010
+    assert "loss 100%" in " ".join(netem_args(cut))
+
+
 def test_a_detpath_link_tells_its_delay_line_which_classes_to_serialize_apart():
     from twin.emulation.state import WanInfo
     w = WanInfo(a="x", b="y", switch_a="s1", switch_b="s2", port_a=1, port_b=1, intf_a="i1",
