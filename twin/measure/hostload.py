@@ -125,10 +125,18 @@ def verdict(rows: Sequence[object]) -> str:
     def get(r: object, k: str) -> object:
         return r.get(k) if isinstance(r, dict) else getattr(r, k, None)
     bound = [r for r in rows if get(r, "host_bound") in (True, "True")]
+    # rows of a CSV older than the host columns say nothing either way: never "headroom"
+    unknown = [r for r in rows if get(r, "host_bound") not in (True, False, "True", "False")]
+    if len(unknown) == len(rows):
+        return f"not recorded in any of the {len(rows)} rows"
+    missing = f"; not recorded in {len(unknown)} of {len(rows)} rows" if unknown else ""
     if bound:
-        return f"{len(bound)} of {len(rows)} rows host-bound ({get(bound[0], 'host')})"
+        return f"{len(bound)} of {len(rows)} rows host-bound ({get(bound[0], 'host')}){missing}"
+    known = len(rows) - len(unknown)
     notes = [str(get(r, "host")) for r in rows if get(r, "host")]
-    return f"the host had headroom in all {len(rows)} rows" + (f" (last: {notes[-1]})" if notes else "")
+    return (f"the host had headroom in all {known} rows that record it" if unknown
+            else f"the host had headroom in all {known} rows") \
+        + (f" (last: {notes[-1]})" if notes else "") + missing
 
 
 def summarize(shares: list[float], line_before: Optional[dict] = None,

@@ -6,6 +6,7 @@ Each point counts by its latest attempt: a point that failed and then succeeded 
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Optional
@@ -103,7 +104,7 @@ def _host(r: dict) -> str:
     """The host column: the flag with the CPU figure (rows of older CSVs may not carry it)."""
     if r.get("host_bound") == "True":
         return f"host-bound ({float(r.get('host_cpu_saturated_share') or 0):.0%} CPU-saturated)"
-    return "headroom" if r.get("host_bound") == "False" else ""
+    return "headroom" if r.get("host_bound") == "False" else "not recorded"
 
 
 def report(rows: list[dict], csv_path: Path, plots: list[Path], attempts: Optional[int] = None) -> str:
@@ -131,7 +132,7 @@ def report(rows: list[dict], csv_path: Path, plots: list[Path], attempts: Option
                          f"{_f(r, 'model_error'):+.1%} | {_f(r, 'efficiency'):.1%} | "
                          f"{_f(r, 'model_efficiency'):.1%} | {_host(r)} |")
         errs = sorted(abs(_f(r, "model_error")) for r in ok)
-        lines += ["", f"Model error |measured - model| / model: median {errs[len(errs) // 2]:.1%}, "
+        lines += ["", f"Model error |measured - model| / model: median {statistics.median(errs):.1%}, "
                       f"max {errs[-1]:.1%}; within 5%: {sum(e <= 0.05 for e in errs)}/{len(errs)}.",
                   "", f"Host: {verdict(ok)}.", ""]
     for r in failed:

@@ -69,6 +69,14 @@ def test_verdict_over_rows_and_csv_dicts():
     assert verdict([LoadSummary(1, 0.0, 0.1)]).startswith("the host had headroom in all 1 rows")
 
 
+def test_rows_that_predate_the_host_columns_are_never_called_headroom():
+    calm = {k: str(v) for k, v in host_columns(summarize([0.3] * 10)).items()}
+    old = {"iteration_s": "0.687"}  # a CSV row written before the host columns existed
+    assert verdict([old, dict(old, host_bound="")]) == "not recorded in any of the 2 rows"
+    assert verdict([calm, old]).startswith("the host had headroom in all 1 rows that record it")
+    assert verdict([calm, old]).endswith("; not recorded in 1 of 2 rows")
+
+
 def test_sampling_sees_a_saturating_load(tmp_path):
     """Real samples of this machine's /proc/stat while every CPU spins: the flag appears."""
     spin = [subprocess.Popen([sys.executable, "-c", "while True: pass"])

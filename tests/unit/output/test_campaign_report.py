@@ -34,6 +34,16 @@ def test_every_committed_campaign_csv_is_reported(name, tmp_path):
     assert text.startswith(f"# Campaign {name}\n")
 
 
+def test_the_model_errors_median_of_an_even_number_of_rows_lies_between_the_middle_two(tmp_path):
+    # the committed 40-city campaign: ring -4.4%, tree -8.2% off the model
+    rows = rep.read(COMMITTED / "fntf-40city.csv")
+    errs = sorted(abs(float(r["model_error"])) for r in rows)
+    assert len(errs) == 2
+    text = rep.report(rows, COMMITTED / "fntf-40city.csv", [])
+    assert (f"median {(errs[0] + errs[1]) / 2:.1%}, max {errs[1]:.1%}; within 5%: "
+            f"{sum(e <= 0.05 for e in errs)}/2.") in text
+
+
 def test_a_point_that_failed_then_succeeded_counts_as_succeeded(tmp_path):
     ok = committed_rows("fntf-reference")[:2]
     failed = dict(ok[0], status="failed", error="training replay: rank 0: timed out",
