@@ -77,6 +77,8 @@ def compensation_table(s: TwinState) -> Table:
     for w in s.wan:
         note = "floor exceeds the fiber: as short as this machine can make it" \
             if w.floor_exceeds_delay(k) else ""
+        if w.floor_rtt_s is None and s.compensated:
+            note = "not measured: no frame crosses it one hop at a time (off the spanning tree)"
         t.add_row(f"{w.a}-{w.b}", ms(configured_one_hop_rtt_s(s, w, s.site_delay_s)),
                   ms(w.floor_rtt_s), ms(2 * w.comp_first_s), ms(w.measured_rtt_s), note)
     return t

@@ -88,7 +88,8 @@ def compensate_floor(state: TwinState, progress: Progress = lambda s: None) -> N
             _apply(state, w)
         raise
     lan = floors.lan
-    for w in state.wan:
+    measured = [w for w in state.wan if _key(w) in floors.link]
+    for w in measured:
         w.floor_rtt_s = floors.link[_key(w)]
         _set_one_hop(state, w, w.floor_rtt_s / 2, lan.get(w.a, floors.typical_lan),
                      lan.get(w.b, floors.typical_lan))
@@ -97,19 +98,29 @@ def compensate_floor(state: TwinState, progress: Progress = lambda s: None) -> N
     # each measurement estimates the link's whole excess at the configured delay (what it
     # measured plus what was taken off); the compensation is the mean of the estimates so far,
     # so the machine's noise between rounds averages out instead of being chased
-    excess: dict[tuple[str, str], list[float]] = {_key(w): [] for w in state.wan}
+    excess: dict[tuple[str, str], list[float]] = {_key(w): [] for w in measured}
     for round_ in range(ROUNDS):
-        residual = measure_residuals(state, site_delay_s)
-        for w in state.wan:
+        residual = measure_residuals(state, site_delay_s, measured)
+        for w in measured:
             w.measured_rtt_s = configured_one_hop_rtt_s(state, w, site_delay_s) + residual[_key(w)]
             excess[_key(w)].append(residual[_key(w)] + 2 * w.comp_first_s)
-        late = [w for w in state.wan if abs(residual[_key(w)]) > RESIDUAL_S]
+        late = [w for w in measured if abs(residual[_key(w)]) > RESIDUAL_S]
         if not late or round_ == ROUNDS - 1:
             break
         for w in late:
             _set_one_hop(state, w, statistics.fmean(excess[_key(w)]) / 2,
                          lan.get(w.a, floors.typical_lan), lan.get(w.b, floors.typical_lan))
-    short = [f"{w.a}-{w.b}" for w in state.wan if w.floor_exceeds_delay(state.time)]
+    # links no frame crosses one hop at a time (off the baseline's spanning tree): their ends'
+    # workers reach each other the long way round, so the link cannot be measured; it carries
+    # traffic only once forwarding changes, and then pays what the measured links pay
+    unmeasured = [w for w in state.wan if _key(w) not in floors.link]
+    if unmeasured:
+        typical = statistics.median(w.comp_first_s for w in measured)
+        for w in unmeasured:
+            w.floor_rtt_s = w.measured_rtt_s = None
+            _set_one_hop(state, w, typical, lan.get(w.a, floors.typical_lan),
+                         lan.get(w.b, floors.typical_lan))
+    short = [f"{w.a}-{w.b}" for w in measured if w.floor_exceeds_delay(state.time)]
     progress("delay compensation: one-hop floor "
              + _range_ms([w.floor_rtt_s for w in state.wan if w.floor_rtt_s is not None])
              + " ms round trip with the delay stages at zero; "
@@ -118,7 +129,10 @@ def compensate_floor(state: TwinState, progress: Progress = lambda s: None) -> N
              + _range_ms([w.measured_rtt_s - configured_one_hop_rtt_s(state, w, site_delay_s)
                           for w in state.wan if w.measured_rtt_s is not None], signed=True)
              + " ms off the configured one"
-             + (f"; the floor exceeds the configured delay on {', '.join(short)}" if short else ""))
+             + (f"; the floor exceeds the configured delay on {', '.join(short)}" if short else "")
+             + (f"; {', '.join(f'{w.a}-{w.b}' for w in unmeasured)} off the baseline's spanning "
+                "tree (no frame crosses it one hop at a time): not measured, given the measured "
+                "links' median" if unmeasured else ""))
 
 
 def _set_one_hop(state: TwinState, w: WanInfo, first_s: float, lan_a_s: float, lan_b_s: float) -> None:
@@ -135,11 +149,12 @@ def configured_one_hop_rtt_s(state: TwinState, w: WanInfo, site_delay_s: dict[st
     return 2 * state.time.host_s(w.delay_s + site_delay_s.get(w.a, 0.0) + site_delay_s.get(w.b, 0.0))
 
 
-def measure_residuals(state: TwinState, site_delay_s: dict[str, float]) -> dict[tuple[str, str], float]:
-    """Per link: the median of the one-hop round trips measured now less the configured round
-    trip (host time, s)."""
+def measure_residuals(state: TwinState, site_delay_s: dict[str, float],
+                      links: list[WanInfo]) -> dict[tuple[str, str], float]:
+    """Per link of ``links``: the median of the one-hop round trips measured now less the
+    configured round trip (host time, s)."""
     first = _first_workers(state)
-    pairs = [(first[w.a], first[w.b]) for w in state.wan]
+    pairs = [(first[w.a], first[w.b]) for w in links]
     # one link at a time, as calibration pings: pings on other links keep the shared switches
     # and CPUs awake and make every round trip shorter (0.2-0.5 ms here); many links at once
     # only where one at a time would take minutes
@@ -147,7 +162,7 @@ def measure_residuals(state: TwinState, site_delay_s: dict[str, float]) -> dict[
         rtts = list(pool.map(lambda pair: _median_s(
             _rtts(state, pair[0], pair[1], RESIDUAL_PINGS, RESIDUAL_INTERVAL_S)), pairs))
     return {_key(w): rtt - configured_one_hop_rtt_s(state, w, site_delay_s)
-            for w, rtt in zip(state.wan, rtts)}
+            for w, rtt in zip(links, rtts)}
 
 
 def _first_workers(state: TwinState) -> dict[str, WorkerInfo]:
@@ -175,13 +190,15 @@ class Floors:
 
 
 def measure_floors(state: TwinState) -> Floors:
-    """Round trips with the delay stages at zero: every link's one-hop path, every site's LAN."""
+    """Round trips with the delay stages at zero: every forwarded link's one-hop path (not the
+    links off the baseline's spanning tree, see forwarding_graph), every site's LAN."""
     floors = Floors()
     first = _first_workers(state)
     by_site: dict[str, list[WorkerInfo]] = {}
     for wk in state.workers:
         by_site.setdefault(wk.site, []).append(wk)
-    links = {_key(w): (first[w.a], first[w.b]) for w in state.wan}
+    g = forwarding_graph(state)
+    links = {_key(w): (first[w.a], first[w.b]) for w in state.wan if g.has_edge(w.a, w.b)}
     lans = {site: (ws[0], ws[1]) for site, ws in by_site.items() if len(ws) > 1}
     with ThreadPoolExecutor(PARALLEL) as pool:
         rtts = dict(zip(list(links) + list(lans),
@@ -200,16 +217,23 @@ def measure_floors(state: TwinState) -> Floors:
     return floors
 
 
-def transit_pairs(state: TwinState) -> dict[str, tuple[str, str]]:
-    """For each site some forwarded path crosses: two of its neighbours whose forwarding path is
-    exactly neighbour-site-neighbour (the shortest-delay path, or the baseline controller's
-    spanning tree, where it forwards). The closest such pair, so its round trip is short."""
+def forwarding_graph(state: TwinState) -> nx.Graph:
+    """The WAN links frames are forwarded over: all of them, or the baseline controller's
+    spanning tree, where it forwards."""
     g = fabric_graph([{"a": w.a, "b": w.b, "delay_s": w.delay_s, "emulated_bps": w.emulated_bps,
                        "switch_a": w.switch_a, "switch_b": w.switch_b, "port_a": w.port_a,
                        "port_b": w.port_b} for w in state.wan])
     if state.controller == "baseline":
         tree_ports = {(sw, port) for sw, ports in spanning_tree_ports(g).items() for port in ports}
         g = g.edge_subgraph([(u, v) for u, v, d in g.edges(data=True) if d["ports"][u] in tree_ports])
+    return g
+
+
+def transit_pairs(state: TwinState) -> dict[str, tuple[str, str]]:
+    """For each site some forwarded path crosses: two of its neighbours whose forwarding path is
+    exactly neighbour-site-neighbour over the forwarding graph. The closest such pair, so its
+    round trip is short."""
+    g = forwarding_graph(state)
     out: dict[str, tuple[str, str]] = {}
     for site in g.nodes:
         best: Optional[tuple[float, str, str]] = None

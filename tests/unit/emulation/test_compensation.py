@@ -91,3 +91,39 @@ def test_a_path_that_never_answers_is_refused_after_every_attempt(monkeypatch):
     with pytest.raises(compensation.TwinError, match="9 of 20 pings answered .best of 3"):
         compensation._rtts(state(link("a", "b", 0.001)), worker("a1", "10.0.0.1"), worker("b1", "10.0.0.2"), 20)
     assert len(calls) == compensation.ATTEMPTS
+
+
+def test_a_link_off_the_baselines_spanning_tree_is_not_measured_but_given_the_others_median(monkeypatch):
+    """Under the baseline controller a triangle forwards over its two short links only: the
+    long link's ends reach each other over both short ones, so pinging them measures two hops
+    and the long link would have two hops' floor (and their propagation) taken off."""
+    from dataclasses import replace
+    ab = replace(link("a", "b", 0.005), port_a=1, port_b=1)
+    bc = replace(link("b", "c", 0.005), port_a=2, port_b=1)
+    ac = replace(link("a", "c", 0.020), port_a=2, port_b=2)
+    st = state(ab, bc, ac)
+    st.controller = "baseline"
+    st.workers = [worker(f"{s}{i}", f"10.0.{n}.{i}") for n, s in enumerate("abc") for i in (1, 2)]
+    route = {("a", "b"): [ab], ("b", "c"): [bc], ("a", "c"): [ab, bc]}  # the spanning tree's
+    stages = {"zero": False}
+    pinged = []
+
+    def rtts(s, src, dst, count, interval_s=0.0):
+        pinged.append((src.name, dst.name))
+        if src.site == dst.site:
+            return [0.0002] * count
+        hops = route[tuple(sorted((src.site, dst.site)))]
+        fiber = 0.0 if stages["zero"] else sum(2 * w.delay_s - 2 * w.comp_first_s for w in hops)
+        return [0.0005 * len(hops) + fiber] * count
+
+    # the delay stages at zero while the floor is measured, then at their delay less compensation
+    monkeypatch.setattr(compensation, "_apply", lambda s, w, zero=False: stages.update(zero=zero))
+    monkeypatch.setattr(compensation, "_rtts", rtts)
+    said = []
+    compensation.compensate_floor(st, said.append)
+    assert not {("a1", "c1"), ("c1", "a1")} & set(pinged)
+    assert ab.floor_rtt_s == pytest.approx(0.0005) and bc.floor_rtt_s == pytest.approx(0.0005)
+    assert ac.floor_rtt_s is None and ac.measured_rtt_s is None
+    assert ac.comp_first_s == pytest.approx((ab.comp_first_s + bc.comp_first_s) / 2)
+    assert ab.comp_first_s == pytest.approx(0.00025)
+    assert "a-c off the baseline's spanning tree" in said[-1]
