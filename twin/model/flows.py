@@ -17,19 +17,23 @@ message:
   ``("at", t)`` (waits until t: a gradient bucket that is not produced yet);
 - every connection is a FIFO: its messages are sent one after another;
 - the messages on the wire at any moment share every resource they cross (the sender's NIC, each
-  WAN link per direction, the receiver's NIC) max-min fairly, as TCP flows on a shaped fabric
-  do; the rates are recomputed whenever a message starts or ends;
+  WAN link per direction, the receiver's NIC) max-min fairly in proportion to 1 / their round
+  trip, as TCP flows on a shared bottleneck do: CUBIC's window grows with the time since its
+  last loss, not with its round trip, and a bounded send window is one window for every flow,
+  so flows of equal windows move a window per round trip each; the rates are recomputed
+  whenever a message starts or ends;
 - a message arrives ``latency`` after its last byte has passed its bottleneck: the software step
   (alpha_lan), the path's propagation, and the store-and-forward of its last frame on every WAN
   hop but the bottleneck (each delay line serializes a whole frame at its link's rate, as a
   router's port does; twin/emulation/delayline.c), which a multi-hop path pays once per hop.
 
-Where it stands (fntf-40city, 1/4000, dilation 8, two 268 KB buckets, measured 5.695 s a tree
-iteration): this replay predicts 6.274 s (measured -9.2%), the level-by-level form 4.961 s
-(+14.8%). The sharing discipline is what is left: max-min shares a link equally among the
-messages on it, a drop-tail FIFO serves the bursts that came first first. A frame-level replay
-with FIFO hops and slow-starting senders (tried, not kept) said 5.01 s, strict FIFO by message
-4.58 s: the twin's TCP lies between, nearer to fair sharing. The ring keeps its closed form.
+Where it stands (fntf-40city, 1/4000, dilation 8, two 268 KB buckets; measured 5.695 s and
+5.759 s a tree iteration in two campaign runs): with shares in proportion to 1 / round trip
+this replay predicts 5.763 s; with equal shares it predicted 6.274 s (the tree's short edges
+and long edges crossing one link then finish together, where TCP lets the short ones through
+first), the level-by-level form 4.961 s. A frame-level replay with FIFO hops and slow-starting
+senders (tried, not kept) said 5.01 s, strict FIFO by message 4.58 s. The ring keeps its closed
+form.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Generator, Hashable, Sequence
-from typing import Any
+from typing import Any, Optional
 
 from traffic.collectives import PIPELINE_BYTES
 from twin.model.fabric import Fabric
@@ -48,9 +52,12 @@ Program = Generator[Op, None, None]
 Resource = Hashable
 
 
-def max_min_rates(flows: Sequence[Sequence[Resource]], capacity: dict[Resource, float]) -> list[float]:
-    """Max-min fair rates (progressive filling) of flows crossing the given resources: the
-    tightest resource is shared equally among its flows, which are then fixed, and so on."""
+def max_min_rates(flows: Sequence[Sequence[Resource]], capacity: dict[Resource, float],
+                  weights: Optional[Sequence[float]] = None) -> list[float]:
+    """Weighted max-min fair rates (progressive filling) of flows crossing the given resources:
+    the tightest resource is shared among its flows in proportion to their weights (equally
+    without weights), they are then fixed, and so on."""
+    w = list(weights) if weights is not None else [1.0] * len(flows)
     rate = [math.inf] * len(flows)
     left = {}
     users: dict[Resource, set[int]] = {}
@@ -58,13 +65,16 @@ def max_min_rates(flows: Sequence[Sequence[Resource]], capacity: dict[Resource, 
         for r in res:
             users.setdefault(r, set()).add(i)
             left[r] = capacity[r]
+
+    def per_weight(r: Resource) -> float:
+        return left[r] / sum(w[i] for i in users[r])
     while users:
-        r = min(users, key=lambda r: left[r] / len(users[r]))
-        share = left[r] / len(users[r])
+        r = min(users, key=per_weight)
+        share = per_weight(r)
         for i in list(users[r]):
-            rate[i] = share
+            rate[i] = share * w[i]
             for q in flows[i]:
-                left[q] -= share
+                left[q] -= rate[i]
                 if q != r:
                     users[q].discard(i)
                     if not users[q]:
@@ -103,6 +113,11 @@ class Network:
             rates = tuple(self.capacity[x] for x in arcs)
             self._routes[key] = ((("out", a), *arcs, ("in", b)), rates, prop)
         return self._routes[key]
+
+    def rtt(self, a: int, b: int) -> float:
+        """The round trip of a connection from rank a to rank b on an idle fabric: the software
+        step and the propagation, both ways."""
+        return 2 * (self.f.alpha_lan + self.route(a, b)[2])
 
     def latency(self, a: int, b: int, nbytes: float) -> float:
         """From the last byte through the bottleneck to the message being there."""
@@ -183,7 +198,8 @@ def run(programs: Sequence[Program], net: Network, window: float = 2 * PIPELINE_
     while active or events:
         if dirty:
             conns = list(active)
-            got = max_min_rates([net.route(*c)[0] for c in conns], net.capacity)
+            got = max_min_rates([net.route(*c)[0] for c in conns], net.capacity,
+                                [1.0 / net.rtt(*c) for c in conns])
             rates = dict(zip(conns, got))
             dirty = False
         t_done = min((now + active[c][0] * 8 / rates[c] for c in active if rates[c] > 0),

@@ -235,6 +235,36 @@ def test_max_min_rates_fill_the_tightest_link_first():
     assert max_min_rates([("x", "y"), ("x",), ("y",)], {"x": 10.0, "y": 4.0}) == [2.0, 8.0, 2.0]
 
 
+def test_weighted_rates_share_a_link_in_proportion_to_the_weights():
+    from twin.model.flows import max_min_rates
+    assert max_min_rates([("x",), ("x",)], {"x": 12.0}, [3.0, 1.0]) == [9.0, 3.0]
+    # a is held to 2 by y; b takes what a leaves on x whatever the weights
+    assert max_min_rates([("x", "y"), ("x",)], {"x": 12.0, "y": 2.0}, [1.0, 5.0]) == [2.0, 10.0]
+
+
+def test_messages_sharing_a_nic_move_in_proportion_to_one_over_their_round_trip():
+    """Rank 0 sends the same message to a rank of its own site (round trip 2 x 0.1 ms) and to one
+    across the WAN (2 x 5 ms): TCP flows of equal windows share the NIC 50:1, so the same-site
+    message is through first, the other then has the NIC alone (the sum is work-conserving)."""
+    from twin.model import flows
+    a_l, a_w, bps, n = 1e-4, 5e-3, 100e6, 1e6
+    f = Fabric(sites=2, per_site=2, lan_bps=bps, wan_bps=bps, alpha_lan=a_l, alpha_wan=a_w)
+
+    def sender():
+        yield ("send", 1, n)
+        yield ("send", 2, n)
+
+    def receiver():
+        yield ("recv", 0)
+
+    def idle():
+        yield from ()
+    end = flows.run([sender(), receiver(), receiver(), idle()], flows.Network(f), window=4 * n)
+    w_lan, w_wan = 1 / (2 * a_l), 1 / (2 * a_w)
+    assert end[1] == pytest.approx(n * 8 / (bps * w_lan / (w_lan + w_wan)) + a_l)
+    assert end[2] == pytest.approx(2 * n * 8 / bps + a_w)
+
+
 def test_a_ring_hop_over_several_links_pays_store_and_forward_on_all_but_its_bottleneck():
     """Sites on a line 0-1-2 (0-1 at 100 Mbit/s, 1-2 at 25 Mbit/s), one rank each: the ring's
     hop 2->0 crosses both links, its last frame serialized at 25 Mbit/s (the fluid transfer's
