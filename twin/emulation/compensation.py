@@ -88,11 +88,14 @@ def compensate_floor(state: TwinState, progress: Progress = lambda s: None) -> N
             _apply(state, w)
         raise
     lan = floors.lan
+
+    def one_hop(w: WanInfo, first_s: float) -> None:
+        _set_one_hop(state, w, first_s, lan.get(w.a, floors.typical_lan),
+                     lan.get(w.b, floors.typical_lan))
     measured = [w for w in state.wan if _key(w) in floors.link]
     for w in measured:
         w.floor_rtt_s = floors.link[_key(w)]
-        _set_one_hop(state, w, w.floor_rtt_s / 2, lan.get(w.a, floors.typical_lan),
-                     lan.get(w.b, floors.typical_lan))
+        one_hop(w, w.floor_rtt_s / 2)
     state.lan_floor_rtt_s = dict(lan)
     state.compensated = True
     # each measurement estimates the link's whole excess at the configured delay (what it
@@ -108,18 +111,16 @@ def compensate_floor(state: TwinState, progress: Progress = lambda s: None) -> N
         if not late or round_ == ROUNDS - 1:
             break
         for w in late:
-            _set_one_hop(state, w, statistics.fmean(excess[_key(w)]) / 2,
-                         lan.get(w.a, floors.typical_lan), lan.get(w.b, floors.typical_lan))
+            one_hop(w, statistics.fmean(excess[_key(w)]) / 2)
     # links no frame crosses one hop at a time (off the baseline's spanning tree): their ends'
     # workers reach each other the long way round, so the link cannot be measured; it carries
-    # traffic only once forwarding changes, and then pays what the measured links pay
+    # traffic only once forwarding changes, and then pays what the measured links pay (its
+    # floor and measured round trip stay None)
     unmeasured = [w for w in state.wan if _key(w) not in floors.link]
     if unmeasured:
         typical = statistics.median(w.comp_first_s for w in measured)
         for w in unmeasured:
-            w.floor_rtt_s = w.measured_rtt_s = None
-            _set_one_hop(state, w, typical, lan.get(w.a, floors.typical_lan),
-                         lan.get(w.b, floors.typical_lan))
+            one_hop(w, typical)
     short = [f"{w.a}-{w.b}" for w in measured if w.floor_exceeds_delay(state.time)]
     progress("delay compensation: one-hop floor "
              + _range_ms([w.floor_rtt_s for w in state.wan if w.floor_rtt_s is not None])
